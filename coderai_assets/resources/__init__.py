@@ -1,0 +1,59 @@
+"""Dagster resources: the application database, the LLM and file storage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from sqlalchemy.orm import Session, sessionmaker
+
+from coderai_assets.db import make_engine, make_session_factory, tenant_session
+from coderai_assets.llm import Extractor, build_chat_model
+from coderai_assets.settings import get_settings
+from coderai_assets.storage import FileStorage, LocalFileStorage
+
+_factories: dict[str, sessionmaker[Session]] = {}
+
+
+class DatabaseResource(ConfigurableResource):
+    url: str
+
+    def factory(self) -> sessionmaker[Session]:
+        # One engine (and pool) per process and URL, not one per asset invocation.
+        if self.url not in _factories:
+            _factories[self.url] = make_session_factory(make_engine(self.url, pool_size=2, max_overflow=2))
+        return _factories[self.url]
+
+    @contextmanager
+    def session(self, tenant_id: uuid.UUID | None) -> Iterator[Session]:
+        with tenant_session(self.factory(), tenant_id) as session:
+            yield session
+
+
+class LLMResource(ConfigurableResource):
+    """Builds the configured LangChain chat model; tests pass a subclass that returns a fake one."""
+
+    def extractor(self) -> Extractor:
+        settings = get_settings()
+        model, name = build_chat_model(settings)
+        return Extractor(model, name, settings.llm_structured_method)
+
+
+class StorageResource(ConfigurableResource):
+    root: str
+
+    def storage(self) -> FileStorage:
+        return LocalFileStorage(Path(self.root))
+
+
+def default_resources() -> dict[str, object]:
+    """The one place that decides the resources of the code location, from settings."""
+    settings = get_settings()
+    return {
+        "db": DatabaseResource(url=settings.database_url),
+        "llm": LLMResource(),
+        "files": StorageResource(root=str(settings.storage_dir)),
+    }

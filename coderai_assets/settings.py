@@ -1,0 +1,100 @@
+"""All configuration, read once from `CODERAI_*` environment variables and validated at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CODERAI_", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+
+    # Application database (projects, documents, extractions). Dagster keeps its own database.
+    database_url: str = DEFAULT_DATABASE_URL
+    dagster_database_url: str = "postgresql://postgres@127.0.0.1:5432/coderai_dagster"
+
+    # Where uploaded files and exports live.
+    storage_dir: Path = Path("var/storage")
+
+    # Dagster webserver the facade talks to (GraphQL), and the code location it reloads.
+    dagster_host: str = "127.0.0.1"
+    dagster_port: int = 3000
+    dagster_location: str = "coderai"
+
+    # LLM provider: `local` (embedded SmolLM2 served by llama.cpp), `openai`, `openai_compatible`,
+    # or `factory` (any LangChain chat model returned by the callable named in `llm_factory`).
+    llm_provider: Literal["local", "openai", "openai_compatible", "factory"] = "local"
+    llm_model: str = ""
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_factory: str = ""
+    llm_temperature: float = 0.0
+    llm_timeout_seconds: float = 120.0
+    llm_max_retries: int = 2
+    llm_max_output_tokens: int = 1024
+    # Context window of the model, in tokens; chunks are sized to fit it.
+    llm_context_tokens: int = 4096
+    # How structured output is requested. llama.cpp's server fails on json_schema (DESIGN.md 7).
+    llm_structured_method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling"
+    # USD per million tokens, for the run's cost figure.
+    llm_input_price_per_mtok: float = 0.0
+    llm_output_price_per_mtok: float = 0.0
+
+    # The embedded model's OpenAI-compatible server (started by `coderai local-llm`).
+    local_llm_host: str = "127.0.0.1"
+    local_llm_port: int = 8765
+    local_llm_model_path: str = ""
+
+    # Ingestion limits: a document is parsed in a child process held to these.
+    max_upload_bytes: int = 100 * 1024 * 1024
+    parse_timeout_seconds: float = 120.0
+    parse_cpu_seconds: int = 120
+    parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    max_zip_uncompressed_bytes: int = 300 * 1024 * 1024
+    max_zip_entries: int = 10_000
+    max_zip_ratio: float = 200.0
+
+    # Chunking, in characters; 0 means "derive from llm_context_tokens".
+    chunk_chars: int = 0
+    chunk_overlap_chars: int = 200
+
+    # The API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    default_tenant_name: str = Field(default="default")
+
+    @model_validator(mode="after")
+    def _check_provider(self) -> Settings:
+        if self.llm_provider == "openai" and not self.llm_api_key:
+            raise ValueError("CODERAI_LLM_PROVIDER=openai needs CODERAI_LLM_API_KEY")
+        if self.llm_provider == "openai_compatible" and not (self.llm_base_url and self.llm_model):
+            raise ValueError("CODERAI_LLM_PROVIDER=openai_compatible needs CODERAI_LLM_BASE_URL and CODERAI_LLM_MODEL")
+        if self.llm_provider == "factory" and ":" not in self.llm_factory:
+            raise ValueError("CODERAI_LLM_PROVIDER=factory needs CODERAI_LLM_FACTORY='module:callable'")
+        if self.chunk_overlap_chars < 0:
+            raise ValueError("CODERAI_CHUNK_OVERLAP_CHARS must be >= 0")
+        return self
+
+    @property
+    def dagster_graphql_url(self) -> str:
+        return f"http://{self.dagster_host}:{self.dagster_port}/graphql"
+
+    @property
+    def effective_chunk_chars(self) -> int:
+        """Characters per chunk: explicit, or about half the context window (4 chars a token)."""
+        if self.chunk_chars > 0:
+            return self.chunk_chars
+        return max(1000, self.llm_context_tokens * 4 // 2)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

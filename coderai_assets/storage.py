@@ -1,0 +1,40 @@
+"""File storage behind a small interface: uploaded originals and exports. Local disk for now."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+
+class FileStorage(ABC):
+    @abstractmethod
+    def write(self, key: str, data: bytes) -> str: ...
+
+    @abstractmethod
+    def read(self, key: str) -> bytes: ...
+
+    @abstractmethod
+    def path(self, key: str) -> Path:
+        """A local path for `key`, for libraries that write files (pandas, openpyxl)."""
+
+
+class LocalFileStorage(FileStorage):
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def path(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if not target.is_relative_to(self.root):
+            raise ValueError(f"storage key escapes the root: {key!r}")
+        return target
+
+    def write(self, key: str, data: bytes) -> str:
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # atomic: readers never see half a file
+        return key
+
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
