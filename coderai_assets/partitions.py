@@ -18,11 +18,11 @@ def documents_partitions(project_id: uuid.UUID) -> DynamicPartitionsDefinition:
 
 
 def documents_job_name(project_id: uuid.UUID) -> str:
-    return f"{project_key(project_id)}__documents"
+    return f"{project_key(project_id)}__documents_job"
 
 
 def export_job_name(project_id: uuid.UUID) -> str:
-    return f"{project_key(project_id)}__export"
+    return f"{project_key(project_id)}__export_job"
 
 
 RUN_TAG = "coderai/run_id"

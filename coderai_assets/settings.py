@@ -19,7 +19,8 @@ class Settings(BaseSettings):
 
     # Application database (projects, documents, extractions). Dagster keeps its own database.
     database_url: str = DEFAULT_DATABASE_URL
-    dagster_database_url: str = "postgresql://postgres@127.0.0.1:5432/coderai_dagster"
+    # SQLAlchemy 2.1 defaults to psycopg 3, which dagster-postgres cannot use: name psycopg2 (DESIGN.md 3).
+    dagster_database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_dagster"
 
     # Where uploaded files and exports live.
     storage_dir: Path = Path("var/storage")

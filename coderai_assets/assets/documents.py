@@ -2,7 +2,6 @@
 each asset loops over the run's partition keys (one key, or a range) with one transaction per document,
 so one bad document never fails the others (DESIGN.md 2)."""
 
-from __future__ import annotations
 
 import uuid
 

@@ -1,6 +1,5 @@
 """The project's export: CSV and Excel files of a run's dataset, with a codebook sheet."""
 
-from __future__ import annotations
 
 import uuid
 

@@ -1,7 +1,6 @@
 """Moves application runs along: requests the export once every document of a run is done, and fails runs whose
 Dagster runs ended without finishing their documents (a crash, a cancel)."""
 
-from __future__ import annotations
 
 import uuid
 

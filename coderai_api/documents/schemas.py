@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from coderai_assets.models import DocumentStatus
+
+
+class DocumentRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    file_name: str
+    format: str | None
+    size_bytes: int
+    sha256: str
+    status: DocumentStatus
+    error_code: str | None
+    error_message: str | None
+    page_count: int | None
+    created_at: datetime
+
+
+class UploadResult(BaseModel):
+    document: DocumentRead
+    duplicate: bool

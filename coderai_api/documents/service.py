@@ -1,0 +1,53 @@
+"""Uploads: store the original, register the document, and make it a Dagster partition of its project."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coderai_assets.errors import InvalidInput
+from coderai_assets.ingest import codes
+from coderai_assets.models import Document, Project
+from coderai_assets.storage import FileStorage
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def safe_file_name(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "document"
+    return _UNSAFE.sub("_", base)[:200]
+
+
+def add_document(session: Session, storage: FileStorage, project: Project, file_name: str, data: bytes,
+                 max_bytes: int) -> tuple[Document, bool]:
+    """(document, duplicate): the same bytes uploaded twice to a project are one document."""
+    if not data:
+        raise InvalidInput(f"{file_name}: the file is empty.", code=codes.EMPTY_FILE)
+    if len(data) > max_bytes:
+        raise InvalidInput(f"{file_name}: {len(data)} bytes is over the limit of {max_bytes}.", code=codes.TOO_LARGE)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = session.scalars(
+        select(Document).where(Document.project_id == project.id, Document.sha256 == digest)
+    ).first()
+    if existing is not None:
+        return existing, True
+    document_id = uuid.uuid4()
+    key = f"{project.tenant_id}/{project.id}/documents/{document_id}/original"
+    storage.write(key, data)
+    document = Document(
+        id=document_id, tenant_id=project.tenant_id, project_id=project.id, file_name=safe_file_name(file_name),
+        size_bytes=len(data), sha256=digest, storage_path=key,
+    )
+    session.add(document)
+    session.flush()
+    return document, False
+
+
+def list_documents(session: Session, project: Project) -> list[Document]:
+    return list(
+        session.scalars(select(Document).where(Document.project_id == project.id).order_by(Document.created_at))
+    )

@@ -1,0 +1,48 @@
+"""The ASGI app: `uvicorn coderai_api.main:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from coderai_assets.db import make_engine, make_session_factory
+from coderai_assets.settings import Settings, get_settings
+from coderai_assets.storage import LocalFileStorage
+from coderai_api.documents.routes import router as documents_router
+from coderai_api.errors import install_error_handlers
+from coderai_api.exports.routes import router as exports_router
+from coderai_api.orchestrator import Orchestrator
+from coderai_api.projects.routes import router as projects_router
+from coderai_api.runs.routes import router as runs_router
+
+
+def create_app(settings: Settings | None = None, orchestrator: Orchestrator | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Engines are created here, never at import.
+        s = settings or get_settings()
+        engine = make_engine(s.database_url, pool_size=5, max_overflow=5)
+        app.state.settings = s
+        app.state.session_factory = make_session_factory(engine)
+        app.state.storage = LocalFileStorage(s.storage_dir)
+        app.state.orchestrator = orchestrator or Orchestrator(s)
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="CoderAI", version="0.1.0", lifespan=lifespan)
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    for router in (projects_router, documents_router, runs_router, exports_router):
+        api.include_router(router)
+
+    @api.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api)
+    return app
+
+
+app = create_app()

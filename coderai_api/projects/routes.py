@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, BackgroundTasks
+
+from coderai_api.deps import OrchestratorDep, SessionDep, TenantId
+from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.projects import service
+from coderai_api.projects.schemas import ProjectCreate, ProjectRead, VariableCreate, VariableRead
+
+router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPONSES)
+
+
+def _reload_quietly(orchestrator) -> None:
+    # The new project's assets appear in Dagster after a reload; a run started before it retries the reload.
+    try:
+        orchestrator.reload()
+    except Exception:  # the run launch reloads again and reports the error then
+        pass
+
+
+@router.post("", response_model=ProjectRead, status_code=201)
+def create_project(body: ProjectCreate, session: SessionDep, tenant_id: TenantId,
+                   orchestrator: OrchestratorDep, background: BackgroundTasks):
+    project = service.create_project(session, tenant_id, body)
+    background.add_task(_reload_quietly, orchestrator)
+    return project
+
+
+@router.get("", response_model=list[ProjectRead])
+def list_projects(session: SessionDep, tenant_id: TenantId):
+    return service.list_projects(session, tenant_id)
+
+
+@router.get("/{project_id}", response_model=ProjectRead)
+def get_project(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
+    return service.get_project(session, tenant_id, project_id)
+
+
+@router.post("/{project_id}/variables", response_model=VariableRead, status_code=201)
+def create_variable(project_id: uuid.UUID, body: VariableCreate, session: SessionDep, tenant_id: TenantId):
+    project = service.get_project(session, tenant_id, project_id)
+    return service.create_variable(session, project, body)
+
+
+@router.get("/{project_id}/variables", response_model=list[VariableRead])
+def list_variables(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
+    return service.list_variables(session, service.get_project(session, tenant_id, project_id))

@@ -1,0 +1,64 @@
+"""Projects and their variables. Services only flush; the request owns the transaction."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.models import Project, Variable
+from coderai_api.projects.schemas import ProjectCreate, VariableCreate
+
+
+def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:
+    project = session.scalars(select(Project).where(Project.id == project_id, Project.tenant_id == tenant_id)).first()
+    if project is None:
+        raise NotFound("No such project.", code="project_not_found")
+    return project
+
+
+def list_projects(session: Session, tenant_id: uuid.UUID) -> list[Project]:
+    return list(session.scalars(select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at)))
+
+
+def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate) -> Project:
+    project = Project(tenant_id=tenant_id, **body.model_dump())
+    session.add(project)
+    session.flush()
+    return project
+
+
+def list_variables(session: Session, project: Project) -> list[Variable]:
+    return list(
+        session.scalars(
+            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+        )
+    )
+
+
+def create_variable(session: Session, project: Project, body: VariableCreate) -> Variable:
+    existing = {v.name: v for v in list_variables(session, project)}
+    if body.name in existing:
+        raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists")
+    if body.depends_on and body.depends_on not in existing:
+        raise InvalidInput(f"depends_on names an unknown variable {body.depends_on!r}.", code="unknown_dependency")
+    if body.validation and body.validation.pattern:
+        try:
+            re.compile(body.validation.pattern)
+        except re.error as exc:
+            raise InvalidInput(f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern") from exc
+    data = body.model_dump(exclude={"position", "validation"})
+    position = body.position
+    if position is None:
+        position = (session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0) + 1
+    variable = Variable(
+        tenant_id=project.tenant_id, project_id=project.id, position=position,
+        validation=body.validation.model_dump(exclude_none=True) if body.validation else None,
+        **{**data, "display_name": body.display_name or body.name.replace("_", " ").capitalize()},
+    )
+    session.add(variable)
+    session.flush()
+    return variable

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from coderai_assets.models import RunKind, RunStatus
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: RunKind
+    sample_size: int | None = Field(default=None, ge=1, le=10_000)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _sample(self) -> RunCreate:
+        if self.kind == RunKind.sample and self.sample_size is None:
+            raise ValueError("a sample run needs sample_size")
+        return self
+
+
+class RunRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    project_id: uuid.UUID
+    kind: RunKind
+    status: RunStatus
+    sample_size: int | None
+    prompt_version_id: uuid.UUID | None
+    model: str | None
+    documents_total: int
+    documents_done: int
+    documents_failed: int
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    dagster_run_ids: list[str]
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    dagster_status: dict[str, str] = {}

@@ -1,0 +1,106 @@
+"""The `coderai` command: migrate, serve, start the platform, run the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from coderai_assets.settings import get_settings
+
+app = typer.Typer(help="CoderAI: a corpus of documents becomes a research-grade dataset.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_database(url: str) -> bool:
+    """Create the database named in `url` if it does not exist; True when it was created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            exists = connection.scalar(text("select 1 from pg_database where datname = :n"), {"n": target.database})
+            if not exists:
+                connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+                return True
+            return False
+    finally:
+        admin.dispose()
+
+
+def run_migrations(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["url"] = url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+@app.command()
+def migrate() -> None:
+    """Create the databases if needed and upgrade the application schema."""
+    settings = get_settings()
+    for url in (settings.database_url, settings.dagster_database_url):
+        if ensure_database(url):
+            typer.echo(f"created database {url.rsplit('/', 1)[-1]}")
+    run_migrations(settings.database_url)
+    typer.echo("database schema is up to date")
+
+
+@app.command("local-llm")
+def local_llm() -> None:
+    """Serve the embedded SmolLM2 model through llama.cpp's OpenAI-compatible server (foreground)."""
+    from coderai_assets.llm import local_model_path
+
+    settings = get_settings()
+    model = local_model_path(settings)
+    argv = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", settings.local_llm_host,
+        "--port", str(settings.local_llm_port), "--n_ctx", str(settings.llm_context_tokens),
+        # One thread: the machine's other core runs the pipeline (DESIGN.md 7).
+        "--n_threads", "1", "--n_threads_batch", "1",
+    ]
+    os.execv(sys.executable, argv)
+
+
+@app.command()
+def up() -> None:
+    """Start the platform in the foreground: API, Dagster code server, webserver and daemon. Ctrl-C stops it."""
+    from coderai_assets.platform import Platform
+
+    settings = get_settings()
+    migrate()
+    platform = Platform(settings, ROOT / "var" / "logs")
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        platform.start(foreground_logs=True)
+        typer.echo(f"\nCoderAI is up.\n  API docs:  http://{settings.api_host}:{settings.api_port}/docs\n"
+                   f"  Dagster:   http://{settings.dagster_host}:{settings.dagster_port}\nCtrl-C stops everything.\n")
+        code = platform.wait()
+    except KeyboardInterrupt:
+        code = 0
+    finally:
+        typer.echo("stopping ...")
+        platform.stop()
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(output: Path = typer.Option(ROOT / "demo_output", help="Folder for the demo corpus and the dataset")) -> None:
+    """Start what is needed, code a small demo corpus through the API with the configured model, stop."""
+    from coderai_assets.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), output.resolve()))
+
+
+if __name__ == "__main__":
+    app()

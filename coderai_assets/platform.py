@@ -1,0 +1,165 @@
+"""Start and stop the local platform: the embedded model server, the Dagster code server, webserver and
+daemon, and the API. Used by `coderai up` (foreground) and `coderai demo` (started, used, stopped)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from coderai_assets.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dagster_home(settings: Settings) -> Path:
+    """A DAGSTER_HOME under var/ whose dagster.yaml is the project's one."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ROOT / "var" / "dagster_home")
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / "dagster.yaml"
+    if not target.exists():
+        shutil.copyfile(ROOT / "dagster.yaml", target)
+    return home
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DAGSTER_HOME"] = str(dagster_home(settings))
+    env["CODERAI_DAGSTER_DATABASE_URL"] = settings.dagster_database_url
+    env["CODERAI_DATABASE_URL"] = settings.database_url
+    env["CODERAI_STORAGE_DIR"] = str(Path(settings.storage_dir).resolve())
+    # Event bookkeeping dominates a run of many small documents unless batched (DESIGN.md 2).
+    env.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
+    env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    return env
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    ready_url: str | None = None
+    process: subprocess.Popen | None = None
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    log_dir: Path
+    services: list[Service] = field(default_factory=list)
+
+    def plan(self, *, with_api: bool = True) -> list[Service]:
+        s = self.settings
+        py = sys.executable
+        bin_dir = Path(py).parent
+        services = []
+        if s.llm_provider == "local":
+            services.append(Service("local-llm", [py, "-m", "coderai_assets.cli", "local-llm"],
+                                    f"http://{s.local_llm_host}:{s.local_llm_port}/v1/models"))
+        services += [
+            Service("dagster-code-server", [str(bin_dir / "dagster"), "code-server", "start", "-m",
+                                            "coderai_assets.definitions", "-h", "127.0.0.1", "-p", "4266",
+                                            "--location-name", s.dagster_location]),
+            Service("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"),
+                                          "-h", s.dagster_host, "-p", str(s.dagster_port)],
+                    f"http://{s.dagster_host}:{s.dagster_port}/server_info"),
+            Service("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")]),
+        ]
+        if with_api:
+            services.append(Service("api", [py, "-m", "uvicorn", "coderai_api.main:app", "--host", s.api_host,
+                                             "--port", str(s.api_port)],
+                                    f"http://{s.api_host}:{s.api_port}/api/v1/health"))
+        return services
+
+    def ports(self, *, with_api: bool = True) -> list[tuple[str, int]]:
+        s = self.settings
+        ports = [("127.0.0.1", 4266), (s.dagster_host, s.dagster_port)]
+        if s.llm_provider == "local":
+            ports.append((s.local_llm_host, s.local_llm_port))
+        if with_api:
+            ports.append((s.api_host, s.api_port))
+        return ports
+
+    def start(self, *, with_api: bool = True, foreground_logs: bool = False, timeout: float = 180) -> None:
+        import socket
+
+        for host, port in self.ports(with_api=with_api):
+            with socket.socket() as sock:
+                if sock.connect_ex((host, port)) == 0:
+                    # Another CoderAI (or anything else) is there: talking to it would test the wrong code.
+                    raise RuntimeError(f"{host}:{port} is already in use; stop what runs there first")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = child_env(self.settings)
+        for service in self.plan(with_api=with_api):
+            out = None if foreground_logs else open(self.log_dir / f"{service.name}.log", "ab")
+            service.process = subprocess.Popen(service.argv, env=env, cwd=ROOT, stdout=out,
+                                               stderr=subprocess.STDOUT if out else None, start_new_session=True)
+            self.services.append(service)
+            if service.name == "dagster-code-server":
+                # The webserver and daemon need the code server listening first.
+                self._wait_port("127.0.0.1", 4266, service, timeout)
+        for service in self.services:
+            if service.ready_url:
+                self._wait_http(service, timeout)
+
+    def _check_alive(self, service: Service) -> None:
+        if service.process is not None and service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}; "
+                               f"see {self.log_dir / (service.name + '.log')}")
+
+    def _wait_port(self, host: str, port: int, service: Service, timeout: float) -> None:
+        import socket
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(service)
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                if sock.connect_ex((host, port)) == 0:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"{service.name} did not listen on {host}:{port} within {timeout:.0f} s")
+
+    def _wait_http(self, service: Service, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive(service)
+            try:
+                if httpx.get(service.ready_url, timeout=2).status_code < 500:  # type: ignore[arg-type]
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"{service.name} was not ready at {service.ready_url} within {timeout:.0f} s")
+
+    def wait(self) -> int:
+        """Block until a service exits (then stop the rest); returns its exit code."""
+        while True:
+            for service in self.services:
+                if service.process is not None and service.process.poll() is not None:
+                    print(f"{service.name} exited with code {service.process.returncode}", file=sys.stderr)
+                    return service.process.returncode or 1
+            time.sleep(1)
+
+    def stop(self) -> None:
+        for service in reversed(self.services):
+            if service.process is not None and service.process.poll() is None:
+                os.killpg(service.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for service in reversed(self.services):
+            if service.process is None:
+                continue
+            try:
+                service.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(5)
+        self.services.clear()
