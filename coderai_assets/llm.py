@@ -120,5 +120,7 @@ class Extractor:
             raw_text=str(getattr(raw, "content", "") or ""),
         )
         if result.get("parsing_error") is not None or answer.payload is None:
-            answer.error = f"unparseable answer: {result.get('parsing_error')}"
+            # Keep what the model wrote, cut short, so an unparseable answer can be audited.
+            written = [c.get("args") for c in getattr(raw, "invalid_tool_calls", None) or []] or answer.raw_text
+            answer.error = f"unparseable answer: {result.get('parsing_error')}; model wrote: {str(written)[:500]}"
         return answer

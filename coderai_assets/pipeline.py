@@ -73,9 +73,9 @@ def variable_spec(v: Variable) -> VariableSpec:
     )
 
 
-def ensure_prompt_version(session: Session, project: Project) -> PromptVersion:
+def ensure_prompt_version(session: Session, project: Project, with_quotes: bool = True) -> PromptVersion:
     """The prompt version for the project's current codebook: the latest one if unchanged, else a new one."""
-    codebook = compile_codebook(project_spec(session, project))
+    codebook = compile_codebook(project_spec(session, project), with_quotes)
     latest = session.scalars(
         select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
     ).first()
@@ -250,11 +250,11 @@ class Candidate:
     chunk_index: int
 
 
-def _field(payload: Any) -> tuple[Any, str]:
-    """(value, quote) from one variable's answer, tolerating models that drop the wrapper object."""
-    if isinstance(payload, dict) and "value" in payload:
-        return payload.get("value"), str(payload.get("quote") or "")
-    return payload, ""
+def _field(record: dict[str, Any], name: str) -> tuple[Any, str]:
+    """(value, quote) of one variable in one record of the answer."""
+    quotes = record.get("quotes")
+    quote = quotes.get(name) if isinstance(quotes, dict) else None
+    return record.get(name), str(quote or "")
 
 
 def locate_quote(text: str, quote: str, start: int, end: int) -> tuple[int, int] | None:
@@ -269,6 +269,30 @@ def locate_quote(text: str, quote: str, start: int, end: int) -> tuple[int, int]
     pattern = r"\s+".join(re.escape(word) for word in quote.split())
     match = re.compile(pattern, re.IGNORECASE).search(text)
     return (match.start(), match.end()) if match else None
+
+
+def _value_needles(raw: Any) -> list[str]:
+    """How a value the model gave may be written in the text, for grounding it without a quote."""
+    if isinstance(raw, bool) or raw is None:
+        return []
+    if isinstance(raw, int | float):
+        number = int(raw) if raw == int(raw) else raw
+        return [f"{number:,}", str(number)]
+    text = str(raw).strip()
+    return [text] if len(text) >= 2 else []
+
+
+def ground(text: str, candidate: Candidate, start: int, end: int) -> tuple[str | None, tuple[int, int] | None]:
+    """(quote, offsets): the model's quote located in the text, or else the value itself found in its chunk."""
+    if candidate.quote:
+        return candidate.quote, locate_quote(text, candidate.quote, start, end)
+    raws = candidate.raw if isinstance(candidate.raw, list) else [candidate.raw]
+    for raw in raws:
+        for needle in _value_needles(raw):
+            offsets = locate_quote(text[start:end], needle, 0, end - start)
+            if offsets:
+                return text[start + offsets[0] : start + offsets[1]], (start + offsets[0], start + offsets[1])
+    return None, None
 
 
 def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | None, dict[str, list[Candidate]]]]:
@@ -286,7 +310,7 @@ def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | No
                     continue
                 candidates = {}
                 for v in spec.variables:
-                    raw, quote = _field(entity.get(v.name))
+                    raw, quote = _field(entity, v.name)
                     candidates[v.name] = [Candidate(raw, quote, answer.chunk_index)]
                 seen[key] = len(records)
                 records.append((label, candidates))
@@ -294,7 +318,7 @@ def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | No
     merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
     for answer in answers:
         for v in spec.variables:
-            raw, quote = _field((answer.payload or {}).get(v.name))
+            raw, quote = _field(answer.payload or {}, v.name)
             if raw is not None and raw != "" and raw != []:
                 merged[v.name].append(Candidate(raw, quote, answer.chunk_index))
     return [(None, merged)]
@@ -356,21 +380,21 @@ def validate_document(
         coerced = apply_dependencies(list(spec.variables), coerced)
         for v in spec.variables:
             result, candidate = coerced[v.name], picked[v.name]
-            offsets = None
-            if candidate is not None and candidate.quote:
+            quote, offsets = None, None
+            if candidate is not None and result.value is not None:
                 chunk = chunks.get(candidate.chunk_index)
-                offsets = locate_quote(text, candidate.quote, chunk.char_start if chunk else 0,
-                                       chunk.char_end if chunk else len(text))
+                quote, offsets = ground(text, candidate, chunk.char_start if chunk else 0,
+                                        chunk.char_end if chunk else len(text))
             message = result.message
-            if candidate is not None and candidate.quote and offsets is None:
-                message = "; ".join(filter(None, [message, "quote not found in the document"]))
+            if result.value is not None and offsets is None:
+                message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
             session.add(
                 Extraction(
                     tenant_id=document.tenant_id, run_id=run.id, document_id=document.id,
                     entity_index=entity_index, entity_text=entity_text, variable_id=variable_ids[v.name],
                     raw_value=raws[v.name], value=result.value, status=result.status, message=message,
                     confidence=_confidence(result, offsets is not None),
-                    quote=candidate.quote if candidate else None,
+                    quote=quote,
                     char_start=offsets[0] if offsets else None, char_end=offsets[1] if offsets else None,
                     chunk_index=candidate.chunk_index if candidate else None,
                     prompt_version_id=prompt_version.id, model=usable[0].model if usable else None,

@@ -20,12 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dagster_home(settings: Settings) -> Path:
-    """A DAGSTER_HOME under var/ whose dagster.yaml is the project's one."""
-    home = Path(os.environ.get("DAGSTER_HOME") or ROOT / "var" / "dagster_home")
+    """DAGSTER_HOME with the project's dagster.yaml, and a workspace pointing at this platform's code server."""
+    home = Path(settings.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    target = home / "dagster.yaml"
-    if not target.exists():
-        shutil.copyfile(ROOT / "dagster.yaml", target)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    (home / "workspace.yaml").write_text(
+        (ROOT / "workspace.yaml").read_text()
+        .replace("port: 4266", f"port: {settings.dagster_code_server_port}")
+        .replace("location_name: coderai", f"location_name: {settings.dagster_location}")
+    )
     return home
 
 
@@ -35,6 +38,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["CODERAI_DAGSTER_DATABASE_URL"] = settings.dagster_database_url
     env["CODERAI_DATABASE_URL"] = settings.database_url
     env["CODERAI_STORAGE_DIR"] = str(Path(settings.storage_dir).resolve())
+    env["CODERAI_DAGSTER_HOME"] = env["DAGSTER_HOME"]
     # Event bookkeeping dominates a run of many small documents unless batched (DESIGN.md 2).
     env.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
@@ -60,18 +64,19 @@ class Platform:
         s = self.settings
         py = sys.executable
         bin_dir = Path(py).parent
+        workspace = str(dagster_home(s) / "workspace.yaml")
         services = []
         if s.llm_provider == "local":
             services.append(Service("local-llm", [py, "-m", "coderai_assets.cli", "local-llm"],
                                     f"http://{s.local_llm_host}:{s.local_llm_port}/v1/models"))
         services += [
             Service("dagster-code-server", [str(bin_dir / "dagster"), "code-server", "start", "-m",
-                                            "coderai_assets.definitions", "-h", "127.0.0.1", "-p", "4266",
+                                            "coderai_assets.definitions", "-h", "127.0.0.1", "-p", str(s.dagster_code_server_port),
                                             "--location-name", s.dagster_location]),
-            Service("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", str(ROOT / "workspace.yaml"),
+            Service("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace,
                                           "-h", s.dagster_host, "-p", str(s.dagster_port)],
                     f"http://{s.dagster_host}:{s.dagster_port}/server_info"),
-            Service("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", str(ROOT / "workspace.yaml")]),
+            Service("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
         ]
         if with_api:
             services.append(Service("api", [py, "-m", "uvicorn", "coderai_api.main:app", "--host", s.api_host,
@@ -81,7 +86,7 @@ class Platform:
 
     def ports(self, *, with_api: bool = True) -> list[tuple[str, int]]:
         s = self.settings
-        ports = [("127.0.0.1", 4266), (s.dagster_host, s.dagster_port)]
+        ports = [("127.0.0.1", s.dagster_code_server_port), (s.dagster_host, s.dagster_port)]
         if s.llm_provider == "local":
             ports.append((s.local_llm_host, s.local_llm_port))
         if with_api:
@@ -105,7 +110,7 @@ class Platform:
             self.services.append(service)
             if service.name == "dagster-code-server":
                 # The webserver and daemon need the code server listening first.
-                self._wait_port("127.0.0.1", 4266, service, timeout)
+                self._wait_port("127.0.0.1", self.settings.dagster_code_server_port, service, timeout)
         for service in self.services:
             if service.ready_url:
                 self._wait_http(service, timeout)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from coderai_assets.errors import InvalidInput
 from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus, utcnow
 from coderai_assets.pipeline import ensure_prompt_version
+from coderai_assets.settings import get_settings
 
 
 def create_run(session: Session, project: Project, kind: RunKind, sample_size: int | None = None,
@@ -28,7 +29,7 @@ def create_run(session: Session, project: Project, kind: RunKind, sample_size: i
             raise InvalidInput("A sample run needs sample_size >= 1.", code="invalid_sample_size")
         chosen = random.Random(seed).sample(documents, min(sample_size, len(documents)))
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
-    version = ensure_prompt_version(session, project)
+    version = ensure_prompt_version(session, project, get_settings().request_quotes)
     run = Run(
         tenant_id=project.tenant_id, project_id=project.id, kind=kind, sample_size=sample_size,
         prompt_version_id=version.id, documents_total=len(documents), status=RunStatus.queued,
@@ -52,7 +53,7 @@ def run_for_materialisation(session: Session, project: Project, tagged_run_id: s
         return run
     run = session.scalars(select(Run).where(Run.dagster_run_ids.contains([dagster_run_id]))).first()
     if run is None:
-        version = ensure_prompt_version(session, project)
+        version = ensure_prompt_version(session, project, get_settings().request_quotes)
         run = Run(
             tenant_id=project.tenant_id, project_id=project.id, kind=RunKind.full, status=RunStatus.running,
             prompt_version_id=version.id, dagster_run_ids=[dagster_run_id], started_at=utcnow(),

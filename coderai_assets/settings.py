@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     dagster_host: str = "127.0.0.1"
     dagster_port: int = 3000
     dagster_location: str = "coderai"
+    dagster_code_server_port: int = 4266
+    # Where Dagster keeps its instance folder (DAGSTER_HOME); the project's dagster.yaml is copied there.
+    dagster_home: Path = Path("var/dagster_home")
 
     # LLM provider: `local` (embedded SmolLM2 served by llama.cpp), `openai`, `openai_compatible`,
     # or `factory` (any LangChain chat model returned by the callable named in `llm_factory`).
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = 120.0
     llm_max_retries: int = 2
     llm_max_output_tokens: int = 1024
+    # Ask the model for a supporting quote per value. Unset: yes, except for the embedded model, which
+    # answers worse when asked (the engine then finds the value in the text itself).
+    llm_quotes: bool | None = None
     # Context window of the model, in tokens; chunks are sized to fit it.
     llm_context_tokens: int = 4096
     # How structured output is requested. llama.cpp's server fails on json_schema (DESIGN.md 7).
@@ -83,6 +89,10 @@ class Settings(BaseSettings):
         if self.chunk_overlap_chars < 0:
             raise ValueError("CODERAI_CHUNK_OVERLAP_CHARS must be >= 0")
         return self
+
+    @property
+    def request_quotes(self) -> bool:
+        return self.llm_quotes if self.llm_quotes is not None else self.llm_provider != "local"
 
     @property
     def dagster_graphql_url(self) -> str:

@@ -155,4 +155,13 @@ def parse_txt(data: bytes) -> ParsedText:
     best = from_bytes(data).best()
     if best is None:
         raise DocumentRejected("The text file's encoding cannot be determined.", code=codes.UNSUPPORTED_FORMAT)
+    # On short Western text the detector often picks a DOS code page; Windows-1252 is far more common.
+    if best.encoding in _DOS_CODE_PAGES:
+        try:
+            return ParsedText(text=data.decode("cp1252"), encoding="cp1252")
+        except UnicodeDecodeError:
+            pass
     return ParsedText(text=str(best), encoding=best.encoding)
+
+
+_DOS_CODE_PAGES = {"cp437", "cp850", "cp852", "cp858", "cp860", "cp861", "cp863", "cp865"}

@@ -1,0 +1,108 @@
+"""Test session: a database of its own (created and dropped), its own storage and Dagster home, fake LLM.
+
+The environment is set before anything reads the settings, so no test touches the demo's database.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+_SESSION = uuid.uuid4().hex[:8]
+_TMP = Path(tempfile.mkdtemp(prefix=f"coderai-test-{_SESSION}-"))
+_BASE = os.environ.get("CODERAI_TEST_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+os.environ.update(
+    {
+        "CODERAI_ENV": "test",
+        "CODERAI_DATABASE_URL": f"{_BASE}/coderai_test_{_SESSION}",
+        "CODERAI_DAGSTER_DATABASE_URL": f"{_BASE}/coderai_test_{_SESSION}_dagster",
+        "CODERAI_STORAGE_DIR": str(_TMP / "storage"),
+        "CODERAI_DAGSTER_HOME": str(_TMP / "dagster_home"),
+        "CODERAI_LLM_PROVIDER": "factory",
+        "CODERAI_LLM_FACTORY": "tests.fakes:protest_model",
+        "CODERAI_LLM_QUOTES": "true",
+    }
+)
+
+CORPUS = Path(os.environ.get("CODERAI_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
+
+
+def _drop(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text("select pg_terminate_backend(pid) from pg_stat_activity where datname = :n and pid <> pg_backend_pid()"),
+            {"n": target.database},
+        )
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings():
+    from coderai_assets.settings import get_settings
+
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def database(settings):
+    """The migrated test database, dropped at the end of the session."""
+    from coderai_assets.cli import ensure_database, run_migrations
+
+    ensure_database(settings.database_url)
+    ensure_database(settings.dagster_database_url)
+    run_migrations(settings.database_url)
+    yield settings.database_url
+    from coderai_assets.resources import _factories
+
+    for factory in _factories.values():
+        factory.kw["bind"].dispose()
+    _drop(settings.database_url)
+    _drop(settings.dagster_database_url)
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_factory(database):
+    from coderai_assets.db import make_engine, make_session_factory
+
+    engine = make_engine(database)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def tenant(session_factory):
+    from coderai_assets.db import tenant_session
+    from coderai_assets.models import Tenant
+
+    with tenant_session(session_factory, None) as session:
+        row = Tenant(name=f"tenant-{uuid.uuid4().hex[:6]}")
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"the shared corpus is not at {CORPUS} (set CODERAI_CORPUS)")
+    return CORPUS
+
+
+@pytest.fixture
+def demo_files(tmp_path) -> list[Path]:
+    from coderai_assets.demo import write_corpus
+
+    return write_corpus(tmp_path / "corpus")

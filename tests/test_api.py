@@ -1,0 +1,107 @@
+"""The facade against the real PostgreSQL: projects, variables, uploads, errors with stable codes."""
+
+from __future__ import annotations
+
+import pytest
+from dagster import DagsterInstance
+from fastapi.testclient import TestClient
+
+from coderai_api.main import create_app
+from coderai_api.orchestrator import Orchestrator
+from coderai_assets.partitions import partitions_name
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def client(database, settings, instance):
+    app = create_app(settings, Orchestrator(settings, instance=instance, reload_timeout=0))
+    with TestClient(app, base_url="http://test/api/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def project(client):
+    response = client.post("/projects", json={"name": "Protests", "domain_description": "Protest reports."})
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_project_and_variables(client, project):
+    pid = project["id"]
+    assert any(p["id"] == pid for p in client.get("/projects").json())
+    ok = client.post(f"/projects/{pid}/variables", json={"name": "protest_type", "type": "category",
+                                                          "allowed_values": ["march", "strike"]})
+    assert ok.status_code == 201 and ok.json()["display_name"] == "Protest type"
+    dependent = client.post(f"/projects/{pid}/variables", json={
+        "name": "strike_days", "type": "integer", "depends_on": "protest_type", "depends_on_value": "strike",
+        "validation": {"min": 1}})
+    assert dependent.status_code == 201
+    assert [v["name"] for v in client.get(f"/projects/{pid}/variables").json()] == ["protest_type", "strike_days"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"name": "x", "type": "category"}, 422, "invalid_request"),  # no allowed values
+        ({"name": "Bad Name", "type": "text"}, 422, "invalid_request"),
+        ({"name": "x", "type": "text", "tenant_id": "00000000-0000-0000-0000-000000000000"}, 422, "invalid_request"),
+        ({"name": "x", "type": "text", "depends_on": "nope"}, 422, "unknown_dependency"),
+        ({"name": "x", "type": "text", "validation": {"pattern": "("}}, 422, "invalid_pattern"),
+    ],
+)
+def test_bad_variables_get_a_stable_code(client, project, body, status, code):
+    response = client.post(f"/projects/{project['id']}/variables", json=body)
+    assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_duplicate_variable_is_a_conflict(client, project):
+    body = {"name": "city", "type": "text"}
+    assert client.post(f"/projects/{project['id']}/variables", json=body).status_code == 201
+    response = client.post(f"/projects/{project['id']}/variables", json=body)
+    assert (response.status_code, response.json()["code"]) == (409, "variable_exists")
+
+
+def test_upload_registers_partitions_and_deduplicates(client, project, demo_files, instance):
+    pid = project["id"]
+    files = [("files", (p.name, p.read_bytes())) for p in demo_files]
+    response = client.post(f"/projects/{pid}/documents", files=files)
+    assert response.status_code == 201
+    uploaded = response.json()
+    assert [u["duplicate"] for u in uploaded] == [False] * len(demo_files)
+    keys = instance.get_dynamic_partitions(partitions_name(__import__("uuid").UUID(pid)))
+    assert sorted(keys) == sorted(u["document"]["id"].replace("-", "") for u in uploaded)
+    again = client.post(f"/projects/{pid}/documents", files=files[:1]).json()
+    assert again[0]["duplicate"] is True and again[0]["document"]["id"] == uploaded[0]["document"]["id"]
+    assert len(client.get(f"/projects/{pid}/documents").json()) == len(demo_files)
+
+
+def test_empty_upload_is_refused_and_nothing_is_stored(client, project):
+    response = client.post(f"/projects/{project['id']}/documents", files=[("files", ("empty.txt", b""))])
+    assert (response.status_code, response.json()["code"]) == (422, "empty_file")
+    assert client.get(f"/projects/{project['id']}/documents").json() == []
+
+
+def test_unknown_ids_are_404_with_codes(client, project):
+    missing = "00000000-0000-0000-0000-000000000001"
+    assert client.get(f"/projects/{missing}").json()["code"] == "project_not_found"
+    assert client.get(f"/runs/{missing}").json()["code"] == "run_not_found"
+    assert client.get(f"/projects/{project['id']}/export").json()["code"] == "export_not_found"
+
+
+def test_run_needs_documents_and_a_sample_size(client, project):
+    response = client.post(f"/projects/{project['id']}/runs", json={"kind": "full"})
+    assert (response.status_code, response.json()["code"]) == (422, "no_documents")
+    response = client.post(f"/projects/{project['id']}/runs", json={"kind": "sample"})
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+
+
+def test_openapi_lists_the_routes(client):
+    paths = client.get("/../../openapi.json").json()["paths"]
+    for path in ("/api/v1/projects", "/api/v1/projects/{project_id}/documents", "/api/v1/projects/{project_id}/runs",
+                 "/api/v1/runs/{run_id}", "/api/v1/projects/{project_id}/export"):
+        assert path in paths

@@ -1,0 +1,67 @@
+"""Post-processing: every value gets a typed value and a status, never what the model wrote silently."""
+
+import pytest
+
+from coderai_assets.codebook import VariableSpec
+from coderai_assets.coercion import apply_dependencies, coerce_value
+
+
+def v(type_, **kw):
+    return VariableSpec(name="x", type=type_, **kw)
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "value", "status"),
+    [
+        (v("integer"), 450, 450, "ok"),
+        (v("integer"), "about 3,000", 3000, "coerced"),
+        (v("integer"), "twelve", 12, "coerced"),
+        (v("integer"), "2.5", None, "invalid"),
+        (v("integer", validation={"min": 0}), -4, None, "invalid"),
+        (v("number"), "1.5 million", 1.5, "coerced"),
+        (v("boolean"), False, False, "ok"),
+        (v("boolean"), "yes", True, "coerced"),
+        (v("boolean"), "maybe", None, "invalid"),
+        (v("date"), "2024-03-12", "2024-03-12", "ok"),
+        (v("date"), "12 March 2024", "2024-03-12", "coerced"),
+        (v("date"), "March 2024", "2024-03", "coerced"),
+        (v("date"), "last Tuesday", None, "invalid"),
+        (v("category", allowed_values=["march", "sit-in"]), "march", "march", "ok"),
+        (v("category", allowed_values=["march", "sit-in"]), "Sit In", "sit-in", "coerced"),
+        (v("category", allowed_values=["march", "sit-in"]), "a peaceful march", "march", "coerced"),
+        (v("category", allowed_values=["march", "sit-in"]), "riot", None, "invalid"),
+        (v("text", validation={"pattern": r"[A-Z]{2}"}), "FR", "FR", "ok"),
+        (v("text", validation={"pattern": r"[A-Z]{2}"}), "France", None, "invalid"),
+        (v("text"), None, None, "missing"),
+        (v("text", default_value="unknown"), "", "unknown", "defaulted"),
+        (v("integer", if_uncertain="code", uncertain_code="-99"), "-99", "-99", "ok"),
+    ],
+)
+def test_coercion(variable, raw, value, status):
+    result = coerce_value(variable, raw)
+    assert (result.value, result.status) == (value, status), result.message
+
+
+def test_several_values_follow_the_variable_rule():
+    assert coerce_value(v("text"), ["Lyon", "Paris"]).value == "Lyon"
+    flagged = coerce_value(v("text", if_multiple_values="flag"), ["Lyon", "Paris"])
+    assert flagged.status == "invalid" and "several" in flagged.message
+    kept = coerce_value(v("text", if_multiple_values="all", max_values=2), ["Lyon", "Paris", "Nice"])
+    assert kept.value == ["Lyon", "Paris"]
+
+
+def test_lists_are_split_deduplicated_limited_and_checked():
+    issues = v("list", allowed_values=["pay", "staffing", "climate"], max_values=2)
+    assert coerce_value(issues, ["pay", "staffing"]).status == "ok"
+    result = coerce_value(issues, "Pay; pay; staffing; climate")
+    assert (result.value, result.status) == (["pay", "staffing"], "coerced")
+    assert coerce_value(issues, ["pay", "war"]).status == "invalid"
+
+
+def test_dependent_variable_is_skipped_unless_its_condition_holds():
+    violence = VariableSpec("violence", "boolean")
+    arrests = VariableSpec("arrests", "integer", depends_on="violence", depends_on_value="true")
+    values = {"violence": coerce_value(violence, False), "arrests": coerce_value(arrests, 3)}
+    assert apply_dependencies([violence, arrests], values)["arrests"].status == "skipped"
+    values = {"violence": coerce_value(violence, True), "arrests": coerce_value(arrests, 3)}
+    assert apply_dependencies([violence, arrests], values)["arrests"].value == 3
