@@ -10,11 +10,11 @@ from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coderai_api.orchestrator import Orchestrator
 from coderai_assets.db import tenant_session
 from coderai_assets.models import Tenant
 from coderai_assets.settings import Settings
 from coderai_assets.storage import FileStorage
-from coderai_api.orchestrator import Orchestrator
 
 
 def get_settings_dep(request: Request) -> Settings:

@@ -33,8 +33,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             status_code=422,
-            content={"code": "invalid_request", "message": "The request is not valid.",
-                     "detail": jsonable(exc.errors())},
+            content={
+                "code": "invalid_request",
+                "message": "The request is not valid.",
+                "detail": jsonable(exc.errors()),
+            },
         )
 
 

@@ -7,15 +7,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from coderai_assets.db import make_engine, make_session_factory
-from coderai_assets.settings import Settings, get_settings
-from coderai_assets.storage import LocalFileStorage
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
 from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
+from coderai_assets.db import make_engine, make_session_factory
+from coderai_assets.settings import Settings, get_settings
+from coderai_assets.storage import LocalFileStorage
 
 
 def create_app(settings: Settings | None = None, orchestrator: Orchestrator | None = None) -> FastAPI:

@@ -48,7 +48,9 @@ class Orchestrator:
                 reason = " ".join(str(a) for a in exc.args[:2])
                 raise OrchestratorError(f"Dagster could not reload the code location: {reason}") from exc
             except Exception as exc:  # connection refused, timeouts
-                raise OrchestratorError(f"Dagster is unreachable at {self.settings.dagster_graphql_url}: {exc}") from exc
+                raise OrchestratorError(
+                    f"Dagster is unreachable at {self.settings.dagster_graphql_url}: {exc}"
+                ) from exc
             if info.status.value != "SUCCESS":
                 raise OrchestratorError(f"The code location failed to load: {info.message}")
 
@@ -59,15 +61,19 @@ class Orchestrator:
         while True:
             try:
                 return self.client.submit_job_execution(
-                    job_name, repository_location_name=self.settings.dagster_location,
-                    repository_name=REPOSITORY, tags=tags,
+                    job_name,
+                    repository_location_name=self.settings.dagster_location,
+                    repository_name=REPOSITORY,
+                    tags=tags,
                 )
             except DagsterGraphQLClientError as exc:
                 reason = " ".join(str(a) for a in exc.args[:2])
                 if "NotFound" not in reason and "Could not find" not in reason:
                     raise OrchestratorError(f"Dagster refused the run: {reason}") from exc
             except Exception as exc:
-                raise OrchestratorError(f"Dagster is unreachable at {self.settings.dagster_graphql_url}: {exc}") from exc
+                raise OrchestratorError(
+                    f"Dagster is unreachable at {self.settings.dagster_graphql_url}: {exc}"
+                ) from exc
             if time.monotonic() > deadline:
                 raise OrchestratorError(f"Dagster does not know job {job_name} after reloading: {reason}")
             log.info("job %s unknown to Dagster: reloading the code location", job_name)
@@ -77,12 +83,18 @@ class Orchestrator:
                 reason = exc.message
                 time.sleep(2)
 
-    def launch_documents(self, project_id: uuid.UUID, run_id: uuid.UUID, keys: list[str], contiguous: bool) -> list[str]:
+    def launch_documents(
+        self, project_id: uuid.UUID, run_id: uuid.UUID, keys: list[str], contiguous: bool
+    ) -> list[str]:
         """One run over a contiguous key range (a full run), or one run per key (a sample)."""
         base = {RUN_TAG: str(run_id), PROJECT_TAG: str(project_id)}
         job = documents_job_name(project_id)
         if contiguous:
-            tags = {**base, "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+            tags = {
+                **base,
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            }
             return [self._submit(job, tags)]
         return [self._submit(job, {**base, "dagster/partition": key}) for key in keys]
 
@@ -94,4 +106,8 @@ class Orchestrator:
         return {r.run_id: r.status.value for r in runs}
 
     def is_finished(self, status: str) -> bool:
-        return status in {DagsterRunStatus.SUCCESS.value, DagsterRunStatus.FAILURE.value, DagsterRunStatus.CANCELED.value}
+        return status in {
+            DagsterRunStatus.SUCCESS.value,
+            DagsterRunStatus.FAILURE.value,
+            DagsterRunStatus.CANCELED.value,
+        }

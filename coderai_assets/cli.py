@@ -11,8 +11,11 @@ import typer
 
 from coderai_assets.settings import get_settings
 
-app = typer.Typer(help="CoderAI: a corpus of documents becomes a research-grade dataset.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="CoderAI: a corpus of documents becomes a research-grade dataset.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,7 +25,9 @@ def ensure_database(url: str) -> bool:
     from sqlalchemy.engine import make_url
 
     target = make_url(url)
-    admin = create_engine(target.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = create_engine(
+        target.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT"
+    )
     try:
         with admin.connect() as connection:
             exists = connection.scalar(text("select 1 from pg_database where datname = :n"), {"n": target.database})
@@ -64,10 +69,22 @@ def local_llm() -> None:
     settings = get_settings()
     model = local_model_path(settings)
     argv = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", settings.local_llm_host,
-        "--port", str(settings.local_llm_port), "--n_ctx", str(settings.llm_context_tokens),
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--host",
+        settings.local_llm_host,
+        "--port",
+        str(settings.local_llm_port),
+        "--n_ctx",
+        str(settings.llm_context_tokens),
         # One thread: the machine's other core runs the pipeline (DESIGN.md 7).
-        "--n_threads", "1", "--n_threads_batch", "1",
+        "--n_threads",
+        "1",
+        "--n_threads_batch",
+        "1",
     ]
     os.execv(sys.executable, argv)
 
@@ -83,8 +100,10 @@ def up() -> None:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         platform.start(foreground_logs=True)
-        typer.echo(f"\nCoderAI is up.\n  API docs:  http://{settings.api_host}:{settings.api_port}/docs\n"
-                   f"  Dagster:   http://{settings.dagster_host}:{settings.dagster_port}\nCtrl-C stops everything.\n")
+        typer.echo(
+            f"\nCoderAI is up.\n  API docs:  http://{settings.api_host}:{settings.api_port}/docs\n"
+            f"  Dagster:   http://{settings.dagster_host}:{settings.dagster_port}\nCtrl-C stops everything.\n"
+        )
         code = platform.wait()
     except KeyboardInterrupt:
         code = 0
@@ -95,7 +114,9 @@ def up() -> None:
 
 
 @app.command()
-def demo(output: Path = typer.Option(ROOT / "demo_output", help="Folder for the demo corpus and the dataset")) -> None:
+def demo(
+    output: Path = typer.Option(ROOT / "demo_output", help="Folder for the demo corpus and the dataset"),
+) -> None:
     """Start what is needed, code a small demo corpus through the API with the configured model, stop."""
     from coderai_assets.demo import run_demo
 

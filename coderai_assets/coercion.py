@@ -27,17 +27,39 @@ class _Invalid(Exception):
 
 _NUMBER = re.compile(r"[-+]?\d[\d,\s]*(?:\.\d+)?|[-+]?\.\d+")
 _WORDS = {
-    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
-    "hundred": 100, "a hundred": 100, "dozen": 12, "a dozen": 12, "thousand": 1000, "a thousand": 1000,
+    "zero": 0,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "hundred": 100,
+    "a hundred": 100,
+    "dozen": 12,
+    "a dozen": 12,
+    "thousand": 1000,
+    "a thousand": 1000,
 }
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
 
 def _is_empty(raw: Any) -> bool:
-    return raw is None or (isinstance(raw, str) and raw.strip().lower() in {"", "null", "none", "n/a", "na"}) or (
-        isinstance(raw, list) and not raw
+    return (
+        raw is None
+        or (isinstance(raw, str) and raw.strip().lower() in {"", "null", "none", "n/a", "na"})
+        or (isinstance(raw, list) and not raw)
     )
 
 
@@ -161,7 +183,9 @@ def _coerce_list(v: VariableSpec, raw: Any) -> tuple[list[Any], bool]:
     elif not isinstance(raw, list):
         raw, changed = [raw], True
     items: list[Any] = []
-    element = VariableSpec(name=v.name, type="category" if v.allowed_values else "text", allowed_values=v.allowed_values)
+    element = VariableSpec(
+        name=v.name, type="category" if v.allowed_values else "text", allowed_values=v.allowed_values
+    )
     for item in raw:
         if _is_empty(item):
             changed = True

@@ -25,7 +25,15 @@ from coderai_assets.models import (
 from coderai_assets.pipeline import project_spec
 from coderai_assets.storage import FileStorage
 
-META_COLUMNS = ["document_id", "file_name", "document_status", "error_code", "run_id", "prompt_version", "model"]
+META_COLUMNS = [
+    "document_id",
+    "file_name",
+    "document_status",
+    "error_code",
+    "run_id",
+    "prompt_version",
+    "model",
+]
 ENTITY_COLUMNS = ["entity_index", "entity_text"]
 PROVENANCE_SUFFIXES = ("status", "confidence", "quote", "char_start", "char_end")
 
@@ -33,7 +41,9 @@ PROVENANCE_SUFFIXES = ("status", "confidence", "quote", "char_start", "char_end"
 def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
     """(document, run) pairs to export: the run's documents, or each document's latest finished run."""
     if run is not None:
-        return [(d, run.id) for d in session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))]
+        return [
+            (d, run.id) for d in session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))
+        ]
     latest: dict[uuid.UUID, uuid.UUID] = {}
     rows = session.execute(
         select(RunDocument.document_id, RunDocument.run_id)
@@ -54,13 +64,15 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
     entity = project.extraction_unit.value == "entity"
     columns = META_COLUMNS + (ENTITY_COLUMNS if entity else []) + [v.name for v in variables]
     columns += [f"{v.name}__{suffix}" for v in variables for suffix in PROVENANCE_SUFFIXES]
-    versions = {p.id: p.version for p in session.scalars(select(PromptVersion).where(PromptVersion.project_id == project.id))}
+    versions = {
+        p.id: p.version for p in session.scalars(select(PromptVersion).where(PromptVersion.project_id == project.id))
+    }
     rows: list[dict[str, Any]] = []
     for document_id, run_id in _pairs(session, project, run):
         document = session.get(Document, document_id)
         if document is None:
             continue
-        base = {
+        base: dict[str, Any] = {
             "document_id": str(document.id),
             "file_name": document.file_name,
             "document_status": document.status.value,
@@ -92,7 +104,7 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
                 name = names.get(cell.variable_id)
                 if name is None:
                     continue
-                row["prompt_version"] = versions.get(cell.prompt_version_id, "")
+                row["prompt_version"] = versions.get(cell.prompt_version_id, "") if cell.prompt_version_id else ""
                 row["model"] = cell.model or ""
                 row[name] = cell.value
                 row[f"{name}__status"] = cell.status.value
@@ -104,12 +116,20 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
     return columns, rows
 
 
-def write_export(session: Session, storage: FileStorage, project: Project, run: Run | None,
-                 dagster_run_id: str | None) -> Export:
+def write_export(
+    session: Session, storage: FileStorage, project: Project, run: Run | None, dagster_run_id: str | None
+) -> Export:
     columns, rows = build_rows(session, project, run)
     spec = project_spec(session, project)
-    export = Export(tenant_id=project.tenant_id, project_id=project.id, run_id=run.id if run else None,
-                    csv_path="", xlsx_path="", row_count=len(rows), dagster_run_id=dagster_run_id)
+    export = Export(
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        run_id=run.id if run else None,
+        csv_path="",
+        xlsx_path="",
+        row_count=len(rows),
+        dagster_run_id=dagster_run_id,
+    )
     session.add(export)
     session.flush()
     folder = f"{project.tenant_id}/{project.id}/exports/{export.id}"
@@ -123,5 +143,12 @@ def write_export(session: Session, storage: FileStorage, project: Project, run: 
         "rows": len(rows),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_dataset(rows, columns, codebook_rows(spec), about, storage.path(export.csv_path), storage.path(export.xlsx_path))
+    write_dataset(
+        rows,
+        columns,
+        codebook_rows(spec),
+        about,
+        storage.path(export.csv_path),
+        storage.path(export.xlsx_path),
+    )
     return export

@@ -7,6 +7,7 @@ import io
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,13 +39,21 @@ REPORTS = {
     ),
 }
 
-VARIABLES = [
+VARIABLES: list[dict[str, Any]] = [
     {"name": "city", "type": "text", "description": "The city where the protest took place."},
     {"name": "event_date", "type": "date", "description": "The date of the protest."},
-    {"name": "participants", "type": "integer", "description": "The number of participants reported.",
-     "validation": {"min": 0}},
-    {"name": "protest_type", "type": "category", "description": "The form of the protest.",
-     "allowed_values": ["march", "strike", "sit-in", "rally", "blockade"]},
+    {
+        "name": "participants",
+        "type": "integer",
+        "description": "The number of participants reported.",
+        "validation": {"min": 0},
+    },
+    {
+        "name": "protest_type",
+        "type": "category",
+        "description": "The form of the protest.",
+        "allowed_values": ["march", "strike", "sit-in", "rally", "blockade"],
+    },
     {"name": "violence", "type": "boolean", "description": "Whether any violence or injuries were reported."},
 ]
 
@@ -62,9 +71,10 @@ def write_corpus(folder: Path) -> list[Path]:
     paths.append(txt)
     page = folder / "porto_dockers.html"
     page.write_text(
-        "<!doctype html><html><head><title>{0}</title><script>track()</script><style>p{{}}</style></head>"
-        "<body><nav>Home | World</nav><article><h1>{0}</h1><p>{1}</p></article><footer>(c) Demo News</footer>"
-        "</body></html>".format(html.escape(porto_t), html.escape(porto)),
+        f"<!doctype html><html><head><title>{html.escape(porto_t)}</title>"
+        "<script>track()</script><style>p{}</style></head><body><nav>Home | World</nav>"
+        f"<article><h1>{html.escape(porto_t)}</h1><p>{html.escape(porto)}</p></article>"
+        "<footer>(c) Demo News</footer></body></html>",
         encoding="utf-8",
     )
     paths.append(page)
@@ -86,7 +96,7 @@ def write_corpus(folder: Path) -> list[Path]:
     return paths
 
 
-def _check(response: httpx.Response) -> dict | list:
+def _check(response: httpx.Response) -> Any:
     if response.status_code >= 400:
         raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
     return response.json()
@@ -97,9 +107,11 @@ def wait_for_run(client: httpx.Client, run_id: str, timeout: float = 1800) -> di
     last = None
     while time.monotonic() < deadline:
         run = _check(client.get(f"/runs/{run_id}"))
-        line = (f"  run {run['kind']}: {run['status']:<9} documents {run['documents_done'] + run['documents_failed']}"
-                f"/{run['documents_total']} (failed {run['documents_failed']}), LLM calls {run['llm_calls']}, "
-                f"tokens {run['input_tokens']}+{run['output_tokens']}")
+        line = (
+            f"  run {run['kind']}: {run['status']:<9} documents {run['documents_done'] + run['documents_failed']}"
+            f"/{run['documents_total']} (failed {run['documents_failed']}), LLM calls {run['llm_calls']}, "
+            f"tokens {run['input_tokens']}+{run['output_tokens']}"
+        )
         if line != last:
             print(line, flush=True)
             last = line
@@ -113,10 +125,15 @@ def drive(base_url: str, output: Path) -> Path:
     """What a user does through the API; returns the folder holding the dataset."""
     files = write_corpus(output / "corpus")
     with httpx.Client(base_url=base_url, timeout=120) as client:
-        project = _check(client.post("/projects", json={
-            "name": "Demo: protest events",
-            "domain_description": "Short news reports of protest events in European cities.",
-        }))
+        project = _check(
+            client.post(
+                "/projects",
+                json={
+                    "name": "Demo: protest events",
+                    "domain_description": "Short news reports of protest events in European cities.",
+                },
+            )
+        )
         print(f"project {project['id']}")
         for variable in VARIABLES:
             _check(client.post(f"/projects/{project['id']}/variables", json=variable))
@@ -125,7 +142,9 @@ def drive(base_url: str, output: Path) -> Path:
         print(f"uploaded {len(documents)} documents: {', '.join(d['document']['file_name'] for d in documents)}")
 
         print("sample run (2 documents):")
-        sample = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "sample", "sample_size": 2, "seed": 1}))
+        sample = _check(
+            client.post(f"/projects/{project['id']}/runs", json={"kind": "sample", "sample_size": 2, "seed": 1})
+        )
         sample = wait_for_run(client, sample["id"])
         if sample["status"] != "succeeded":
             raise RuntimeError(f"the sample run failed: {sample['error']}")
@@ -166,6 +185,8 @@ def run_demo(settings: Settings, output: Path) -> int:
     frame = pd.read_csv(dataset / "dataset.csv")
     sheets = pd.ExcelFile(dataset / "dataset.xlsx").sheet_names
     print(frame[["file_name", *[v["name"] for v in VARIABLES]]].to_string(index=False))
-    print(f"\nDataset: {dataset / 'dataset.csv'} and {dataset / 'dataset.xlsx'} "
-          f"({len(frame)} rows; sheets: {', '.join(sheets)}) in {time.monotonic() - started:.0f} s")
+    print(
+        f"\nDataset: {dataset / 'dataset.csv'} and {dataset / 'dataset.xlsx'} "
+        f"({len(frame)} rows; sheets: {', '.join(sheets)}) in {time.monotonic() - started:.0f} s"
+    )
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
+from pydantic import SecretStr
 
 from coderai_assets.codebook import Codebook
 from coderai_assets.errors import LLMConfigurationError, LLMError
@@ -61,7 +62,7 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
         model = ChatOpenAI(
             model=name,
             base_url=f"http://{settings.local_llm_host}:{settings.local_llm_port}/v1",
-            api_key="local",  # type: ignore[arg-type]
+            api_key=SecretStr("local"),
             # llama.cpp's default repeat penalty garbles JSON from a small model (DESIGN.md 7).
             # llama.cpp reads `max_tokens`, not the newer `max_completion_tokens` LangChain sends; without it a
             # grammar-constrained small model can pad JSON with whitespace until the context is full.
@@ -71,10 +72,13 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
         return model, f"local/{name}"
     if provider == "openai":
         name = settings.llm_model or "gpt-4o-mini"
-        return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), f"openai/{name}"  # type: ignore[arg-type]
+        return ChatOpenAI(model=name, api_key=SecretStr(settings.llm_api_key), **common), f"openai/{name}"
     name = settings.llm_model
     model = ChatOpenAI(
-        model=name, base_url=settings.llm_base_url, api_key=settings.llm_api_key or "none", **common  # type: ignore[arg-type]
+        model=name,
+        base_url=settings.llm_base_url,
+        api_key=SecretStr(settings.llm_api_key or "none"),
+        **common,
     )
     return model, f"{settings.llm_base_url}/{name}"
 
@@ -99,16 +103,28 @@ class Extractor:
         self.model_name = model_name
         self.structured_method = structured_method
 
-    def extract(self, codebook: Codebook, *, file_name: str, text: str, part: int, parts: int,
-                char_start: int, char_end: int) -> Answer:
+    def extract(
+        self,
+        codebook: Codebook,
+        *,
+        file_name: str,
+        text: str,
+        part: int,
+        parts: int,
+        char_start: int,
+        char_end: int,
+    ) -> Answer:
         runnable = self.model.with_structured_output(
-            codebook.json_schema, method=self.structured_method, include_raw=True  # type: ignore[arg-type]
+            codebook.json_schema,
+            method=self.structured_method,
+            include_raw=True,  # type: ignore[arg-type]
         )
         user = codebook.user_template.format(
             file_name=file_name, part=part, parts=parts, char_start=char_start, char_end=char_end, text=text
         )
         try:
-            result = runnable.invoke([SystemMessage(codebook.system_prompt), HumanMessage(user)])
+            messages = [SystemMessage(codebook.system_prompt), HumanMessage(user)]
+            result: dict[str, Any] = runnable.invoke(messages)  # type: ignore[assignment]
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message
             raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc
         raw = result.get("raw")

@@ -38,12 +38,12 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
-class ExtractionUnit(str, enum.Enum):
+class ExtractionUnit(enum.StrEnum):
     document = "document"
     entity = "entity"
 
 
-class VariableType(str, enum.Enum):
+class VariableType(enum.StrEnum):
     text = "text"
     integer = "integer"
     number = "number"
@@ -53,19 +53,19 @@ class VariableType(str, enum.Enum):
     list = "list"
 
 
-class IfUncertain(str, enum.Enum):
+class IfUncertain(enum.StrEnum):
     leave_empty = "leave_empty"
     best_guess = "best_guess"
     code = "code"
 
 
-class IfMultiple(str, enum.Enum):
+class IfMultiple(enum.StrEnum):
     first = "first"
     all = "all"
     flag = "flag"
 
 
-class DocumentStatus(str, enum.Enum):
+class DocumentStatus(enum.StrEnum):
     uploaded = "uploaded"
     parsed = "parsed"
     extracted = "extracted"
@@ -73,12 +73,12 @@ class DocumentStatus(str, enum.Enum):
     failed = "failed"
 
 
-class RunKind(str, enum.Enum):
+class RunKind(enum.StrEnum):
     sample = "sample"
     full = "full"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     exporting = "exporting"
@@ -86,13 +86,13 @@ class RunStatus(str, enum.Enum):
     failed = "failed"
 
 
-class RunDocumentStatus(str, enum.Enum):
+class RunDocumentStatus(enum.StrEnum):
     pending = "pending"
     done = "done"
     failed = "failed"
 
 
-class ValueStatus(str, enum.Enum):
+class ValueStatus(enum.StrEnum):
     ok = "ok"  # as the model gave it, valid
     coerced = "coerced"  # normalised to the variable's type (e.g. "5 May 2024" -> 2024-05-05)
     defaulted = "defaulted"  # missing, the variable's default used
@@ -101,7 +101,7 @@ class ValueStatus(str, enum.Enum):
     skipped = "skipped"  # depends_on not satisfied
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     owner = "owner"
     editor = "editor"
     viewer = "viewer"
@@ -161,9 +161,7 @@ class Variable(Timestamped, Base):
     __tablename__ = "variables"
     __table_args__ = (
         UniqueConstraint("tenant_id", "project_id", "name", name="uq_variables_project_name"),
-        ForeignKeyConstraint(
-            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -194,9 +192,7 @@ class Document(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_documents_tenant_id"),
         UniqueConstraint("tenant_id", "project_id", "sha256", name="uq_documents_project_sha256"),
-        ForeignKeyConstraint(
-            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -224,9 +220,7 @@ class DocumentChunk(Base):
     __tablename__ = "document_chunks"
     __table_args__ = (
         UniqueConstraint("tenant_id", "document_id", "index", name="uq_chunks_document_index"),
-        ForeignKeyConstraint(
-            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -242,9 +236,7 @@ class PromptVersion(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_prompt_versions_tenant_id"),
         UniqueConstraint("tenant_id", "project_id", "version", name="uq_prompt_versions_project_version"),
-        ForeignKeyConstraint(
-            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -262,9 +254,7 @@ class Run(Timestamped, Base):
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
-        ForeignKeyConstraint(
-            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -293,9 +283,7 @@ class RunDocument(Base):
     __tablename__ = "run_documents"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
-        ForeignKeyConstraint(
-            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
     )
     run_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     document_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
@@ -319,9 +307,7 @@ class Extraction(Timestamped, Base):
         ),
         UniqueConstraint("tenant_id", "id", name="uq_extractions_tenant_id"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
-        ForeignKeyConstraint(
-            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
         Index("ix_extractions_document", "document_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -363,9 +349,7 @@ class Feedback(Timestamped, Base):
 class Export(Timestamped, Base):
     __tablename__ = "exports"
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -377,7 +361,6 @@ class Export(Timestamped, Base):
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
 
 
-
 class LlmAnswer(Timestamped, Base):
     """The model's answer for one chunk, as returned: the audit trail between a document and its values."""
 
@@ -385,9 +368,7 @@ class LlmAnswer(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "run_id", "document_id", "chunk_index", name="uq_llm_answers_chunk"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
-        ForeignKeyConstraint(
-            ["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"
-        ),
+        ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))

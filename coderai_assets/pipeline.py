@@ -158,8 +158,14 @@ def price(run: Run, input_per_mtok: float, output_per_mtok: float) -> None:
 
 
 def parse_document(
-    session: Session, storage: FileStorage, worker: ParseWorker, run: Run, document: Document,
-    *, chunk_chars: int, overlap: int,
+    session: Session,
+    storage: FileStorage,
+    worker: ParseWorker,
+    run: Run,
+    document: Document,
+    *,
+    chunk_chars: int,
+    overlap: int,
 ) -> bool:
     """Parse one document into text and chunks. False when it ended with an error code."""
     mark_running(session, run)
@@ -185,8 +191,12 @@ def parse_document(
     for chunk in chunk_text(outcome.parsed.text, size=chunk_chars, overlap=overlap):
         session.add(
             DocumentChunk(
-                tenant_id=document.tenant_id, document_id=document.id, index=chunk.index,
-                char_start=chunk.char_start, char_end=chunk.char_end, text=chunk.text,
+                tenant_id=document.tenant_id,
+                document_id=document.id,
+                index=chunk.index,
+                char_start=chunk.char_start,
+                char_end=chunk.char_end,
+                text=chunk.text,
             )
         )
     return True
@@ -219,8 +229,13 @@ def extract_document(
     for chunk in chunks:
         try:
             answer = extractor.extract(
-                codebook, file_name=document.file_name, text=chunk.text, part=chunk.index + 1, parts=len(chunks),
-                char_start=chunk.char_start, char_end=chunk.char_end,
+                codebook,
+                file_name=document.file_name,
+                text=chunk.text,
+                part=chunk.index + 1,
+                parts=len(chunks),
+                char_start=chunk.char_start,
+                char_end=chunk.char_end,
             )
         except LLMError as exc:
             fail_document(session, run, document, LLM_FAILED, exc.message)
@@ -230,9 +245,16 @@ def extract_document(
         row.output_tokens += answer.output_tokens
         session.add(
             LlmAnswer(
-                tenant_id=document.tenant_id, run_id=run.id, document_id=document.id, chunk_index=chunk.index,
-                prompt_version_id=prompt_version.id, model=extractor.model_name, payload=answer.payload,
-                error=answer.error, input_tokens=answer.input_tokens, output_tokens=answer.output_tokens,
+                tenant_id=document.tenant_id,
+                run_id=run.id,
+                document_id=document.id,
+                chunk_index=chunk.index,
+                prompt_version_id=prompt_version.id,
+                model=extractor.model_name,
+                payload=answer.payload,
+                error=answer.error,
+                input_tokens=answer.input_tokens,
+                output_tokens=answer.output_tokens,
             )
         )
     document.status = DocumentStatus.extracted
@@ -347,7 +369,11 @@ def _confidence(result: Coerced, grounded: bool) -> float | None:
 
 
 def validate_document(
-    session: Session, run: Run, document: Document, spec: ProjectSpec, prompt_version: PromptVersion,
+    session: Session,
+    run: Run,
+    document: Document,
+    spec: ProjectSpec,
+    prompt_version: PromptVersion,
     variable_ids: dict[str, uuid.UUID],
 ) -> int:
     """Turn the stored answers into typed, validated values; returns the number of records (rows)."""
@@ -364,8 +390,7 @@ def validate_document(
         fail_document(session, run, document, LLM_UNPARSEABLE, answers[0].error or "no answer could be parsed")
         return 0
     chunks = {
-        c.index: c
-        for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
+        c.index: c for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
     }
     text = document.text or ""
     records = _records(spec, usable)
@@ -383,21 +408,31 @@ def validate_document(
             quote, offsets = None, None
             if candidate is not None and result.value is not None:
                 chunk = chunks.get(candidate.chunk_index)
-                quote, offsets = ground(text, candidate, chunk.char_start if chunk else 0,
-                                        chunk.char_end if chunk else len(text))
+                quote, offsets = ground(
+                    text, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else len(text)
+                )
             message = result.message
             if result.value is not None and offsets is None:
                 message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
             session.add(
                 Extraction(
-                    tenant_id=document.tenant_id, run_id=run.id, document_id=document.id,
-                    entity_index=entity_index, entity_text=entity_text, variable_id=variable_ids[v.name],
-                    raw_value=raws[v.name], value=result.value, status=result.status, message=message,
+                    tenant_id=document.tenant_id,
+                    run_id=run.id,
+                    document_id=document.id,
+                    entity_index=entity_index,
+                    entity_text=entity_text,
+                    variable_id=variable_ids[v.name],
+                    raw_value=raws[v.name],
+                    value=result.value,
+                    status=result.status,
+                    message=message,
                     confidence=_confidence(result, offsets is not None),
                     quote=quote,
-                    char_start=offsets[0] if offsets else None, char_end=offsets[1] if offsets else None,
+                    char_start=offsets[0] if offsets else None,
+                    char_end=offsets[1] if offsets else None,
                     chunk_index=candidate.chunk_index if candidate else None,
-                    prompt_version_id=prompt_version.id, model=usable[0].model if usable else None,
+                    prompt_version_id=prompt_version.id,
+                    model=usable[0].model if usable else None,
                 )
             )
     document.status = DocumentStatus.done

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -25,7 +26,8 @@ def dagster_home(settings: Settings) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
     (home / "workspace.yaml").write_text(
-        (ROOT / "workspace.yaml").read_text()
+        (ROOT / "workspace.yaml")
+        .read_text()
         .replace("port: 4266", f"port: {settings.dagster_code_server_port}")
         .replace("location_name: coderai", f"location_name: {settings.dagster_location}")
     )
@@ -52,6 +54,7 @@ class Service:
     argv: list[str]
     ready_url: str | None = None
     process: subprocess.Popen | None = None
+    log: IO[bytes] | None = None  # closed by Platform.stop
 
 
 @dataclass
@@ -67,21 +70,62 @@ class Platform:
         workspace = str(dagster_home(s) / "workspace.yaml")
         services = []
         if s.llm_provider == "local":
-            services.append(Service("local-llm", [py, "-m", "coderai_assets.cli", "local-llm"],
-                                    f"http://{s.local_llm_host}:{s.local_llm_port}/v1/models"))
+            services.append(
+                Service(
+                    "local-llm",
+                    [py, "-m", "coderai_assets.cli", "local-llm"],
+                    f"http://{s.local_llm_host}:{s.local_llm_port}/v1/models",
+                )
+            )
         services += [
-            Service("dagster-code-server", [str(bin_dir / "dagster"), "code-server", "start", "-m",
-                                            "coderai_assets.definitions", "-h", "127.0.0.1", "-p", str(s.dagster_code_server_port),
-                                            "--location-name", s.dagster_location]),
-            Service("dagster-webserver", [str(bin_dir / "dagster-webserver"), "-w", workspace,
-                                          "-h", s.dagster_host, "-p", str(s.dagster_port)],
-                    f"http://{s.dagster_host}:{s.dagster_port}/server_info"),
+            Service(
+                "dagster-code-server",
+                [
+                    str(bin_dir / "dagster"),
+                    "code-server",
+                    "start",
+                    "-m",
+                    "coderai_assets.definitions",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(s.dagster_code_server_port),
+                    "--location-name",
+                    s.dagster_location,
+                ],
+            ),
+            Service(
+                "dagster-webserver",
+                [
+                    str(bin_dir / "dagster-webserver"),
+                    "-w",
+                    workspace,
+                    "-h",
+                    s.dagster_host,
+                    "-p",
+                    str(s.dagster_port),
+                ],
+                f"http://{s.dagster_host}:{s.dagster_port}/server_info",
+            ),
             Service("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
         ]
         if with_api:
-            services.append(Service("api", [py, "-m", "uvicorn", "coderai_api.main:app", "--host", s.api_host,
-                                             "--port", str(s.api_port)],
-                                    f"http://{s.api_host}:{s.api_port}/api/v1/health"))
+            services.append(
+                Service(
+                    "api",
+                    [
+                        py,
+                        "-m",
+                        "uvicorn",
+                        "coderai_api.main:app",
+                        "--host",
+                        s.api_host,
+                        "--port",
+                        str(s.api_port),
+                    ],
+                    f"http://{s.api_host}:{s.api_port}/api/v1/health",
+                )
+            )
         return services
 
     def ports(self, *, with_api: bool = True) -> list[tuple[str, int]]:
@@ -104,9 +148,16 @@ class Platform:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         env = child_env(self.settings)
         for service in self.plan(with_api=with_api):
-            out = None if foreground_logs else open(self.log_dir / f"{service.name}.log", "ab")
-            service.process = subprocess.Popen(service.argv, env=env, cwd=ROOT, stdout=out,
-                                               stderr=subprocess.STDOUT if out else None, start_new_session=True)
+            out = None if foreground_logs else (self.log_dir / f"{service.name}.log").open("ab")  # noqa: SIM115
+            service.log = out
+            service.process = subprocess.Popen(
+                service.argv,
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
             self.services.append(service)
             if service.name == "dagster-code-server":
                 # The webserver and daemon need the code server listening first.
@@ -117,8 +168,10 @@ class Platform:
 
     def _check_alive(self, service: Service) -> None:
         if service.process is not None and service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}; "
-                               f"see {self.log_dir / (service.name + '.log')}")
+            raise RuntimeError(
+                f"{service.name} exited with code {service.process.returncode}; "
+                f"see {self.log_dir / (service.name + '.log')}"
+            )
 
     def _wait_port(self, host: str, port: int, service: Service, timeout: float) -> None:
         import socket
@@ -167,4 +220,6 @@ class Platform:
             except subprocess.TimeoutExpired:
                 os.killpg(service.process.pid, signal.SIGKILL)
                 service.process.wait(5)
+            if service.log is not None:
+                service.log.close()
         self.services.clear()

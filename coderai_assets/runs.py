@@ -14,8 +14,14 @@ from coderai_assets.pipeline import ensure_prompt_version
 from coderai_assets.settings import get_settings
 
 
-def create_run(session: Session, project: Project, kind: RunKind, sample_size: int | None = None,
-               *, seed: int | None = None) -> tuple[Run, list[Document]]:
+def create_run(
+    session: Session,
+    project: Project,
+    kind: RunKind,
+    sample_size: int | None = None,
+    *,
+    seed: int | None = None,
+) -> tuple[Run, list[Document]]:
     """A run over all the project's documents, or over a random sample of them."""
     documents = list(
         session.scalars(
@@ -31,8 +37,13 @@ def create_run(session: Session, project: Project, kind: RunKind, sample_size: i
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
     version = ensure_prompt_version(session, project, get_settings().request_quotes)
     run = Run(
-        tenant_id=project.tenant_id, project_id=project.id, kind=kind, sample_size=sample_size,
-        prompt_version_id=version.id, documents_total=len(documents), status=RunStatus.queued,
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        kind=kind,
+        sample_size=sample_size,
+        prompt_version_id=version.id,
+        documents_total=len(documents),
+        status=RunStatus.queued,
     )
     session.add(run)
     session.flush()
@@ -55,8 +66,13 @@ def run_for_materialisation(session: Session, project: Project, tagged_run_id: s
     if run is None:
         version = ensure_prompt_version(session, project, get_settings().request_quotes)
         run = Run(
-            tenant_id=project.tenant_id, project_id=project.id, kind=RunKind.full, status=RunStatus.running,
-            prompt_version_id=version.id, dagster_run_ids=[dagster_run_id], started_at=utcnow(),
+            tenant_id=project.tenant_id,
+            project_id=project.id,
+            kind=RunKind.full,
+            status=RunStatus.running,
+            prompt_version_id=version.id,
+            dagster_run_ids=[dagster_run_id],
+            started_at=utcnow(),
         )
         session.add(run)
         session.flush()

@@ -26,6 +26,11 @@ os.environ.update(
         "CODERAI_LLM_PROVIDER": "factory",
         "CODERAI_LLM_FACTORY": "tests.fakes:protest_model",
         "CODERAI_LLM_QUOTES": "true",
+        # Ports of their own, so tests never talk to a platform started by `make up` or `make demo`.
+        "CODERAI_API_PORT": os.environ.get("CODERAI_TEST_API_PORT", "18400"),
+        "CODERAI_DAGSTER_PORT": os.environ.get("CODERAI_TEST_DAGSTER_PORT", "13400"),
+        "CODERAI_DAGSTER_CODE_SERVER_PORT": os.environ.get("CODERAI_TEST_CODE_SERVER_PORT", "14400"),
+        "CODERAI_LOCAL_LLM_PORT": os.environ.get("CODERAI_TEST_LOCAL_LLM_PORT", "18765"),
     }
 )
 
@@ -40,7 +45,9 @@ def _drop(url: str) -> None:
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(
-            text("select pg_terminate_backend(pid) from pg_stat_activity where datname = :n and pid <> pg_backend_pid()"),
+            text(
+                "select pg_terminate_backend(pid) from pg_stat_activity where datname = :n and pid <> pg_backend_pid()"
+            ),
             {"n": target.database},
         )
         connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))

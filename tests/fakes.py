@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from langchain_core.language_models import GenericFakeChatModel
@@ -14,7 +13,7 @@ from coderai_assets.codebook import TOOL_NAME
 
 class ToolCallingFakeModel(GenericFakeChatModel):
     """LangChain's fake models refuse bind_tools (DESIGN.md 7); this one accepts it and answers the tool call
-    with `answers[file_name]`, the file name read from the prompt, recording every prompt it saw."""
+    with the first of `answers` whose key occurs in the prompt (or `answers["*"]`), recording every prompt."""
 
     answers: dict[str, Any] = {}
     prompts: list[str] = []
@@ -25,27 +24,51 @@ class ToolCallingFakeModel(GenericFakeChatModel):
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
         prompt = "\n".join(str(m.content) for m in messages)
         self.prompts.append(prompt)
-        match = re.search(r"Document: (\S+)", prompt)
-        args = self.answers.get(match.group(1) if match else "", self.answers.get("*", {}))
+        args = next((a for key, a in self.answers.items() if key in prompt), self.answers.get("*", {}))
         message = AIMessage(
             content="",
             tool_calls=[{"name": TOOL_NAME, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
-            usage_metadata={"input_tokens": len(prompt) // 4, "output_tokens": 20, "total_tokens": len(prompt) // 4 + 20},
+            usage_metadata={
+                "input_tokens": len(prompt) // 4,
+                "output_tokens": 20,
+                "total_tokens": len(prompt) // 4 + 20,
+            },
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 
-# The demo corpus's facts, as a perfect model would code them (file names as the demo writes them).
+# The demo corpus's facts, as a perfect model would code them, keyed by a phrase of each report.
 PROTEST_ANSWERS = {
-    "lyon_nurses.txt": {"city": "Lyon", "event_date": "12 March 2024", "participants": 3000,
-                        "protest_type": "march", "violence": False,
-                        "quotes": {"city": "Lyon", "participants": "About 3,000 nurses"}},
-    "porto_dockers.html": {"city": "Porto", "event_date": "2023-06-03", "participants": "some 450",
-                           "protest_type": "Strike", "violence": True, "quotes": {"violence": "two workers were injured"}},
-    "gdansk_students.pdf": {"city": "Gdansk", "event_date": "21 November 2022", "participants": 200,
-                            "protest_type": "sit-in", "violence": False},
-    "tampere_farmers.docx": {"city": "Tampere", "event_date": "8 February 2024", "participants": 1200,
-                             "protest_type": "rally", "violence": "no"},
+    "LYON, 12 March 2024": {
+        "city": "Lyon",
+        "event_date": "12 March 2024",
+        "participants": 3000,
+        "protest_type": "march",
+        "violence": False,
+        "quotes": {"city": "Lyon", "participants": "About 3,000 nurses"},
+    },
+    "PORTO, 3 June 2023": {
+        "city": "Porto",
+        "event_date": "2023-06-03",
+        "participants": "some 450",
+        "protest_type": "Strike",
+        "violence": True,
+        "quotes": {"violence": "two workers were injured"},
+    },
+    "Gdansk Technical": {
+        "city": "Gdansk",
+        "event_date": "21 November 2022",
+        "participants": 200,
+        "protest_type": "sit-in",
+        "violence": False,
+    },
+    "TAMPERE, 8 February": {
+        "city": "Tampere",
+        "event_date": "8 February 2024",
+        "participants": 1200,
+        "protest_type": "rally",
+        "violence": "no",
+    },
 }
 
 

@@ -34,14 +34,26 @@ def project(client):
 def test_project_and_variables(client, project):
     pid = project["id"]
     assert any(p["id"] == pid for p in client.get("/projects").json())
-    ok = client.post(f"/projects/{pid}/variables", json={"name": "protest_type", "type": "category",
-                                                          "allowed_values": ["march", "strike"]})
+    ok = client.post(
+        f"/projects/{pid}/variables",
+        json={"name": "protest_type", "type": "category", "allowed_values": ["march", "strike"]},
+    )
     assert ok.status_code == 201 and ok.json()["display_name"] == "Protest type"
-    dependent = client.post(f"/projects/{pid}/variables", json={
-        "name": "strike_days", "type": "integer", "depends_on": "protest_type", "depends_on_value": "strike",
-        "validation": {"min": 1}})
+    dependent = client.post(
+        f"/projects/{pid}/variables",
+        json={
+            "name": "strike_days",
+            "type": "integer",
+            "depends_on": "protest_type",
+            "depends_on_value": "strike",
+            "validation": {"min": 1},
+        },
+    )
     assert dependent.status_code == 201
-    assert [v["name"] for v in client.get(f"/projects/{pid}/variables").json()] == ["protest_type", "strike_days"]
+    assert [v["name"] for v in client.get(f"/projects/{pid}/variables").json()] == [
+        "protest_type",
+        "strike_days",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -49,7 +61,11 @@ def test_project_and_variables(client, project):
     [
         ({"name": "x", "type": "category"}, 422, "invalid_request"),  # no allowed values
         ({"name": "Bad Name", "type": "text"}, 422, "invalid_request"),
-        ({"name": "x", "type": "text", "tenant_id": "00000000-0000-0000-0000-000000000000"}, 422, "invalid_request"),
+        (
+            {"name": "x", "type": "text", "tenant_id": "00000000-0000-0000-0000-000000000000"},
+            422,
+            "invalid_request",
+        ),
         ({"name": "x", "type": "text", "depends_on": "nope"}, 422, "unknown_dependency"),
         ({"name": "x", "type": "text", "validation": {"pattern": "("}}, 422, "invalid_pattern"),
     ],
@@ -102,6 +118,11 @@ def test_run_needs_documents_and_a_sample_size(client, project):
 
 def test_openapi_lists_the_routes(client):
     paths = client.get("/../../openapi.json").json()["paths"]
-    for path in ("/api/v1/projects", "/api/v1/projects/{project_id}/documents", "/api/v1/projects/{project_id}/runs",
-                 "/api/v1/runs/{run_id}", "/api/v1/projects/{project_id}/export"):
+    for path in (
+        "/api/v1/projects",
+        "/api/v1/projects/{project_id}/documents",
+        "/api/v1/projects/{project_id}/runs",
+        "/api/v1/runs/{run_id}",
+        "/api/v1/projects/{project_id}/export",
+    ):
         assert path in paths

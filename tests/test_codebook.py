@@ -1,6 +1,6 @@
 """The codebook compiled once: prompts, JSON schema, hash."""
 
-from coderai_assets.codebook import ProjectSpec, VariableSpec, compile_codebook, codebook_rows
+from coderai_assets.codebook import ProjectSpec, VariableSpec, codebook_rows, compile_codebook
 
 VARIABLES = (
     VariableSpec("city", "text", description="City of the protest"),
@@ -25,8 +25,13 @@ def test_schema_has_every_variable_typed_and_constrained():
 
 
 def test_entity_schema_is_a_list_of_records():
-    entity = ProjectSpec(name="E", domain_description="d", extraction_unit="entity",
-                         entity_description="protest event", variables=VARIABLES)
+    entity = ProjectSpec(
+        name="E",
+        domain_description="d",
+        extraction_unit="entity",
+        entity_description="protest event",
+        variables=VARIABLES,
+    )
     schema = compile_codebook(entity).json_schema
     item = schema["properties"]["entities"]["items"]
     assert "entity_text" in item["required"] and "city" in item["properties"]
@@ -45,8 +50,11 @@ def test_prompt_carries_domain_rules_and_injection_guard():
 def test_hash_changes_with_any_definition_and_only_then():
     base = compile_codebook(PROJECT).variables_hash
     assert compile_codebook(PROJECT).variables_hash == base
-    edited = ProjectSpec(name="Protests", domain_description="Protest reports.",
-                         variables=(VariableSpec("city", "text", description="Town of the protest"), *VARIABLES[1:]))
+    edited = ProjectSpec(
+        name="Protests",
+        domain_description="Protest reports.",
+        variables=(VariableSpec("city", "text", description="Town of the protest"), *VARIABLES[1:]),
+    )
     assert compile_codebook(edited).variables_hash != base
 
 

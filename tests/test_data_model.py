@@ -6,13 +6,12 @@ from coderai_assets.models import Base
 
 
 def test_migration_round_trip_matches_the_models(database):
+    from alembic import command
     from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
     from alembic.migration import MigrationContext
 
     from coderai_assets.cli import ROOT
-
-    from alembic import command
-    from alembic.config import Config
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
@@ -22,8 +21,12 @@ def test_migration_round_trip_matches_the_models(database):
     engine = create_engine(database)
     with engine.connect() as connection:
         left = set(inspect(connection).get_table_names()) - {"alembic_version"}
-        types = connection.scalar(text("select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace "
-                                       "where n.nspname = 'public' and t.typtype = 'e'"))
+        types = connection.scalar(
+            text(
+                "select count(*) from pg_type t join pg_namespace n on n.oid = t.typnamespace "
+                "where n.nspname = 'public' and t.typtype = 'e'"
+            )
+        )
     assert left == set() and types == 0
     command.upgrade(config, "head")
     with engine.connect() as connection:

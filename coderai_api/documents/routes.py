@@ -14,8 +14,15 @@ router = APIRouter(prefix="/projects/{project_id}/documents", tags=["documents"]
 
 
 @router.post("", response_model=list[UploadResult], status_code=201)
-def upload_documents(project_id: uuid.UUID, files: list[UploadFile], session: SessionDep, tenant_id: TenantId,
-                     storage: StorageDep, orchestrator: OrchestratorDep, settings: SettingsDep):
+def upload_documents(
+    project_id: uuid.UUID,
+    files: list[UploadFile],
+    session: SessionDep,
+    tenant_id: TenantId,
+    storage: StorageDep,
+    orchestrator: OrchestratorDep,
+    settings: SettingsDep,
+):
     """Upload one or more files (multipart field `files`). Format is detected from content when parsed."""
     project = get_project(session, tenant_id, project_id)
     results = []

@@ -22,8 +22,9 @@ def safe_file_name(name: str) -> str:
     return _UNSAFE.sub("_", base)[:200]
 
 
-def add_document(session: Session, storage: FileStorage, project: Project, file_name: str, data: bytes,
-                 max_bytes: int) -> tuple[Document, bool]:
+def add_document(
+    session: Session, storage: FileStorage, project: Project, file_name: str, data: bytes, max_bytes: int
+) -> tuple[Document, bool]:
     """(document, duplicate): the same bytes uploaded twice to a project are one document."""
     if not data:
         raise InvalidInput(f"{file_name}: the file is empty.", code=codes.EMPTY_FILE)
@@ -39,8 +40,13 @@ def add_document(session: Session, storage: FileStorage, project: Project, file_
     key = f"{project.tenant_id}/{project.id}/documents/{document_id}/original"
     storage.write(key, data)
     document = Document(
-        id=document_id, tenant_id=project.tenant_id, project_id=project.id, file_name=safe_file_name(file_name),
-        size_bytes=len(data), sha256=digest, storage_path=key,
+        id=document_id,
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        file_name=safe_file_name(file_name),
+        size_bytes=len(data),
+        sha256=digest,
+        storage_path=key,
     )
     session.add(document)
     session.flush()

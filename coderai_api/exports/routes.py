@@ -17,8 +17,14 @@ _MEDIA = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocum
 
 
 @router.get("", response_class=FileResponse)
-def download_export(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId, storage: StorageDep,
-                    format: Literal["csv", "xlsx"] = "csv", run_id: uuid.UUID | None = None):
+def download_export(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    tenant_id: TenantId,
+    storage: StorageDep,
+    format: Literal["csv", "xlsx"] = "csv",
+    run_id: uuid.UUID | None = None,
+):
     project = get_project(session, tenant_id, project_id)
     export = service.find_export(session, project, run_id)
     path = storage.path(export.csv_path if format == "csv" else export.xlsx_path)

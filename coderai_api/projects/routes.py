@@ -1,28 +1,38 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
 from fastapi import APIRouter, BackgroundTasks
 
 from coderai_api.deps import OrchestratorDep, SessionDep, TenantId
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects import service
 from coderai_api.projects.schemas import ProjectCreate, ProjectRead, VariableCreate, VariableRead
+from coderai_assets.errors import OrchestratorError
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPONSES)
 
 
-def _reload_quietly(orchestrator) -> None:
-    # The new project's assets appear in Dagster after a reload; a run started before it retries the reload.
+def _reload_quietly(orchestrator: Orchestrator) -> None:
+    # The new project's assets appear in Dagster after a reload. If this one fails, the first run of the
+    # project reloads again and reports the error to its caller then.
     try:
         orchestrator.reload()
-    except Exception:  # the run launch reloads again and reports the error then
-        pass
+    except OrchestratorError as exc:
+        log.warning("reloading the code location after a new project failed: %s", exc.message)
 
 
 @router.post("", response_model=ProjectRead, status_code=201)
-def create_project(body: ProjectCreate, session: SessionDep, tenant_id: TenantId,
-                   orchestrator: OrchestratorDep, background: BackgroundTasks):
+def create_project(
+    body: ProjectCreate,
+    session: SessionDep,
+    tenant_id: TenantId,
+    orchestrator: OrchestratorDep,
+    background: BackgroundTasks,
+):
     project = service.create_project(session, tenant_id, body)
     background.add_task(_reload_quietly, orchestrator)
     return project

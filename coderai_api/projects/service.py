@@ -8,9 +8,9 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coderai_api.projects.schemas import ProjectCreate, VariableCreate
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.models import Project, Variable
-from coderai_api.projects.schemas import ProjectCreate, VariableCreate
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:
@@ -49,13 +49,19 @@ def create_variable(session: Session, project: Project, body: VariableCreate) ->
         try:
             re.compile(body.validation.pattern)
         except re.error as exc:
-            raise InvalidInput(f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern") from exc
+            raise InvalidInput(
+                f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern"
+            ) from exc
     data = body.model_dump(exclude={"position", "validation"})
     position = body.position
     if position is None:
-        position = (session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0) + 1
+        position = (
+            session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0
+        ) + 1
     variable = Variable(
-        tenant_id=project.tenant_id, project_id=project.id, position=position,
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        position=position,
         validation=body.validation.model_dump(exclude_none=True) if body.validation else None,
         **{**data, "display_name": body.display_name or body.name.replace("_", " ").capitalize()},
     )

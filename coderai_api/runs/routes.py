@@ -14,8 +14,13 @@ router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
 
 
 @router.post("/projects/{project_id}/runs", response_model=RunRead, status_code=202)
-def start_run(project_id: uuid.UUID, body: RunCreate, session: SessionDep, tenant_id: TenantId,
-              orchestrator: OrchestratorDep):
+def start_run(
+    project_id: uuid.UUID,
+    body: RunCreate,
+    session: SessionDep,
+    tenant_id: TenantId,
+    orchestrator: OrchestratorDep,
+):
     project = get_project(session, tenant_id, project_id)
     return service.start_run(session, orchestrator, project, body.kind, body.sample_size, body.seed)
 

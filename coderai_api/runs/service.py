@@ -7,14 +7,20 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coderai_api.orchestrator import Orchestrator
 from coderai_assets.errors import NotFound
 from coderai_assets.models import Project, Run, RunKind, RunStatus
 from coderai_assets.runs import create_run
-from coderai_api.orchestrator import Orchestrator
 
 
-def start_run(session: Session, orchestrator: Orchestrator, project: Project, kind: RunKind,
-              sample_size: int | None, seed: int | None) -> Run:
+def start_run(
+    session: Session,
+    orchestrator: Orchestrator,
+    project: Project,
+    kind: RunKind,
+    sample_size: int | None,
+    seed: int | None,
+) -> Run:
     run, documents = create_run(session, project, kind, sample_size, seed=seed)
     keys = [d.id.hex for d in documents]
     if kind == RunKind.full:

@@ -2,15 +2,14 @@
 each asset loops over the run's partition keys (one key, or a range) with one transaction per document,
 so one bad document never fails the others (DESIGN.md 2)."""
 
-
 import uuid
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 from sqlalchemy import select
 
-from coderai_assets.models import Document, Project, PromptVersion, Run, Variable
-from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.ingest.detect import ZipLimits
+from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+from coderai_assets.models import Document, Project, PromptVersion, Run, Variable
 from coderai_assets.partitions import RUN_TAG, documents_partitions
 from coderai_assets.pipeline import (
     extract_document,
@@ -44,6 +43,13 @@ def _run(session, context: AssetExecutionContext, project: Project) -> Run:
     return run_for_materialisation(session, project, context.run.tags.get(RUN_TAG), context.run_id)
 
 
+def _prompt_version(session, run: Run) -> PromptVersion:
+    version = session.get(PromptVersion, run.prompt_version_id) if run.prompt_version_id else None
+    if version is None:
+        raise ValueError(f"run {run.id} has no prompt version")
+    return version
+
+
 def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_key: str) -> list:
     partitions = documents_partitions(project_id)
     group = project_key
@@ -54,7 +60,9 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
         group_name=group,
         description="The document's text, checked by content and parsed in a sandboxed child process, in chunks.",
     )
-    def parsed_document(context: AssetExecutionContext, db: DatabaseResource, files: StorageResource) -> MaterializeResult:
+    def parsed_document(
+        context: AssetExecutionContext, db: DatabaseResource, files: StorageResource
+    ) -> MaterializeResult:
         settings = get_settings()
         parsed = failed = 0
         with ParseWorker(parse_limits()) as worker:
@@ -69,8 +77,13 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                     run = _run(session, context, project)
                     reset_run_document(session, run, document)
                     ok = parse_document(
-                        session, files.storage(), worker, run, document,
-                        chunk_chars=settings.effective_chunk_chars, overlap=settings.chunk_overlap_chars,
+                        session,
+                        files.storage(),
+                        worker,
+                        run,
+                        document,
+                        chunk_chars=settings.effective_chunk_chars,
+                        overlap=settings.chunk_overlap_chars,
                     )
                     parsed += ok
                     failed += not ok
@@ -96,7 +109,7 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                 if project is None or document is None:
                     continue
                 run = _run(session, context, project)
-                version = session.get(PromptVersion, run.prompt_version_id)
+                version = _prompt_version(session, run)
                 ok = extract_document(session, extractor, run, document, version)
                 extracted += ok
                 failed += not ok
@@ -120,7 +133,7 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                 if project is None or document is None:
                     continue
                 run = _run(session, context, project)
-                version = session.get(PromptVersion, run.prompt_version_id)
+                version = _prompt_version(session, run)
                 spec = project_spec(session, project)
                 variable_ids = dict(
                     session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all()

@@ -1,6 +1,5 @@
 """The project's export: CSV and Excel files of a run's dataset, with a codebook sheet."""
 
-
 import uuid
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
@@ -31,8 +30,12 @@ def build_export_asset(project_id: uuid.UUID, tenant_id: uuid.UUID, project_key:
                 run.status = RunStatus.succeeded
                 run.finished_at = utcnow()
             return MaterializeResult(
-                metadata={"rows": result.row_count, "csv": result.csv_path, "xlsx": result.xlsx_path,
-                          "export_id": str(result.id)}
+                metadata={
+                    "rows": result.row_count,
+                    "csv": result.csv_path,
+                    "xlsx": result.xlsx_path,
+                    "export_id": str(result.id),
+                }
             )
 
     return export

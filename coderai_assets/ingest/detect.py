@@ -24,7 +24,22 @@ _BINARY_MAGIC = {
     b"MZ": "exe",
 }
 _CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: .doc, or an encrypted OOXML package
-_HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<meta ", b"<title", b"<div", b"<p>", b"<article", b"<script", b"<style", b"<table", b"<span", b"<a ")
+_HTML_MARKERS = (
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<body",
+    b"<meta ",
+    b"<title",
+    b"<div",
+    b"<p>",
+    b"<article",
+    b"<script",
+    b"<style",
+    b"<table",
+    b"<span",
+    b"<a ",
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +120,15 @@ def check_docx_archive(data: bytes, limits: ZipLimits) -> None:
         if stat.S_ISLNK(info.external_attr >> 16):
             raise DocumentRejected(f"Symbolic link in archive: {name!r}", code=codes.UNSAFE_ARCHIVE)
         total += info.file_size
-        if info.compress_size and info.file_size / info.compress_size > limits.max_ratio and info.file_size > 10_000_000:
-            raise DocumentRejected(f"Entry {name!r} inflates {info.file_size / info.compress_size:.0f}x.", code=codes.ARCHIVE_BOMB)
+        if (
+            info.compress_size
+            and info.file_size / info.compress_size > limits.max_ratio
+            and info.file_size > 10_000_000
+        ):
+            raise DocumentRejected(
+                f"Entry {name!r} inflates {info.file_size / info.compress_size:.0f}x.",
+                code=codes.ARCHIVE_BOMB,
+            )
     if total > limits.max_uncompressed_bytes:
         raise DocumentRejected(f"The archive inflates to {total} bytes.", code=codes.ARCHIVE_BOMB)
     names = {info.filename for info in infos}

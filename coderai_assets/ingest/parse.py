@@ -112,10 +112,44 @@ def _run_text(element) -> str:
     return "".join(t.text or "" for t in element.iter() if _local_name(t) == "t")
 
 
-_HTML_DROP = ("script", "style", "noscript", "template", "iframe", "svg", "canvas", "nav", "footer", "form", "head")
+_HTML_DROP = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "iframe",
+    "svg",
+    "canvas",
+    "nav",
+    "footer",
+    "form",
+    "head",
+)
 _HTML_BLOCKS = (
-    "p", "div", "section", "article", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
-    "tr", "table", "blockquote", "pre", "header", "main", "figure", "figcaption", "dd", "dt",
+    "p",
+    "div",
+    "section",
+    "article",
+    "br",
+    "li",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "tr",
+    "table",
+    "blockquote",
+    "pre",
+    "header",
+    "main",
+    "figure",
+    "figcaption",
+    "dd",
+    "dt",
 )
 
 
@@ -144,8 +178,13 @@ def parse_html(data: bytes) -> ParsedText:
 def parse_txt(data: bytes) -> ParsedText:
     from charset_normalizer import from_bytes
 
-    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
-                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+    for bom, encoding in (
+        (b"\xef\xbb\xbf", "utf-8-sig"),
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
         if data.startswith(bom):
             return ParsedText(text=data.decode(encoding, errors="replace"), encoding=encoding)
     try:

@@ -118,14 +118,20 @@ class ParseWorker:
                 ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
                 if not ready:
                     self._stop()
-                    return ParseOutcome(None, error_code=codes.PARSE_TIMEOUT,
-                                        error_message=f"Parsing took longer than {self.limits.timeout_seconds:.0f} s.")
+                    return ParseOutcome(
+                        None,
+                        error_code=codes.PARSE_TIMEOUT,
+                        error_message=f"Parsing took longer than {self.limits.timeout_seconds:.0f} s.",
+                    )
                 status, fmt, payload = read_frame(process.stdout)
             except (EOFError, BrokenPipeError, pickle.UnpicklingError):
                 exitcode = process.wait(5)
                 self._stop()
-                return ParseOutcome(None, error_code=codes.PARSE_RESOURCE_LIMIT,
-                                    error_message=f"The parser died (exit {exitcode}): memory or CPU limit.")
+                return ParseOutcome(
+                    None,
+                    error_code=codes.PARSE_RESOURCE_LIMIT,
+                    error_message=f"The parser died (exit {exitcode}): memory or CPU limit.",
+                )
         if status == "ok":
             return ParseOutcome(fmt, parsed=payload)
         code, message = payload

@@ -36,6 +36,7 @@ def main() -> None:
         soft = int(_cpu_used()) + cpu_seconds
         resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
         fmt = None
+        result: tuple[str, str | None, object]
         try:
             fmt = detect_format(data)
             if fmt == "docx":

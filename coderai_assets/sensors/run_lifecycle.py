@@ -1,10 +1,17 @@
 """Moves application runs along: requests the export once every document of a run is done, and fails runs whose
 Dagster runs ended without finishing their documents (a crash, a cancel)."""
 
-
 import uuid
 
-from dagster import DagsterRunStatus, DefaultSensorStatus, RunRequest, RunsFilter, SensorEvaluationContext, SensorResult, sensor
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
 from sqlalchemy import select
 
 from coderai_assets.models import Run, RunStatus, utcnow
@@ -38,10 +45,16 @@ def build_run_lifecycle_sensor(projects: list[tuple[uuid.UUID, uuid.UUID]], expo
                     dagster_runs = context.instance.get_runs(RunsFilter(tags={RUN_TAG: str(run.id)}))
                     if run.status == RunStatus.exporting:
                         exports = [r for r in dagster_runs if r.job_name == export_job_name(project_id)]
-                        if exports and all(r.status in _FINISHED for r in exports) and not any(
-                            r.status == DagsterRunStatus.SUCCESS for r in exports
+                        if (
+                            exports
+                            and all(r.status in _FINISHED for r in exports)
+                            and not any(r.status == DagsterRunStatus.SUCCESS for r in exports)
                         ):
-                            run.status, run.error, run.finished_at = RunStatus.failed, "the export failed", utcnow()
+                            run.status, run.error, run.finished_at = (
+                                RunStatus.failed,
+                                "the export failed",
+                                utcnow(),
+                            )
                             continue
                         requests.append(
                             RunRequest(

