@@ -1,0 +1,158 @@
+"""Benchmarks (`make bench`): figures are printed, never asserted. Medians over files; the machine is noisy.
+
+1. Ingestion: documents per second and peak memory of the sandboxed parser, per format, on the shared corpus
+   (CODERAI_CORPUS) or, without it, on the demo corpus.
+2. Pipeline bookkeeping: one Dagster range run over N small documents through the three document assets with an
+   instant fake model, so the figure is CoderAI's and Dagster's own cost per document, not the model's.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def _corpus_files() -> dict[str, list[Path]]:
+    corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus"))
+    if not corpus.is_dir():
+        from coderai_assets.demo import write_corpus
+
+        files = write_corpus(Path(tempfile.mkdtemp()) / "demo")
+        return {p.suffix[1:]: [p] for p in files}
+    return {
+        "pdf": sorted((corpus / "pdf" / "real").glob("*.pdf"))[:25],
+        "docx": sorted((corpus / "docx" / "real").glob("*.docx"))[:25],
+        "html": sorted((corpus / "html" / "readability").glob("*/source.html"))[:25],
+        "txt": sorted((corpus / "txt").rglob("*.txt"))[:25],
+    }
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_ingestion() -> None:
+    from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+
+    print("== ingestion (sandboxed child process, one worker reused) ==")
+    print(f"{'format':<6} {'files':>5} {'ok':>4} {'median ms':>10} {'MB/s':>7} {'chars/s':>11} {'peak RSS MB':>12}")
+    for fmt, files in _corpus_files().items():
+        if not files:
+            continue
+        with ParseWorker(ParseLimits()) as worker:
+            worker.parse(files[0].read_bytes())  # warm the worker's imports
+            times, ok, size, chars = [], 0, 0, 0
+            for path in files:
+                data = path.read_bytes()
+                start = time.perf_counter()
+                outcome = worker.parse(data)
+                times.append(time.perf_counter() - start)
+                size += len(data)
+                if outcome.ok and outcome.parsed:
+                    ok += 1
+                    chars += len(outcome.parsed.text)
+            peak = _peak_rss_mb(worker._process.pid) if worker._process else float("nan")
+        total = sum(times)
+        print(f"{fmt:<6} {len(files):>5} {ok:>4} {statistics.median(times) * 1000:>10.1f} "
+              f"{size / total / 1e6:>7.2f} {chars / total:>11,.0f} {peak:>12.0f}")
+
+
+def bench_pipeline(n_documents: int = 50) -> None:
+    os.environ.setdefault("CODERAI_LLM_PROVIDER", "factory")
+    os.environ.setdefault("CODERAI_LLM_FACTORY", "tests.fakes:protest_model")
+    from dagster import DagsterInstance, materialize
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from coderai_assets.cli import ensure_database, run_migrations
+    from coderai_assets.db import make_engine, make_session_factory, tenant_session
+    from coderai_assets.llm import Extractor
+    from coderai_assets.location import build_definitions
+    from coderai_assets.models import Document, Project, Run, RunKind, Tenant, Variable, VariableType
+    from coderai_assets.partitions import RUN_TAG, partitions_name
+    from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
+    from coderai_assets.runs import create_run
+    from coderai_assets.settings import get_settings
+    from coderai_assets.storage import LocalFileStorage
+    from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
+
+    class InstantModel(LLMResource):
+        def extractor(self) -> Extractor:
+            return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake")
+
+    base = make_url(get_settings().database_url)
+    url = base.set(database=f"coderai_bench_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
+    ensure_database(url)
+    storage_root = Path(tempfile.mkdtemp())
+    try:
+        run_migrations(url)
+        factory = make_session_factory(make_engine(url))
+        storage = LocalFileStorage(storage_root)
+        with tenant_session(factory, None) as session:
+            tenant = Tenant(name="bench")
+            session.add(tenant)
+            session.flush()
+            project = Project(tenant_id=tenant.id, name="bench", domain_description="Protest reports.")
+            session.add(project)
+            session.flush()
+            for i, (name, kind) in enumerate([("city", VariableType.text), ("participants", VariableType.integer),
+                                              ("violence", VariableType.boolean)]):
+                session.add(Variable(tenant_id=tenant.id, project_id=project.id, name=name, type=kind, position=i))
+            keys = []
+            for i in range(n_documents):
+                doc_id = uuid.uuid4()
+                body = f"PORTO, 3 June 2023 - Report {i}: some {400 + i} dock workers went on strike.\n" * 20
+                key = f"{tenant.id}/{project.id}/documents/{doc_id}/original"
+                storage.write(key, body.encode())
+                session.add(Document(id=doc_id, tenant_id=tenant.id, project_id=project.id, file_name=f"r{i}.txt",
+                                     size_bytes=len(body), sha256=doc_id.hex * 2, storage_path=key))
+                keys.append(doc_id.hex)
+            session.flush()
+            run, _ = create_run(session, project, RunKind.full)
+            ids = (project.id, tenant.id, run.id)
+        with DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions(partitions_name(ids[0]), keys)
+            defs = build_definitions([(ids[0], ids[1])], {})
+            assets = [a for a in defs.assets if a.key.path[-1] != "export"]
+            start = time.perf_counter()
+            result = materialize(
+                assets, instance=instance,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                tags={RUN_TAG: str(ids[2]), "dagster/asset_partition_range_start": keys[0],
+                      "dagster/asset_partition_range_end": keys[-1]},
+                resources={"db": DatabaseResource(url=url), "llm": InstantModel(),
+                           "files": StorageResource(root=str(storage_root))},
+            )
+            elapsed = time.perf_counter() - start
+        with tenant_session(factory, ids[1]) as session:
+            done = session.get(Run, ids[2]).documents_done
+        print("== pipeline bookkeeping (one range run, instant fake model, 3 variables) ==")
+        print(f"documents {n_documents}, done {done}, success {result.success}: {elapsed:.1f} s in all, "
+              f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)")
+        factory.kw["bind"].dispose()
+    finally:
+        admin = create_engine(base.set(drivername="postgresql+psycopg2", database="postgres"),
+                              isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    import logging
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp())
+    bench_ingestion()
+    bench_pipeline()
