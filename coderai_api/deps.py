@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from coderai_api.orchestrator import Orchestrator
 from coderai_assets.db import tenant_session
@@ -21,18 +22,19 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def current_tenant(request: Request) -> uuid.UUID:
-    """The workspace of the request. Until accounts exist (issue 3) every request uses the default workspace."""
-    cached = getattr(request.app.state, "default_tenant_id", None)
+def current_tenant(connection: HTTPConnection) -> uuid.UUID:
+    """The workspace of the request (or WebSocket). Until accounts exist every request uses the default one."""
+    state = connection.app.state
+    cached = getattr(state, "default_tenant_id", None)
     if cached is None:
-        with tenant_session(request.app.state.session_factory, None) as session:
-            name = request.app.state.settings.default_tenant_name
+        with tenant_session(state.session_factory, None) as session:
+            name = state.settings.default_tenant_name
             tenant = session.scalars(select(Tenant).where(Tenant.name == name)).first()
             if tenant is None:
                 tenant = Tenant(name=name)
                 session.add(tenant)
                 session.flush()
-            cached = request.app.state.default_tenant_id = tenant.id
+            cached = state.default_tenant_id = tenant.id
     return cached
 
 

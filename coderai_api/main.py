@@ -13,6 +13,7 @@ from coderai_api.exports.routes import router as exports_router
 from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
+from coderai_api.runs.routes import ws_router
 from coderai_assets.db import make_engine, make_session_factory
 from coderai_assets.settings import Settings, get_settings
 from coderai_assets.storage import LocalFileStorage
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, orchestrator: Orchestrator | No
         return {"status": "ok"}
 
     app.include_router(api)
+    app.include_router(ws_router)
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from dagster import DagsterInstance
 from fastapi.testclient import TestClient
@@ -89,7 +91,7 @@ def test_upload_registers_partitions_and_deduplicates(client, project, demo_file
     assert response.status_code == 201
     uploaded = response.json()
     assert [u["duplicate"] for u in uploaded] == [False] * len(demo_files)
-    keys = instance.get_dynamic_partitions(partitions_name(__import__("uuid").UUID(pid)))
+    keys = instance.get_dynamic_partitions(partitions_name(uuid.UUID(pid)))
     assert sorted(keys) == sorted(u["document"]["id"].replace("-", "") for u in uploaded)
     again = client.post(f"/projects/{pid}/documents", files=files[:1]).json()
     assert again[0]["duplicate"] is True and again[0]["document"]["id"] == uploaded[0]["document"]["id"]
@@ -126,3 +128,32 @@ def test_openapi_lists_the_routes(client):
         "/api/v1/projects/{project_id}/export",
     ):
         assert path in paths
+
+
+def test_websocket_streams_run_progress_until_it_ends(client, project, session_factory):
+    from coderai_assets.db import tenant_session
+    from coderai_assets.models import Project, Run, RunKind, RunStatus
+
+    with tenant_session(session_factory, None) as session:
+        tenant_id = session.get(Project, uuid.UUID(project["id"])).tenant_id
+    with tenant_session(session_factory, tenant_id) as session:
+        run = Run(
+            tenant_id=tenant_id,
+            project_id=uuid.UUID(project["id"]),
+            kind=RunKind.full,
+            status=RunStatus.succeeded,
+            documents_total=3,
+            documents_done=3,
+        )
+        session.add(run)
+        session.flush()
+        run_id = str(run.id)
+    with client.websocket_connect(f"ws://test/ws/jobs/{run_id}") as ws:
+        message = ws.receive_json()
+        assert (message["id"], message["status"], message["documents_done"]) == (run_id, "succeeded", 3)
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("ws://test/ws/jobs/00000000-0000-0000-0000-000000000009") as ws:
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 4404
