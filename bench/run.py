@@ -64,8 +64,10 @@ def bench_ingestion() -> None:
                     chars += len(outcome.parsed.text)
             peak = _peak_rss_mb(worker._process.pid) if worker._process else float("nan")
         total = sum(times)
-        print(f"{fmt:<6} {len(files):>5} {ok:>4} {statistics.median(times) * 1000:>10.1f} "
-              f"{size / total / 1e6:>7.2f} {chars / total:>11,.0f} {peak:>12.0f}")
+        print(
+            f"{fmt:<6} {len(files):>5} {ok:>4} {statistics.median(times) * 1000:>10.1f} "
+            f"{size / total / 1e6:>7.2f} {chars / total:>11,.0f} {peak:>12.0f}"
+        )
 
 
 def bench_pipeline(n_documents: int = 50) -> None:
@@ -91,23 +93,32 @@ def bench_pipeline(n_documents: int = 50) -> None:
         def extractor(self) -> Extractor:
             return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake")
 
-    base = make_url(get_settings().database_url)
-    url = base.set(database=f"coderai_bench_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
-    ensure_database(url)
+    settings = get_settings()
+    name = f"coderai_bench_{uuid.uuid4().hex[:8]}"
+    base = make_url(settings.migration_database_url)
+    owner_url = base.set(database=name).render_as_string(hide_password=False)
+    url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
+    ensure_database(owner_url)
     storage_root = Path(tempfile.mkdtemp())
     try:
-        run_migrations(url)
+        run_migrations(owner_url)
         factory = make_session_factory(make_engine(url))
         storage = LocalFileStorage(storage_root)
-        with tenant_session(factory, None) as session:
-            tenant = Tenant(name="bench")
+        tenant_id = uuid.uuid4()
+        with tenant_session(factory, tenant_id) as session:
+            tenant = Tenant(id=tenant_id, name="bench")
             session.add(tenant)
             session.flush()
             project = Project(tenant_id=tenant.id, name="bench", domain_description="Protest reports.")
             session.add(project)
             session.flush()
-            for i, (name, kind) in enumerate([("city", VariableType.text), ("participants", VariableType.integer),
-                                              ("violence", VariableType.boolean)]):
+            for i, (name, kind) in enumerate(
+                [
+                    ("city", VariableType.text),
+                    ("participants", VariableType.integer),
+                    ("violence", VariableType.boolean),
+                ]
+            ):
                 session.add(Variable(tenant_id=tenant.id, project_id=project.id, name=name, type=kind, position=i))
             keys = []
             for i in range(n_documents):
@@ -115,8 +126,17 @@ def bench_pipeline(n_documents: int = 50) -> None:
                 body = f"PORTO, 3 June 2023 - Report {i}: some {400 + i} dock workers went on strike.\n" * 20
                 key = f"{tenant.id}/{project.id}/documents/{doc_id}/original"
                 storage.write(key, body.encode())
-                session.add(Document(id=doc_id, tenant_id=tenant.id, project_id=project.id, file_name=f"r{i}.txt",
-                                     size_bytes=len(body), sha256=doc_id.hex * 2, storage_path=key))
+                session.add(
+                    Document(
+                        id=doc_id,
+                        tenant_id=tenant.id,
+                        project_id=project.id,
+                        file_name=f"r{i}.txt",
+                        size_bytes=len(body),
+                        sha256=doc_id.hex * 2,
+                        storage_path=key,
+                    )
+                )
                 keys.append(doc_id.hex)
             session.flush()
             run, _ = create_run(session, project, RunKind.full)
@@ -127,23 +147,33 @@ def bench_pipeline(n_documents: int = 50) -> None:
             assets = [a for a in defs.assets if a.key.path[-1] != "export"]
             start = time.perf_counter()
             result = materialize(
-                assets, instance=instance,
+                assets,
+                instance=instance,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                tags={RUN_TAG: str(ids[2]), "dagster/asset_partition_range_start": keys[0],
-                      "dagster/asset_partition_range_end": keys[-1]},
-                resources={"db": DatabaseResource(url=url), "llm": InstantModel(),
-                           "files": StorageResource(root=str(storage_root))},
+                tags={
+                    RUN_TAG: str(ids[2]),
+                    "dagster/asset_partition_range_start": keys[0],
+                    "dagster/asset_partition_range_end": keys[-1],
+                },
+                resources={
+                    "db": DatabaseResource(url=url),
+                    "llm": InstantModel(),
+                    "files": StorageResource(root=str(storage_root)),
+                },
             )
             elapsed = time.perf_counter() - start
         with tenant_session(factory, ids[1]) as session:
             done = session.get(Run, ids[2]).documents_done
         print("== pipeline bookkeeping (one range run, instant fake model, 3 variables) ==")
-        print(f"documents {n_documents}, done {done}, success {result.success}: {elapsed:.1f} s in all, "
-              f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)")
+        print(
+            f"documents {n_documents}, done {done}, success {result.success}: {elapsed:.1f} s in all, "
+            f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)"
+        )
         factory.kw["bind"].dispose()
     finally:
-        admin = create_engine(base.set(drivername="postgresql+psycopg2", database="postgres"),
-                              isolation_level="AUTOCOMMIT")
+        admin = create_engine(
+            base.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT"
+        )
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
         admin.dispose()

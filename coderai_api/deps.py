@@ -1,49 +1,84 @@
-"""Request dependencies as Annotated aliases: the session (which owns the transaction), the tenant, the services."""
+"""Request dependencies as Annotated aliases: the principal (from the access token), the session (which owns
+the transaction and works for the principal's workspace), role checks, services."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from coderai_api.auth.service import Principal, authenticate
+from coderai_api.auth.tokens import InvalidToken
 from coderai_api.orchestrator import Orchestrator
 from coderai_assets.db import tenant_session
-from coderai_assets.models import Tenant
+from coderai_assets.errors import CoderAIError
+from coderai_assets.models import Role
 from coderai_assets.settings import Settings
 from coderai_assets.storage import FileStorage
 
+_bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
+WORKSPACE_HEADER = "X-Workspace-Id"
+_RANK = {Role.viewer: 0, Role.editor: 1, Role.owner: 2}
 
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
+
+class Forbidden(CoderAIError):
+    code = "forbidden"
+    status_code = 403
 
 
-def current_tenant(connection: HTTPConnection) -> uuid.UUID:
-    """The workspace of the request (or WebSocket). Until accounts exist every request uses the default one."""
+def get_settings_dep(connection: HTTPConnection) -> Settings:
+    return connection.app.state.settings
+
+
+def _workspace_header(connection: HTTPConnection) -> uuid.UUID | None:
+    value = connection.headers.get(WORKSPACE_HEADER)
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidToken(f"{WORKSPACE_HEADER} is not a workspace id.") from exc
+
+
+def principal_from_token(connection: HTTPConnection, token: str | None) -> Principal:
+    if not token:
+        raise InvalidToken("An access token is required.")
     state = connection.app.state
-    cached = getattr(state, "default_tenant_id", None)
-    if cached is None:
-        with tenant_session(state.session_factory, None) as session:
-            name = state.settings.default_tenant_name
-            tenant = session.scalars(select(Tenant).where(Tenant.name == name)).first()
-            if tenant is None:
-                tenant = Tenant(name=name)
-                session.add(tenant)
-                session.flush()
-            cached = state.default_tenant_id = tenant.id
-    return cached
+    return authenticate(state.session_factory, state.settings, token, _workspace_header(connection))
 
 
-TenantId = Annotated[uuid.UUID, Depends(current_tenant)]
+def current_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    return principal_from_token(request, credentials.credentials if credentials else None)
 
 
-def get_session(request: Request, tenant_id: TenantId) -> Iterator[Session]:
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require(role: Role) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if _RANK[principal.role] < _RANK[role]:
+            raise Forbidden(f"This needs the {role.value} role in the workspace.")
+        return principal
+
+    return check
+
+
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+Editor = Annotated[Principal, Depends(require(Role.editor))]
+Owner = Annotated[Principal, Depends(require(Role.owner))]
+
+
+def get_session(request: Request, principal: CurrentPrincipal) -> Iterator[Session]:
     # The request owns the transaction: services only flush; commit on success, roll back on error.
-    with tenant_session(request.app.state.session_factory, tenant_id) as session:
+    # Every statement runs with the principal's workspace as the row-level security tenant.
+    with tenant_session(request.app.state.session_factory, principal.tenant_id) as session:
         yield session
 
 

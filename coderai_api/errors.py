@@ -17,9 +17,12 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {
-    404: {"model": ErrorBody, "description": "Not found"},
+    401: {"model": ErrorBody, "description": "Missing, invalid, expired or revoked token"},
+    403: {"model": ErrorBody, "description": "The role may not do this"},
+    404: {"model": ErrorBody, "description": "Not found (or another workspace's)"},
     409: {"model": ErrorBody, "description": "Conflict"},
     422: {"model": ErrorBody, "description": "Invalid input"},
+    429: {"model": ErrorBody, "description": "Too many attempts"},
     503: {"model": ErrorBody, "description": "Orchestrator unavailable"},
 }
 
@@ -27,7 +30,15 @@ ERROR_RESPONSES: dict[int | str, dict] = {
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CoderAIError)
     async def _coderai_error(_: Request, exc: CoderAIError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"code": exc.code, "message": exc.message})
+        headers = {}
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return JSONResponse(
+            status_code=exc.status_code, content={"code": exc.code, "message": exc.message}, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

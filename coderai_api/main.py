@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from coderai_api.auth.routes import router as auth_router
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
@@ -14,6 +15,7 @@ from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
+from coderai_api.workspaces.routes import router as workspaces_router
 from coderai_assets.db import make_engine, make_session_factory
 from coderai_assets.settings import Settings, get_settings
 from coderai_assets.storage import LocalFileStorage
@@ -35,7 +37,7 @@ def create_app(settings: Settings | None = None, orchestrator: Orchestrator | No
     app = FastAPI(title="CoderAI", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
-    for router in (projects_router, documents_router, runs_router, exports_router):
+    for router in (auth_router, workspaces_router, projects_router, documents_router, runs_router, exports_router):
         api.include_router(router)
 
     @api.get("/health", tags=["health"])

@@ -39,6 +39,19 @@ def ensure_database(url: str) -> bool:
         admin.dispose()
 
 
+def set_app_role_password(url: str, password: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            # A bind parameter cannot stand for a password in ALTER ROLE: quote it as a literal instead.
+            literal = connection.scalar(text("select quote_literal(:p)"), {"p": password})
+            connection.execute(text(f"ALTER ROLE coderai_app PASSWORD {literal}"))
+    finally:
+        engine.dispose()
+
+
 def run_migrations(url: str) -> None:
     from alembic import command
     from alembic.config import Config
@@ -54,10 +67,12 @@ def run_migrations(url: str) -> None:
 def migrate() -> None:
     """Create the databases if needed and upgrade the application schema."""
     settings = get_settings()
-    for url in (settings.database_url, settings.dagster_database_url):
+    for url in (settings.migration_database_url, settings.dagster_database_url):
         if ensure_database(url):
             typer.echo(f"created database {url.rsplit('/', 1)[-1]}")
-    run_migrations(settings.database_url)
+    run_migrations(settings.migration_database_url)
+    if settings.app_database_password:
+        set_app_role_password(settings.migration_database_url, settings.app_database_password)
     typer.echo("database schema is up to date")
 
 

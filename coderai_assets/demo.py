@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import html
 import io
+import secrets
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,12 @@ def drive(base_url: str, output: Path) -> Path:
     """What a user does through the API; returns the folder holding the dataset."""
     files = write_corpus(output / "corpus")
     with httpx.Client(base_url=base_url, timeout=120) as client:
+        # A user of their own each time: register (a workspace comes with the account), then log in.
+        email, password = f"demo-{uuid.uuid4().hex[:8]}@example.org", secrets.token_urlsafe(16)
+        _check(client.post("/auth/register", json={"email": email, "password": password, "display_name": "Demo"}))
+        tokens = _check(client.post("/auth/login", json={"email": email, "password": password}))
+        client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        print(f"logged in as {email}")
         project = _check(
             client.post(
                 "/projects",

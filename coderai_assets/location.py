@@ -5,22 +5,24 @@ from __future__ import annotations
 import uuid
 
 from dagster import Definitions
-from sqlalchemy import select
+from sqlalchemy import text
 
 from coderai_assets.assets.documents import build_document_assets
 from coderai_assets.assets.export import build_export_asset
 from coderai_assets.db import make_engine
 from coderai_assets.jobs import build_project_jobs
-from coderai_assets.models import Project, project_key
+from coderai_assets.models import project_key
 from coderai_assets.sensors.run_lifecycle import build_run_lifecycle_sensor
 
 
 def list_projects(database_url: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """(project id, tenant id) of every project, across tenants: the one query that must see them all."""
+    """(project id, tenant id) of every project, across tenants: the one query that must see them all, through
+    a SECURITY DEFINER function that returns nothing else (DESIGN.md 4)."""
     engine = make_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
-            return [(row.id, row.tenant_id) for row in connection.execute(select(Project.id, Project.tenant_id))]
+            rows = connection.execute(text("select id, tenant_id from coderai_list_projects()"))
+            return [(row.id, row.tenant_id) for row in rows]
     finally:
         engine.dispose()
 

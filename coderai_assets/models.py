@@ -162,6 +162,7 @@ class Variable(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "project_id", "name", name="uq_variables_project_name"),
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
+        UniqueConstraint("tenant_id", "id", name="uq_variables_tenant_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -255,6 +256,12 @@ class Run(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
+        # Foreign keys bypass row-level security: with tenant_id in them they cannot point across tenants.
+        ForeignKeyConstraint(
+            ["tenant_id", "prompt_version_id"],
+            ["prompt_versions.tenant_id", "prompt_versions.id"],
+            name="fk_runs_prompt_version",
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -262,7 +269,7 @@ class Run(Timestamped, Base):
     kind: Mapped[RunKind] = mapped_column(_enum(RunKind, "run_kind"))
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.queued)
     sample_size: Mapped[int | None] = mapped_column(Integer)
-    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column()
     model: Mapped[str | None] = mapped_column(String(200))
     documents_total: Mapped[int] = mapped_column(Integer, default=0)
     documents_done: Mapped[int] = mapped_column(Integer, default=0)
@@ -308,6 +315,17 @@ class Extraction(Timestamped, Base):
         UniqueConstraint("tenant_id", "id", name="uq_extractions_tenant_id"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "variable_id"],
+            ["variables.tenant_id", "variables.id"],
+            ondelete="CASCADE",
+            name="fk_extractions_variable",
+        ),
+        ForeignKeyConstraint(
+            ["tenant_id", "prompt_version_id"],
+            ["prompt_versions.tenant_id", "prompt_versions.id"],
+            name="fk_extractions_prompt_version",
+        ),
         Index("ix_extractions_document", "document_id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -316,7 +334,7 @@ class Extraction(Timestamped, Base):
     document_id: Mapped[uuid.UUID] = mapped_column()
     entity_index: Mapped[int] = mapped_column(Integer, default=0)
     entity_text: Mapped[str | None] = mapped_column(Text)
-    variable_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("variables.id", ondelete="CASCADE"))
+    variable_id: Mapped[uuid.UUID] = mapped_column()
     raw_value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what the model wrote
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # after coercion and validation
     status: Mapped[ValueStatus] = mapped_column(_enum(ValueStatus, "value_status"))
@@ -326,7 +344,7 @@ class Extraction(Timestamped, Base):
     char_start: Mapped[int | None] = mapped_column(Integer)
     char_end: Mapped[int | None] = mapped_column(Integer)
     chunk_index: Mapped[int | None] = mapped_column(Integer)
-    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column()
     model: Mapped[str | None] = mapped_column(String(200))
 
 
@@ -350,11 +368,14 @@ class Export(Timestamped, Base):
     __tablename__ = "exports"
     __table_args__ = (
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE", name="fk_exports_run"
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     project_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    run_id: Mapped[uuid.UUID | None] = mapped_column()
     csv_path: Mapped[str] = mapped_column(String(1000))
     xlsx_path: Mapped[str] = mapped_column(String(1000))
     row_count: Mapped[int] = mapped_column(Integer)
@@ -369,18 +390,68 @@ class LlmAnswer(Timestamped, Base):
         UniqueConstraint("tenant_id", "run_id", "document_id", "chunk_index", name="uq_llm_answers_chunk"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
+        ForeignKeyConstraint(
+            ["tenant_id", "prompt_version_id"],
+            ["prompt_versions.tenant_id", "prompt_versions.id"],
+            name="fk_llm_answers_prompt_version",
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     run_id: Mapped[uuid.UUID] = mapped_column(index=True)
     document_id: Mapped[uuid.UUID] = mapped_column()
     chunk_index: Mapped[int] = mapped_column(Integer)
-    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("prompt_versions.id"))
+    prompt_version_id: Mapped[uuid.UUID | None] = mapped_column()
     model: Mapped[str] = mapped_column(String(200))
     payload: Mapped[Any] = mapped_column(JSONB, nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Invitation(Timestamped, Base):
+    """A workspace invitation for an email address without an account yet; accepted when it registers."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_invitations_tenant_email"),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuthSession(Timestamped, Base):
+    """One login: its refresh tokens form a family; revoking the session ends every token of it."""
+
+    __tablename__ = "auth_sessions"
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(50))
+
+
+class RefreshToken(Timestamped, Base):
+    """Refresh tokens are stored hashed and used once: a second use revokes the whole session."""
+
+    __tablename__ = "refresh_tokens"
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginAttempt(Base):
+    """Failed logins, by account and by address, for throttling."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_key_at", "key", "attempted_at"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 def utcnow() -> datetime:

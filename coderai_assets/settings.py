@@ -9,7 +9,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai"
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://coderai_app@127.0.0.1:5432/coderai"
+DEFAULT_MIGRATION_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai"
+DEV_SECRET = "coderai-development-secret-change-me-0123456789abcdef"
 
 
 class Settings(BaseSettings):
@@ -17,8 +19,13 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
 
-    # Application database (projects, documents, extractions). Dagster keeps its own database.
+    # Application database (projects, documents, extractions), reached as the role `coderai_app`, which owns
+    # nothing and cannot bypass row-level security. Migrations run as the tables' owner. Dagster keeps its own
+    # database.
     database_url: str = DEFAULT_DATABASE_URL
+    migration_database_url: str = DEFAULT_MIGRATION_DATABASE_URL
+    # Password given to coderai_app by `coderai migrate` (none with trust authentication).
+    app_database_password: str = ""
     # SQLAlchemy 2.1 defaults to psycopg 3, which dagster-postgres cannot use: name psycopg2 (DESIGN.md 3).
     dagster_database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_dagster"
 
@@ -76,7 +83,17 @@ class Settings(BaseSettings):
     # The API.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    default_tenant_name: str = Field(default="default")
+
+    # Accounts and tokens.
+    secret_key: str = DEV_SECRET
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "coderai"
+    access_token_minutes: int = Field(default=15, ge=1)
+    refresh_token_days: int = Field(default=14, ge=1)
+    # Failed logins allowed within the window, per account and per client address, before 429.
+    login_window_seconds: int = 900
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_address: int = 20
 
     @model_validator(mode="after")
     def _check_provider(self) -> Settings:
@@ -86,6 +103,8 @@ class Settings(BaseSettings):
             raise ValueError("CODERAI_LLM_PROVIDER=openai_compatible needs CODERAI_LLM_BASE_URL and CODERAI_LLM_MODEL")
         if self.llm_provider == "factory" and ":" not in self.llm_factory:
             raise ValueError("CODERAI_LLM_PROVIDER=factory needs CODERAI_LLM_FACTORY='module:callable'")
+        if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError("set CODERAI_SECRET_KEY to a random secret of at least 32 characters in production")
         if self.chunk_overlap_chars < 0:
             raise ValueError("CODERAI_CHUNK_OVERLAP_CHARS must be >= 0")
         return self

@@ -16,10 +16,13 @@ import pytest
 _SESSION = uuid.uuid4().hex[:8]
 _TMP = Path(tempfile.mkdtemp(prefix=f"coderai-test-{_SESSION}-"))
 _BASE = os.environ.get("CODERAI_TEST_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432")
+_APP_BASE = os.environ.get("CODERAI_TEST_APP_DATABASE_SERVER", "postgresql+psycopg2://coderai_app@127.0.0.1:5432")
 os.environ.update(
     {
         "CODERAI_ENV": "test",
-        "CODERAI_DATABASE_URL": f"{_BASE}/coderai_test_{_SESSION}",
+        # The app connects as coderai_app (no BYPASSRLS, owns nothing); migrations run as the owner.
+        "CODERAI_DATABASE_URL": f"{_APP_BASE}/coderai_test_{_SESSION}",
+        "CODERAI_MIGRATION_DATABASE_URL": f"{_BASE}/coderai_test_{_SESSION}",
         "CODERAI_DAGSTER_DATABASE_URL": f"{_BASE}/coderai_test_{_SESSION}_dagster",
         "CODERAI_STORAGE_DIR": str(_TMP / "storage"),
         "CODERAI_DAGSTER_HOME": str(_TMP / "dagster_home"),
@@ -37,7 +40,7 @@ os.environ.update(
 CORPUS = Path(os.environ.get("CODERAI_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
 
 
-def _drop(url: str) -> None:
+def drop_database(url: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -67,16 +70,16 @@ def database(settings):
     """The migrated test database, dropped at the end of the session."""
     from coderai_assets.cli import ensure_database, run_migrations
 
-    ensure_database(settings.database_url)
+    ensure_database(settings.migration_database_url)
     ensure_database(settings.dagster_database_url)
-    run_migrations(settings.database_url)
+    run_migrations(settings.migration_database_url)
     yield settings.database_url
     from coderai_assets.resources import _factories
 
     for factory in _factories.values():
         factory.kw["bind"].dispose()
-    _drop(settings.database_url)
-    _drop(settings.dagster_database_url)
+    drop_database(settings.migration_database_url)
+    drop_database(settings.dagster_database_url)
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
@@ -94,11 +97,11 @@ def tenant(session_factory):
     from coderai_assets.db import tenant_session
     from coderai_assets.models import Tenant
 
-    with tenant_session(session_factory, None) as session:
-        row = Tenant(name=f"tenant-{uuid.uuid4().hex[:6]}")
-        session.add(row)
-        session.flush()
-        return row.id
+    tenant_id = uuid.uuid4()
+    # Row-level security: a workspace row is only written with itself as the transaction's tenant.
+    with tenant_session(session_factory, tenant_id) as session:
+        session.add(Tenant(id=tenant_id, name=f"tenant-{tenant_id.hex[:6]}"))
+    return tenant_id
 
 
 @pytest.fixture

@@ -20,10 +20,24 @@ def instance():
 
 
 @pytest.fixture
-def client(database, settings, instance):
+def anonymous(database, settings, instance):
     app = create_app(settings, Orchestrator(settings, instance=instance, reload_timeout=0))
     with TestClient(app, base_url="http://test/api/v1") as client:
         yield client
+
+
+@pytest.fixture
+def client(anonymous):
+    """A client logged in as the owner of a fresh workspace (Authorization header set)."""
+    login_as(anonymous, f"owner-{uuid.uuid4().hex[:8]}@example.org")
+    return anonymous
+
+
+def login_as(client: TestClient, email: str, password: str = "correct horse battery") -> dict:
+    client.post("/auth/register", json={"email": email, "password": password})
+    tokens = client.post("/auth/login", json={"email": email, "password": password}).json()
+    client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+    return tokens
 
 
 @pytest.fixture
@@ -119,7 +133,7 @@ def test_run_needs_documents_and_a_sample_size(client, project):
 
 
 def test_openapi_lists_the_routes(client):
-    paths = client.get("/../../openapi.json").json()["paths"]
+    paths = client.get("http://test/openapi.json").json()["paths"]
     for path in (
         "/api/v1/projects",
         "/api/v1/projects/{project_id}/documents",
@@ -132,10 +146,9 @@ def test_openapi_lists_the_routes(client):
 
 def test_websocket_streams_run_progress_until_it_ends(client, project, session_factory):
     from coderai_assets.db import tenant_session
-    from coderai_assets.models import Project, Run, RunKind, RunStatus
+    from coderai_assets.models import Run, RunKind, RunStatus
 
-    with tenant_session(session_factory, None) as session:
-        tenant_id = session.get(Project, uuid.UUID(project["id"])).tenant_id
+    tenant_id = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
     with tenant_session(session_factory, tenant_id) as session:
         run = Run(
             tenant_id=tenant_id,
@@ -148,12 +161,15 @@ def test_websocket_streams_run_progress_until_it_ends(client, project, session_f
         session.add(run)
         session.flush()
         run_id = str(run.id)
-    with client.websocket_connect(f"ws://test/ws/jobs/{run_id}") as ws:
+    token = client.headers["Authorization"][7:]
+    with client.websocket_connect(f"ws://test/ws/jobs/{run_id}", subprotocols=["bearer", token]) as ws:
         message = ws.receive_json()
         assert (message["id"], message["status"], message["documents_done"]) == (run_id, "succeeded", 3)
     from starlette.websockets import WebSocketDisconnect
 
-    with client.websocket_connect("ws://test/ws/jobs/00000000-0000-0000-0000-000000000009") as ws:
+    with client.websocket_connect(
+        "ws://test/ws/jobs/00000000-0000-0000-0000-000000000009", subprotocols=["bearer", token]
+    ) as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 4404

@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, UploadFile
 
-from coderai_api.deps import OrchestratorDep, SessionDep, SettingsDep, StorageDep, TenantId
+from coderai_api.deps import Editor, OrchestratorDep, SessionDep, SettingsDep, StorageDep, Viewer
 from coderai_api.documents import service
 from coderai_api.documents.schemas import DocumentRead, UploadResult
 from coderai_api.errors import ERROR_RESPONSES
@@ -18,13 +18,13 @@ def upload_documents(
     project_id: uuid.UUID,
     files: list[UploadFile],
     session: SessionDep,
-    tenant_id: TenantId,
+    principal: Editor,
     storage: StorageDep,
     orchestrator: OrchestratorDep,
     settings: SettingsDep,
 ):
     """Upload one or more files (multipart field `files`). Format is detected from content when parsed."""
-    project = get_project(session, tenant_id, project_id)
+    project = get_project(session, principal.tenant_id, project_id)
     results = []
     for upload in files:
         data = upload.file.read(settings.max_upload_bytes + 1)
@@ -39,5 +39,5 @@ def upload_documents(
 
 
 @router.get("", response_model=list[DocumentRead])
-def list_documents(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
-    return service.list_documents(session, get_project(session, tenant_id, project_id))
+def list_documents(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.list_documents(session, get_project(session, principal.tenant_id, project_id))

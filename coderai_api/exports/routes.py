@@ -6,7 +6,7 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from coderai_api.deps import SessionDep, StorageDep, TenantId
+from coderai_api.deps import SessionDep, StorageDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.exports import service
 from coderai_api.projects.service import get_project
@@ -20,12 +20,12 @@ _MEDIA = {"csv": "text/csv", "xlsx": "application/vnd.openxmlformats-officedocum
 def download_export(
     project_id: uuid.UUID,
     session: SessionDep,
-    tenant_id: TenantId,
+    principal: Viewer,
     storage: StorageDep,
     format: Literal["csv", "xlsx"] = "csv",
     run_id: uuid.UUID | None = None,
 ):
-    project = get_project(session, tenant_id, project_id)
+    project = get_project(session, principal.tenant_id, project_id)
     export = service.find_export(session, project, run_id)
     path = storage.path(export.csv_path if format == "csv" else export.xlsx_path)
     name = f"{project.name[:50].strip().replace(' ', '_') or 'dataset'}-{export.id.hex[:8]}.{format}"

@@ -5,7 +5,7 @@ import uuid
 
 from fastapi import APIRouter, BackgroundTasks
 
-from coderai_api.deps import OrchestratorDep, SessionDep, TenantId
+from coderai_api.deps import Editor, OrchestratorDep, SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects import service
@@ -29,31 +29,31 @@ def _reload_quietly(orchestrator: Orchestrator) -> None:
 def create_project(
     body: ProjectCreate,
     session: SessionDep,
-    tenant_id: TenantId,
+    principal: Editor,
     orchestrator: OrchestratorDep,
     background: BackgroundTasks,
 ):
-    project = service.create_project(session, tenant_id, body)
+    project = service.create_project(session, principal.tenant_id, body)
     background.add_task(_reload_quietly, orchestrator)
     return project
 
 
 @router.get("", response_model=list[ProjectRead])
-def list_projects(session: SessionDep, tenant_id: TenantId):
-    return service.list_projects(session, tenant_id)
+def list_projects(session: SessionDep, principal: Viewer):
+    return service.list_projects(session, principal.tenant_id)
 
 
 @router.get("/{project_id}", response_model=ProjectRead)
-def get_project(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
-    return service.get_project(session, tenant_id, project_id)
+def get_project(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.get_project(session, principal.tenant_id, project_id)
 
 
 @router.post("/{project_id}/variables", response_model=VariableRead, status_code=201)
-def create_variable(project_id: uuid.UUID, body: VariableCreate, session: SessionDep, tenant_id: TenantId):
-    project = service.get_project(session, tenant_id, project_id)
+def create_variable(project_id: uuid.UUID, body: VariableCreate, session: SessionDep, principal: Editor):
+    project = service.get_project(session, principal.tenant_id, project_id)
     return service.create_variable(session, project, body)
 
 
 @router.get("/{project_id}/variables", response_model=list[VariableRead])
-def list_variables(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
-    return service.list_variables(session, service.get_project(session, tenant_id, project_id))
+def list_variables(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.list_variables(session, service.get_project(session, principal.tenant_id, project_id))

@@ -6,13 +6,13 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from coderai_api.deps import OrchestratorDep, SessionDep, TenantId, current_tenant
+from coderai_api.deps import Editor, OrchestratorDep, SessionDep, Viewer, principal_from_token
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
 from coderai_api.runs import service
 from coderai_api.runs.schemas import RunCreate, RunRead
 from coderai_assets.db import tenant_session
-from coderai_assets.errors import NotFound
+from coderai_assets.errors import CoderAIError, NotFound
 from coderai_assets.models import RunStatus
 
 router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
@@ -23,21 +23,21 @@ def start_run(
     project_id: uuid.UUID,
     body: RunCreate,
     session: SessionDep,
-    tenant_id: TenantId,
+    principal: Editor,
     orchestrator: OrchestratorDep,
 ):
-    project = get_project(session, tenant_id, project_id)
+    project = get_project(session, principal.tenant_id, project_id)
     return service.start_run(session, orchestrator, project, body.kind, body.sample_size, body.seed)
 
 
 @router.get("/projects/{project_id}/runs", response_model=list[RunRead])
-def list_runs(project_id: uuid.UUID, session: SessionDep, tenant_id: TenantId):
-    return service.list_runs(session, get_project(session, tenant_id, project_id))
+def list_runs(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.list_runs(session, get_project(session, principal.tenant_id, project_id))
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)
-def get_run(run_id: uuid.UUID, session: SessionDep, tenant_id: TenantId, orchestrator: OrchestratorDep):
-    run = service.get_run(session, tenant_id, run_id)
+def get_run(run_id: uuid.UUID, session: SessionDep, principal: Viewer, orchestrator: OrchestratorDep):
+    run = service.get_run(session, principal.tenant_id, run_id)
     result = RunRead.model_validate(run)
     result.dagster_status = orchestrator.run_statuses(run.id)
     return result
@@ -45,27 +45,45 @@ def get_run(run_id: uuid.UUID, session: SessionDep, tenant_id: TenantId, orchest
 
 ws_router = APIRouter(tags=["runs"])
 _FINAL = {RunStatus.succeeded, RunStatus.failed}
-WS_NOT_FOUND = 4404  # application close code: no such run
+WS_UNAUTHORISED = 4401  # application close codes: the token is missing, invalid, expired or revoked
+WS_NOT_FOUND = 4404  # no such run in the workspace
 
 
-def _run_snapshot(websocket: WebSocket, run_id: uuid.UUID) -> dict | None:
-    # A short session per message: a WebSocket must not hold a database session open.
-    tenant_id = current_tenant(websocket)
-    with tenant_session(websocket.app.state.session_factory, tenant_id) as session:
+def _websocket_token(websocket: WebSocket) -> str | None:
+    # Browsers cannot set headers on a WebSocket: the token comes as the subprotocols ["bearer", token].
+    protocols = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    if len(protocols) == 2 and protocols[0].lower() == "bearer":
+        return protocols[1]
+    header = websocket.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else None
+
+
+def _run_snapshot(websocket: WebSocket, token: str | None, run_id: uuid.UUID) -> dict | None:
+    # Authenticated again for every message, so a logout or an expiry closes the stream; and a short session
+    # per message: a WebSocket must not hold a database session open.
+    principal = principal_from_token(websocket, token)
+    with tenant_session(websocket.app.state.session_factory, principal.tenant_id) as session:
         try:
-            return RunRead.model_validate(service.get_run(session, tenant_id, run_id)).model_dump(mode="json")
+            return RunRead.model_validate(service.get_run(session, principal.tenant_id, run_id)).model_dump(mode="json")
         except NotFound:
             return None
 
 
 @ws_router.websocket("/ws/jobs/{run_id}")
 async def run_progress(websocket: WebSocket, run_id: uuid.UUID, interval: float = 1.0):
-    """Sends the run (as GET /runs/{id}) whenever it changes, and closes when the run has finished."""
-    await websocket.accept()
+    """Sends the run (as GET /runs/{id}) whenever it changes, and closes when the run has finished.
+    Authenticate with the subprotocols ["bearer", <access token>] or an Authorization header."""
+    token = _websocket_token(websocket)
+    subprotocol = "bearer" if "bearer" in websocket.headers.get("sec-websocket-protocol", "").lower() else None
+    await websocket.accept(subprotocol=subprotocol)
     last = None
     try:
         while True:
-            snapshot = await run_in_threadpool(_run_snapshot, websocket, run_id)
+            try:
+                snapshot = await run_in_threadpool(_run_snapshot, websocket, token, run_id)
+            except CoderAIError as exc:
+                await websocket.close(code=WS_UNAUTHORISED, reason=exc.code)
+                return
             if snapshot is None:
                 await websocket.close(code=WS_NOT_FOUND, reason="run_not_found")
                 return

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from coderai_api.auth import service
+from coderai_api.auth.schemas import LoginBody, RefreshBody, RegisterBody, TokenPair, UserRead
+from coderai_api.deps import CurrentPrincipal, SettingsDep
+from coderai_api.errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/auth", tags=["auth"], responses=ERROR_RESPONSES)
+
+
+@router.post("/register", response_model=UserRead, status_code=201)
+def register(body: RegisterBody, request: Request):
+    user, _ = service.register(
+        request.app.state.session_factory, body.email, body.password, body.display_name, body.workspace_name
+    )
+    with request.app.state.session_factory() as session:
+        workspaces = service.workspaces_of(session, user.id)
+    return UserRead(id=user.id, email=user.email, display_name=user.display_name, workspaces=workspaces)
+
+
+@router.post("/login", response_model=TokenPair)
+def login(body: LoginBody, request: Request, settings: SettingsDep):
+    address = request.client.host if request.client else "unknown"
+    return service.login(
+        request.app.state.session_factory, settings, body.email, body.password, address, body.workspace_id
+    )
+
+
+@router.post("/refresh", response_model=TokenPair)
+def refresh(body: RefreshBody, request: Request, settings: SettingsDep):
+    return service.refresh(request.app.state.session_factory, settings, body.refresh_token)
+
+
+@router.post("/logout", status_code=204)
+def logout(principal: CurrentPrincipal, request: Request) -> Response:
+    """Ends the session: its access and refresh tokens stop working at once."""
+    service.revoke_session(request.app.state.session_factory, principal.session_id, "logout")
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserRead)
+def me(principal: CurrentPrincipal, request: Request):
+    from coderai_assets.models import User
+
+    with request.app.state.session_factory() as session:
+        user = session.get(User, principal.user_id)
+        workspaces = service.workspaces_of(session, principal.user_id)
+        return UserRead(
+            id=principal.user_id,
+            email=user.email if user else "",
+            display_name=user.display_name if user else "",
+            workspaces=workspaces,
+        )

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from coderai_assets.models import Role
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterBody(Strict):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=1024)
+    display_name: str = Field(default="", max_length=200)
+    workspace_name: str = Field(default="", max_length=200)
+
+
+class LoginBody(Strict):
+    email: EmailStr
+    password: str = Field(max_length=1024)
+    workspace_id: uuid.UUID | None = None
+
+
+class RefreshBody(Strict):
+    refresh_token: str = Field(max_length=4096)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    workspace_id: uuid.UUID
+
+
+class WorkspaceRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    role: Role
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    workspaces: list[WorkspaceRead] = []

@@ -1,0 +1,208 @@
+"""Accounts, logins, token rotation and revocation. Services flush; the caller owns the transaction, except where
+a revocation must survive the error that reports it (it commits on its own session then)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from coderai_api.auth import tokens
+from coderai_api.auth.passwords import hash_password, verify_password
+from coderai_api.auth.schemas import TokenPair, WorkspaceRead
+from coderai_api.auth.tokens import InvalidToken
+from coderai_assets.db import tenant_session
+from coderai_assets.errors import CoderAIError, Conflict
+from coderai_assets.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
+from coderai_assets.settings import Settings
+
+
+class TooManyAttempts(CoderAIError):
+    code = "too_many_attempts"
+    status_code = 429
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"Too many failed logins; try again in {retry_after} s.")
+        self.retry_after = retry_after
+
+
+class BadCredentials(CoderAIError):
+    code = "invalid_credentials"
+    status_code = 401
+
+
+class NotAMember(CoderAIError):
+    code = "not_a_member"
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking, in which workspace, with which role."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+    session_id: uuid.UUID
+
+
+def workspaces_of(session: Session, user_id: uuid.UUID) -> list[WorkspaceRead]:
+    # Memberships of every workspace are behind row-level security; this function returns only the caller's.
+    rows = session.execute(text("select tenant_id, role, name from coderai_user_workspaces(:u)"), {"u": user_id})
+    return [WorkspaceRead(id=r.tenant_id, name=r.name, role=Role(r.role)) for r in rows]
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def register(
+    factory: sessionmaker[Session], email: str, password: str, display_name: str, workspace_name: str
+) -> tuple[User, uuid.UUID]:
+    """A user with a workspace of their own (owner); invitations to the email are accepted."""
+    email = normalise_email(email)
+    workspace_id = uuid.uuid4()
+    # The new workspace's id is the transaction's tenant, so its rows pass the row-level security checks.
+    with tenant_session(factory, workspace_id) as session:
+        if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
+            raise Conflict("An account with this email exists.", code="email_taken")
+        user = User(email=email, password_hash=hash_password(password), display_name=display_name)
+        session.add(user)
+        session.add(Tenant(id=workspace_id, name=workspace_name or f"{display_name or email}'s workspace"))
+        session.flush()
+        session.add(Membership(tenant_id=workspace_id, user_id=user.id, role=Role.owner))
+        session.flush()
+        session.execute(text("select coderai_accept_invitations(:u, :e)"), {"u": user.id, "e": email})
+        return user, workspace_id
+
+
+def _throttle_keys(email: str, address: str) -> list[tuple[str, int]]:
+    return [(f"account:{email}", 0), (f"address:{address}", 1)]
+
+
+def check_throttle(session: Session, settings: Settings, email: str, address: str) -> None:
+    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds)
+    limits = [settings.login_max_failures_per_account, settings.login_max_failures_per_address]
+    for key, which in _throttle_keys(email, address):
+        count, oldest = session.execute(
+            select(func.count(), func.min(LoginAttempt.attempted_at)).where(
+                LoginAttempt.key == key, LoginAttempt.attempted_at > since
+            )
+        ).one()
+        if count >= limits[which]:
+            retry = int((oldest + timedelta(seconds=settings.login_window_seconds) - datetime.now(UTC)).total_seconds())
+            raise TooManyAttempts(max(1, retry))
+
+
+def login(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    email: str,
+    password: str,
+    address: str,
+    workspace_id: uuid.UUID | None,
+) -> TokenPair:
+    email = normalise_email(email)
+    with tenant_session(factory, None) as session:
+        check_throttle(session, settings, email, address)
+        user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None:
+            for key, _ in _throttle_keys(email, address):
+                session.add(LoginAttempt(key=key))
+            failed = True
+        else:
+            failed = False
+            session.execute(delete(LoginAttempt).where(LoginAttempt.key == f"account:{email}"))
+            memberships = workspaces_of(session, user.id)
+    # The failed attempt is committed before the error is raised, so it counts.
+    if failed or user is None:
+        raise BadCredentials("Wrong email or password.")
+    if not memberships:
+        raise NotAMember("The account belongs to no workspace.")
+    chosen = memberships[0].id if workspace_id is None else workspace_id
+    if chosen not in {m.id for m in memberships}:
+        raise NotAMember("The account is not a member of that workspace.")
+    with tenant_session(factory, None) as session:
+        auth = AuthSession(user_id=user.id)
+        session.add(auth)
+        session.flush()
+        return _pair(session, settings, user.id, chosen, auth.id)
+
+
+def _pair(
+    session: Session, settings: Settings, user_id: uuid.UUID, workspace_id: uuid.UUID, session_id: uuid.UUID
+) -> TokenPair:
+    access, _ = tokens.issue(settings, tokens.ACCESS, user_id, workspace_id, session_id)
+    refresh, claims = tokens.issue(settings, tokens.REFRESH, user_id, workspace_id, session_id)
+    session.add(
+        RefreshToken(
+            jti_hash=tokens.token_hash(claims.jti),
+            session_id=session_id,
+            user_id=user_id,
+            workspace_id=workspace_id,
+            expires_at=claims.expires_at,
+        )
+    )
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_minutes * 60,
+        workspace_id=workspace_id,
+    )
+
+
+def revoke_session(factory: sessionmaker[Session], session_id: uuid.UUID, reason: str) -> None:
+    with tenant_session(factory, None) as session:
+        session.execute(
+            update(AuthSession)
+            .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=func.now(), revoked_reason=reason)
+        )
+
+
+def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> TokenPair:
+    """Rotate: the token is used once; a second use revokes its whole family (session)."""
+    claims = tokens.decode(settings, token, tokens.REFRESH)
+    digest = tokens.token_hash(claims.jti)
+    with tenant_session(factory, None) as session:
+        row = session.execute(
+            update(RefreshToken)
+            .where(
+                RefreshToken.jti_hash == digest, RefreshToken.used_at.is_(None), RefreshToken.expires_at > func.now()
+            )
+            .values(used_at=func.now())
+            .returning(RefreshToken.session_id, RefreshToken.user_id, RefreshToken.workspace_id)
+        ).first()
+        auth = session.get(AuthSession, claims.session_id)
+        user = session.get(User, row.user_id) if row is not None else None
+        if row is not None and auth is not None and auth.revoked_at is None and user is not None:
+            member = any(w.id == row.workspace_id for w in workspaces_of(session, row.user_id))
+            if member:
+                return _pair(session, settings, row.user_id, row.workspace_id, row.session_id)
+        known = session.scalar(select(RefreshToken.session_id).where(RefreshToken.jti_hash == digest))
+    if known is not None and row is None:
+        # A used token came back: someone holds a copy. End the whole family (DESIGN.md 5).
+        revoke_session(factory, known, "refresh_reuse")
+    raise InvalidToken("The refresh token is not valid.")
+
+
+def authenticate(
+    factory: sessionmaker[Session], settings: Settings, token: str, workspace_id: uuid.UUID | None
+) -> Principal:
+    """The principal of an access token: the session must be live, the user exist and be a member."""
+    claims = tokens.decode(settings, token, tokens.ACCESS)
+    with tenant_session(factory, None) as session:
+        auth = session.get(AuthSession, claims.session_id)
+        if auth is None or auth.revoked_at is not None or auth.user_id != claims.user_id:
+            raise InvalidToken("The session has ended.")
+        if session.get(User, claims.user_id) is None:
+            raise InvalidToken("The account no longer exists.")
+        roles = {w.id: w.role for w in workspaces_of(session, claims.user_id)}
+    chosen = workspace_id or claims.workspace_id
+    if chosen not in roles:
+        raise NotAMember("Not a member of this workspace.")
+    return Principal(claims.user_id, chosen, roles[chosen], claims.session_id)

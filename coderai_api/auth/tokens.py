@@ -1,0 +1,98 @@
+"""JWT access and refresh tokens: algorithm pinned, exp/sub/jti required, distinct audiences and types so one
+can never stand for the other (DESIGN.md 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from coderai_assets.errors import CoderAIError
+from coderai_assets.settings import Settings
+
+ACCESS = "access"
+REFRESH = "refresh"
+_AUDIENCE = {ACCESS: "coderai:access", REFRESH: "coderai:refresh"}
+_REQUIRED = ["exp", "iat", "nbf", "sub", "jti", "aud", "iss", "typ", "sid", "tid"]
+
+
+class InvalidToken(CoderAIError):
+    code = "invalid_token"
+    status_code = 401
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: uuid.UUID
+    workspace_id: uuid.UUID
+    session_id: uuid.UUID
+    jti: str
+    expires_at: datetime
+
+
+def issue(
+    settings: Settings,
+    kind: str,
+    user_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    session_id: uuid.UUID,
+    now: datetime | None = None,
+) -> tuple[str, Claims]:
+    now = now or datetime.now(UTC)
+    lifetime = (
+        timedelta(minutes=settings.access_token_minutes)
+        if kind == ACCESS
+        else timedelta(days=settings.refresh_token_days)
+    )
+    jti = secrets.token_urlsafe(24)
+    expires = now + lifetime
+    payload = {
+        "iss": settings.jwt_issuer,
+        "aud": _AUDIENCE[kind],
+        "typ": kind,
+        "sub": str(user_id),
+        "tid": str(workspace_id),
+        "sid": str(session_id),
+        "jti": jti,
+        "iat": now,
+        "nbf": now,
+        "exp": expires,
+    }
+    token = jwt.encode(payload, settings.secret_key, algorithm=settings.jwt_algorithm, headers={"typ": "JWT"})
+    return token, Claims(user_id, workspace_id, session_id, jti, expires)
+
+
+def decode(settings: Settings, token: str, kind: str) -> Claims:
+    """Claims of a valid token of `kind`; InvalidToken (401) for anything else, whatever the reason."""
+    try:
+        payload = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[settings.jwt_algorithm],
+            audience=_AUDIENCE[kind],
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED},
+            leeway=0,
+        )
+        if payload.get("typ") != kind:
+            raise InvalidToken("Wrong token type.")
+        return Claims(
+            user_id=uuid.UUID(payload["sub"]),
+            workspace_id=uuid.UUID(payload["tid"]),
+            session_id=uuid.UUID(payload["sid"]),
+            jti=str(payload["jti"]),
+            expires_at=datetime.fromtimestamp(payload["exp"], UTC),
+        )
+    except InvalidToken:
+        raise
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise InvalidToken(f"The {kind} token is not valid.") from exc
+
+
+def token_hash(jti: str) -> str:
+    """Refresh tokens are stored as a hash of their id: a database leak yields no usable token."""
+    return hashlib.sha256(jti.encode()).hexdigest()

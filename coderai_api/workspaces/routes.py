@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+
+from coderai_api.auth.schemas import WorkspaceRead
+from coderai_api.auth.service import workspaces_of
+from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, Viewer
+from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.workspaces import service
+from coderai_api.workspaces.schemas import MemberInvite, MemberRead, MemberUpdate, WorkspaceCreate
+from coderai_assets.models import Role
+
+router = APIRouter(prefix="/workspaces", tags=["workspaces"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=list[WorkspaceRead])
+def my_workspaces(principal: CurrentPrincipal, request: Request):
+    """The caller's workspaces; act in one by sending its id as X-Workspace-Id (or log in to it)."""
+    with request.app.state.session_factory() as session:
+        return workspaces_of(session, principal.user_id)
+
+
+@router.post("", response_model=WorkspaceRead, status_code=201)
+def create_workspace(body: WorkspaceCreate, principal: CurrentPrincipal, request: Request):
+    workspace_id = service.create_workspace(request.app.state.session_factory, principal.user_id, body.name)
+    return WorkspaceRead(id=workspace_id, name=body.name, role=Role.owner)
+
+
+@router.get("/{workspace_id}/members", response_model=list[MemberRead])
+def list_members(workspace_id: uuid.UUID, principal: Viewer, session: SessionDep):
+    service.check_workspace(principal, workspace_id)
+    return service.list_members(session)
+
+
+@router.post("/{workspace_id}/members", response_model=MemberRead, status_code=201)
+def invite_member(workspace_id: uuid.UUID, body: MemberInvite, principal: Owner, session: SessionDep):
+    """Adds an existing account at once; an email without an account joins when it registers."""
+    service.check_workspace(principal, workspace_id)
+    return service.invite(session, principal, body.email, body.role)
+
+
+@router.patch("/{workspace_id}/members/{user_id}", response_model=MemberRead)
+def change_role(workspace_id: uuid.UUID, user_id: uuid.UUID, body: MemberUpdate, principal: Owner, session: SessionDep):
+    service.check_workspace(principal, workspace_id)
+    return service.change_role(session, principal, user_id, body.role)
+
+
+@router.delete("/{workspace_id}/members/{user_id}", status_code=204)
+def remove_member(workspace_id: uuid.UUID, user_id: uuid.UUID, principal: Owner, session: SessionDep) -> Response:
+    service.check_workspace(principal, workspace_id)
+    service.remove_member(session, principal, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,89 @@
+"""Workspaces (tenants), their members and invitations. Owners manage members; everybody sees the list."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from coderai_api.auth.service import Principal, normalise_email
+from coderai_api.workspaces.schemas import MemberRead
+from coderai_assets.db import tenant_session
+from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.models import Invitation, Membership, Role, Tenant, User
+
+
+def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
+    # Another workspace is not found, whatever the caller's role there: pick it per request to act in it.
+    if workspace_id != principal.tenant_id:
+        raise NotFound("No such workspace.", code="workspace_not_found")
+
+
+def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: str) -> uuid.UUID:
+    workspace_id = uuid.uuid4()
+    with tenant_session(factory, workspace_id) as session:
+        session.add(Tenant(id=workspace_id, name=name))
+        session.flush()
+        session.add(Membership(tenant_id=workspace_id, user_id=user_id, role=Role.owner))
+    return workspace_id
+
+
+def list_members(session: Session) -> list[MemberRead]:
+    members = session.execute(
+        select(Membership.user_id, User.email, Membership.role)
+        .join(User, User.id == Membership.user_id)
+        .order_by(Membership.created_at)
+    ).all()
+    invited = session.scalars(select(Invitation).where(Invitation.accepted_at.is_(None))).all()
+    return [MemberRead(user_id=m.user_id, email=m.email, role=m.role, status="member") for m in members] + [
+        MemberRead(user_id=None, email=i.email, role=i.role, status="invited") for i in invited
+    ]
+
+
+def invite(session: Session, principal: Principal, email: str, role: Role) -> MemberRead:
+    email = normalise_email(email)
+    user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
+    if user is not None:
+        if session.get(Membership, (principal.tenant_id, user.id)) is not None:
+            raise Conflict("Already a member.", code="already_member")
+        session.add(Membership(tenant_id=principal.tenant_id, user_id=user.id, role=role))
+        session.flush()
+        return MemberRead(user_id=user.id, email=email, role=role, status="member")
+    existing = session.scalars(select(Invitation).where(func.lower(Invitation.email) == email)).first()
+    if existing is not None:
+        existing.role = role
+    else:
+        session.add(Invitation(tenant_id=principal.tenant_id, email=email, role=role, invited_by=principal.user_id))
+    session.flush()
+    return MemberRead(user_id=None, email=email, role=role, status="invited")
+
+
+def _membership(session: Session, principal: Principal, user_id: uuid.UUID) -> Membership:
+    membership = session.get(Membership, (principal.tenant_id, user_id))
+    if membership is None:
+        raise NotFound("No such member.", code="member_not_found")
+    return membership
+
+
+def _keep_an_owner(session: Session, membership: Membership) -> None:
+    owners = session.scalar(select(func.count()).where(Membership.role == Role.owner))
+    if membership.role == Role.owner and owners == 1:
+        raise InvalidInput("A workspace keeps at least one owner.", code="last_owner")
+
+
+def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role: Role) -> MemberRead:
+    membership = _membership(session, principal, user_id)
+    if role != Role.owner:
+        _keep_an_owner(session, membership)
+    membership.role = role
+    session.flush()
+    email = session.scalar(select(User.email).where(User.id == user_id)) or ""
+    return MemberRead(user_id=user_id, email=email, role=role, status="member")
+
+
+def remove_member(session: Session, principal: Principal, user_id: uuid.UUID) -> None:
+    membership = _membership(session, principal, user_id)
+    _keep_an_owner(session, membership)
+    session.delete(membership)
+    session.flush()
