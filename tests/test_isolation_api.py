@@ -186,17 +186,23 @@ def test_lists_never_contain_foreign_ids(world):
 
 
 def test_websocket_of_another_tenant_is_closed_as_not_found(world):
-    with world["bob"].client.websocket_connect(
-        f"ws://test/ws/jobs/{world['rid']}", subprotocols=["bearer", world["bob"].token]
-    ) as ws, pytest.raises(WebSocketDisconnect) as closed:
+    with (
+        world["bob"].client.websocket_connect(
+            f"ws://test/ws/jobs/{world['rid']}", subprotocols=["bearer", world["bob"].token]
+        ) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
         ws.receive_json()
     assert closed.value.code == 4404
 
 
 def test_websocket_without_a_valid_token_is_closed(world):
-    with world["alice"].client.websocket_connect(
-        f"ws://test/ws/jobs/{world['rid']}", subprotocols=["bearer", "forged"]
-    ) as ws, pytest.raises(WebSocketDisconnect) as closed:
+    with (
+        world["alice"].client.websocket_connect(
+            f"ws://test/ws/jobs/{world['rid']}", subprotocols=["bearer", "forged"]
+        ) as ws,
+        pytest.raises(WebSocketDisconnect) as closed,
+    ):
         ws.receive_json()
     assert closed.value.code == 4401
 
@@ -231,3 +237,30 @@ def test_editor_writes_but_does_not_manage_members(world):
         json={"email": "y@example.org", "role": "viewer"},
     )
     assert response.status_code == 403
+
+
+def test_websocket_closes_when_the_token_is_revoked(world, session_factory):
+    """A live stream re-checks its token: after a logout the next message is a 4401 close."""
+    alice = world["alice"]
+    with tenant_session(session_factory, uuid.UUID(alice.workspace)) as session:
+        run = Run(
+            tenant_id=uuid.UUID(alice.workspace),
+            project_id=uuid.UUID(world["pid"]),
+            kind=RunKind.full,
+            status=RunStatus.running,
+        )
+        session.add(run)
+        session.flush()
+        rid = str(run.id)
+    tokens = alice.client.post("/api/v1/auth/login", json={"email": _email(alice), "password": PASSWORD}).json()
+    token = tokens["access_token"]
+    with alice.client.websocket_connect(f"ws://test/ws/jobs/{rid}?interval=0.2", subprotocols=["bearer", token]) as ws:
+        assert ws.receive_json()["status"] == "running"
+        assert alice.client.post("/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"}).status_code == 204
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 4401
+
+
+def _email(person: Person) -> str:
+    return person("GET", "/api/v1/auth/me").json()["email"]
