@@ -70,6 +70,62 @@ def bench_ingestion() -> None:
         )
 
 
+def bench_grounding(n_quotes: int = 1000) -> None:
+    """Offsets for 1,000 quotes in War and Peace (3 MB): 50% verbatim, 25% case and line breaks changed,
+    15% with a typo, 10% invented (must not be found)."""
+    import random
+
+    from coderai_assets.grounding import Aligner
+    from coderai_assets.ingest.parse import parse
+
+    corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus"))
+    path = corpus / "txt" / "large" / "war_and_peace_pg2600.txt"
+    if not path.exists():
+        print("== grounding: skipped (War and Peace not in CODERAI_CORPUS) ==")
+        return
+    text = parse(path.read_bytes(), "txt").text
+    rng = random.Random(7)
+    cases = []
+    for i in range(n_quotes):
+        start = rng.randrange(0, len(text) - 300)
+        quote = text[start : start + rng.randrange(30, 200)]
+        kind = "verbatim" if i % 20 < 10 else "case/space" if i % 20 < 15 else "typo" if i % 20 < 18 else "invented"
+        if kind == "case/space":
+            quote = " ".join(quote.lower().split())
+        elif kind == "typo":
+            k = rng.randrange(5, len(quote) - 5)
+            quote = quote[:k] + ("x" if quote[k] != "x" else "y") + quote[k + 1 :]
+        elif kind == "invented":
+            quote = "The telephone rang in Napoleon's spaceship " + str(i)
+        hint = (max(0, start - 2000), min(len(text), start + 2000))
+        cases.append((kind, quote, hint))
+    began = time.perf_counter()
+    aligner = Aligner(text)
+    prepared = time.perf_counter() - began
+    found: dict[str, list[str]] = {}
+    timings = []
+    for kind, quote, hint in cases:
+        t = time.perf_counter()
+        found.setdefault(kind, []).append(aligner.align(quote, hint).status)
+        timings.append(time.perf_counter() - t)
+    total = time.perf_counter() - began
+    unhinted = time.perf_counter()
+    for _kind, quote, _ in cases[:200]:
+        aligner.align(quote)
+    unhinted = (time.perf_counter() - unhinted) / 200
+    print(f"== grounding: {n_quotes} quotes in {len(text) / 1e6:.1f} M characters ==")
+    print(
+        f"index {prepared:.2f} s; all quotes {total:.2f} s; median {statistics.median(timings) * 1e3:.2f} ms a quote "
+        f"with the chunk as hint, {unhinted * 1e3:.1f} ms without"
+    )
+    for kind, statuses in found.items():
+        share = {s: statuses.count(s) / len(statuses) for s in ("exact", "fuzzy", "not_found")}
+        print(
+            f"  {kind:<10} n={len(statuses):<4} exact {share['exact']:.0%}  fuzzy {share['fuzzy']:.0%}  "
+            f"not found {share['not_found']:.0%}"
+        )
+
+
 def bench_pipeline(n_documents: int = 50) -> None:
     os.environ.setdefault("CODERAI_LLM_PROVIDER", "factory")
     os.environ.setdefault("CODERAI_LLM_FACTORY", "tests.fakes:protest_model")
@@ -185,4 +241,5 @@ if __name__ == "__main__":
     logging.getLogger("dagster").setLevel(logging.WARNING)
     os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp())
     bench_ingestion()
+    bench_grounding()
     bench_pipeline()

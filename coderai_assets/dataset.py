@@ -35,7 +35,7 @@ META_COLUMNS = [
     "model",
 ]
 ENTITY_COLUMNS = ["entity_index", "entity_text"]
-PROVENANCE_SUFFIXES = ("status", "confidence", "quote", "char_start", "char_end")
+PROVENANCE_SUFFIXES = ("status", "confidence", "alignment", "quote", "char_start", "char_end")
 
 
 def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
@@ -109,6 +109,7 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
                 row[name] = cell.value
                 row[f"{name}__status"] = cell.status.value
                 row[f"{name}__confidence"] = cell.confidence
+                row[f"{name}__alignment"] = cell.alignment or ""
                 row[f"{name}__quote"] = cell.quote or ""
                 row[f"{name}__char_start"] = cell.char_start
                 row[f"{name}__char_end"] = cell.char_end

@@ -343,6 +343,8 @@ class Extraction(Timestamped, Base):
     quote: Mapped[str | None] = mapped_column(Text)
     char_start: Mapped[int | None] = mapped_column(Integer)
     char_end: Mapped[int | None] = mapped_column(Integer)
+    # How the quote (or the value) was found in the document text: exact, fuzzy, not_found.
+    alignment: Mapped[str | None] = mapped_column(String(12))
     chunk_index: Mapped[int | None] = mapped_column(Integer)
     prompt_version_id: Mapped[uuid.UUID | None] = mapped_column()
     model: Mapped[str | None] = mapped_column(String(200))

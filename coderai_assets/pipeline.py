@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
 from coderai_assets.coercion import Coerced, apply_dependencies, coerce_value
 from coderai_assets.errors import LLMError
+from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.chunk import chunk_text
 from coderai_assets.ingest.sandbox import ParseWorker
@@ -279,20 +280,6 @@ def _field(record: dict[str, Any], name: str) -> tuple[Any, str]:
     return record.get(name), str(quote or "")
 
 
-def locate_quote(text: str, quote: str, start: int, end: int) -> tuple[int, int] | None:
-    """Offsets of `quote` in `text`, preferring the chunk it came from; case and spacing may differ."""
-    quote = quote.strip()
-    if not quote:
-        return None
-    for lo, hi in ((start, end), (0, len(text))):
-        i = text.find(quote, lo, hi)
-        if i != -1:
-            return i, i + len(quote)
-    pattern = r"\s+".join(re.escape(word) for word in quote.split())
-    match = re.compile(pattern, re.IGNORECASE).search(text)
-    return (match.start(), match.end()) if match else None
-
-
 def _value_needles(raw: Any) -> list[str]:
     """How a value the model gave may be written in the text, for grounding it without a quote."""
     if isinstance(raw, bool) or raw is None:
@@ -304,17 +291,21 @@ def _value_needles(raw: Any) -> list[str]:
     return [text] if len(text) >= 2 else []
 
 
-def ground(text: str, candidate: Candidate, start: int, end: int) -> tuple[str | None, tuple[int, int] | None]:
-    """(quote, offsets): the model's quote located in the text, or else the value itself found in its chunk."""
+def ground(aligner: Aligner, candidate: Candidate, start: int, end: int) -> tuple[str | None, Alignment]:
+    """(quote, alignment): the model's quote aligned to the text (exact, fuzzy or not found), or else the value
+    itself found verbatim in its chunk. A value nobody can find stays not found: flagged, never grounded."""
     if candidate.quote:
-        return candidate.quote, locate_quote(text, candidate.quote, start, end)
+        alignment = aligner.align(candidate.quote, (start, end))
+        if alignment.found and alignment.start is not None:
+            return aligner.text[alignment.start : alignment.end], alignment
+        return candidate.quote, alignment
     raws = candidate.raw if isinstance(candidate.raw, list) else [candidate.raw]
     for raw in raws:
         for needle in _value_needles(raw):
-            offsets = locate_quote(text[start:end], needle, 0, end - start)
-            if offsets:
-                return text[start + offsets[0] : start + offsets[1]], (start + offsets[0], start + offsets[1])
-    return None, None
+            alignment = aligner.align(needle, (start, end))
+            if alignment.status == EXACT and alignment.start is not None and start <= alignment.start < end:
+                return aligner.text[alignment.start : alignment.end], alignment
+    return None, Alignment(NOT_FOUND)
 
 
 def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | None, dict[str, list[Candidate]]]]:
@@ -361,11 +352,15 @@ def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate
     return distinct[0], candidates[0]
 
 
-def _confidence(result: Coerced, grounded: bool) -> float | None:
+_STATUS_CONFIDENCE = {"ok": 0.9, "coerced": 0.7, "defaulted": 0.3}
+_ALIGNMENT_FACTOR = {EXACT: 1.0, FUZZY: 0.8, NOT_FOUND: 0.5}
+
+
+def _confidence(result: Coerced, alignment: Alignment) -> float | None:
+    """From what post-processing had to do and how well the value is grounded in the text."""
     if result.value is None:
         return None
-    base = {"ok": 0.9, "coerced": 0.7, "defaulted": 0.3}.get(result.status, 0.0)
-    return round(base if grounded else base * 0.5, 2)
+    return round(_STATUS_CONFIDENCE.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
 
 
 def validate_document(
@@ -392,7 +387,8 @@ def validate_document(
     chunks = {
         c.index: c for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
     }
-    text = document.text or ""
+    aligner = Aligner(document.text or "")
+    text_length = len(aligner.text)
     records = _records(spec, usable)
     for entity_index, (entity_text, candidates) in enumerate(records):
         coerced: dict[str, Coerced] = {}
@@ -405,12 +401,13 @@ def validate_document(
         coerced = apply_dependencies(list(spec.variables), coerced)
         for v in spec.variables:
             result, candidate = coerced[v.name], picked[v.name]
-            quote, offsets = None, None
+            quote, alignment = None, Alignment(NOT_FOUND)
             if candidate is not None and result.value is not None:
                 chunk = chunks.get(candidate.chunk_index)
-                quote, offsets = ground(
-                    text, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else len(text)
+                quote, alignment = ground(
+                    aligner, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else text_length
                 )
+            offsets = (alignment.start, alignment.end) if alignment.found else None
             message = result.message
             if result.value is not None and offsets is None:
                 message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
@@ -426,7 +423,8 @@ def validate_document(
                     value=result.value,
                     status=result.status,
                     message=message,
-                    confidence=_confidence(result, offsets is not None),
+                    confidence=_confidence(result, alignment),
+                    alignment=alignment.status if result.value is not None else None,
                     quote=quote,
                     char_start=offsets[0] if offsets else None,
                     char_end=offsets[1] if offsets else None,

@@ -151,6 +151,7 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
         violence = values["violence"]
         assert violence.quote == "two workers were injured"
         assert document.text[violence.char_start : violence.char_end] == "two workers were injured"
+        assert violence.alignment == "exact" and violence.confidence == 0.9
         city = values["city"]  # no quote from the model: grounded on the value itself
         assert document.text[city.char_start : city.char_end] == "Porto"
         assert all(v.model == "fake/protest" and v.prompt_version_id == run.prompt_version_id for v in values.values())
