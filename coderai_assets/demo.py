@@ -111,7 +111,8 @@ def wait_for_run(client: httpx.Client, run_id: str, timeout: float = 1800) -> di
         run = _check(client.get(f"/runs/{run_id}"))
         line = (
             f"  run {run['kind']}: {run['status']:<9} documents {run['documents_done'] + run['documents_failed']}"
-            f"/{run['documents_total']} (failed {run['documents_failed']}), LLM calls {run['llm_calls']}, "
+            f"/{run['documents_total']} (failed {run['documents_failed']}), LLM calls {run['llm_calls']} "
+            f"(+{run['cached_calls']} from cache), "
             f"tokens {run['input_tokens']}+{run['output_tokens']}"
         )
         if line != last:

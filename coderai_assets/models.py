@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -275,6 +276,8 @@ class Run(Timestamped, Base):
     documents_done: Mapped[int] = mapped_column(Integer, default=0)
     documents_failed: Mapped[int] = mapped_column(Integer, default=0)
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    # Chunks answered from the cache: same model, same prompt, same text as an earlier call; no model called.
+    cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
@@ -300,6 +303,7 @@ class RunDocument(Base):
     )
     error_code: Mapped[str | None] = mapped_column(String(50))
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
+    cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
@@ -390,6 +394,7 @@ class LlmAnswer(Timestamped, Base):
     __tablename__ = "llm_answers"
     __table_args__ = (
         UniqueConstraint("tenant_id", "run_id", "document_id", "chunk_index", name="uq_llm_answers_chunk"),
+        Index("ix_llm_answers_cache", "tenant_id", "cache_key"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(
@@ -407,6 +412,9 @@ class LlmAnswer(Timestamped, Base):
     model: Mapped[str] = mapped_column(String(200))
     payload: Mapped[Any] = mapped_column(JSONB, nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
+    # sha256 of (model, prompt, chunk text): an equal key means the same call, answered from this row.
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -3,6 +3,7 @@ and idempotent: it deletes what an earlier attempt wrote for the same (run, docu
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -141,12 +142,13 @@ def refresh_run_counts(session: Session, run: Run) -> None:
             func.coalesce(func.sum(RunDocument.llm_calls), 0),
             func.coalesce(func.sum(RunDocument.input_tokens), 0),
             func.coalesce(func.sum(RunDocument.output_tokens), 0),
+            func.coalesce(func.sum(RunDocument.cached_calls), 0),
         ).where(RunDocument.run_id == run.id)
     ).one()
     run.documents_total = sum(counts.values())
     run.documents_done = counts.get(RunDocumentStatus.done, 0)
     run.documents_failed = counts.get(RunDocumentStatus.failed, 0)
-    run.llm_calls, run.input_tokens, run.output_tokens = (int(t) for t in tokens)
+    run.llm_calls, run.input_tokens, run.output_tokens, run.cached_calls = (int(t) for t in tokens)
     if run.status in (RunStatus.queued, RunStatus.running) and counts.get(RunDocumentStatus.pending, 0) == 0:
         run.status = RunStatus.exporting
 
@@ -211,10 +213,43 @@ def document_failed_in_run(session: Session, run: Run, document: Document) -> bo
     return row is not None and row.status == RunDocumentStatus.failed
 
 
+def cache_key(model_name: str, prompt_version: PromptVersion, chunk_text: str) -> str:
+    """The identity of a call: the same model, prompt (system, template, schema) and text give the same answer
+    at temperature 0, so an earlier answer stands for it."""
+    digest = hashlib.sha256()
+    for part in (
+        model_name,
+        prompt_version.variables_hash,
+        prompt_version.system_prompt,
+        prompt_version.user_template,
+        chunk_text,
+    ):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def cached_answer(session: Session, key: str) -> LlmAnswer | None:
+    # Row-level security keeps the cache inside the tenant.
+    return session.scalars(
+        select(LlmAnswer)
+        .where(LlmAnswer.cache_key == key, LlmAnswer.payload.is_not(None), LlmAnswer.error.is_(None))
+        .order_by(LlmAnswer.created_at.desc())
+        .limit(1)
+    ).first()
+
+
 def extract_document(
-    session: Session, extractor: Extractor, run: Run, document: Document, prompt_version: PromptVersion
+    session: Session,
+    extractor: Extractor,
+    run: Run,
+    document: Document,
+    prompt_version: PromptVersion,
+    *,
+    use_cache: bool = True,
 ) -> bool:
-    """One model call per chunk, all variables at once; the answers are stored as returned."""
+    """One model call per chunk, all variables at once; the answers are stored as returned. A chunk whose call
+    was made before (same model, prompt and text) is answered from that call without calling the model."""
     if document_failed_in_run(session, run, document):
         return False
     session.execute(delete(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id))
@@ -226,8 +261,26 @@ def extract_document(
         return False
     codebook = codebook_of(prompt_version)
     row = run_document(session, run, document)
-    row.llm_calls = row.input_tokens = row.output_tokens = 0
+    row.llm_calls = row.input_tokens = row.output_tokens = row.cached_calls = 0
     for chunk in chunks:
+        key = cache_key(extractor.model_name, prompt_version, chunk.text)
+        earlier = cached_answer(session, key) if use_cache else None
+        if earlier is not None:
+            row.cached_calls += 1
+            session.add(
+                LlmAnswer(
+                    tenant_id=document.tenant_id,
+                    run_id=run.id,
+                    document_id=document.id,
+                    chunk_index=chunk.index,
+                    prompt_version_id=prompt_version.id,
+                    model=earlier.model,
+                    payload=earlier.payload,
+                    cache_key=key,
+                    cached=True,
+                )
+            )
+            continue
         try:
             answer = extractor.extract(
                 codebook,
@@ -256,6 +309,7 @@ def extract_document(
                 error=answer.error,
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
+                cache_key=key,
             )
         )
     document.status = DocumentStatus.extracted

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = 120.0
     llm_max_retries: int = 2
     llm_max_output_tokens: int = 1024
+    # Answer a chunk from an earlier identical call (same model, prompt and text) instead of calling the model.
+    llm_cache: bool = True
     # Ask the model for a supporting quote per value. Unset: yes, except for the embedded model, which
     # answers worse when asked (the engine then finds the value in the text itself).
     llm_quotes: bool | None = None

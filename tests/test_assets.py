@@ -211,3 +211,45 @@ def test_a_bad_document_fails_alone(session_factory, tenant, settings, instance,
         assert (run.documents_done, run.documents_failed, run.status) == (1, 1, RunStatus.exporting)
         assert bad.status.value == "failed" and bad.error_code == "corrupt_file"
         assert session.get(Document, doc_ids[1]).status.value == "done"
+
+
+def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instance, demo_files):
+    """A second run over the same document, prompt and model is answered from the first run's calls."""
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
+    key = doc_ids[0].hex
+    instance.add_dynamic_partitions(partitions_name(project_id), [key])
+    model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
+
+    class CountingLLM(LLMResource):
+        def extractor(self) -> Extractor:
+            return Extractor(model, "fake/protest")
+
+    defs = build_definitions([(project_id, tenant)], {})
+    assets = [a for a in defs.assets if a.key.path[-1] != "export"]
+    runs = []
+    for _ in range(2):
+        with tenant_session(session_factory, tenant) as session:
+            run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+            runs.append(run.id)
+        result = materialize(
+            assets,
+            instance=instance,
+            partition_key=key,
+            tags={RUN_TAG: str(run.id)},
+            resources={
+                "db": DatabaseResource(url=settings.database_url),
+                "llm": CountingLLM(),
+                "files": StorageResource(root=str(settings.storage_dir)),
+            },
+        )
+        assert result.success
+    assert len(model.prompts) == 1  # the model was called once, for the first run only
+    with tenant_session(session_factory, tenant) as session:
+        first, second = (session.get(Run, r) for r in runs)
+        assert (first.llm_calls, first.cached_calls) == (1, 0)
+        assert (second.llm_calls, second.cached_calls, second.input_tokens) == (0, 1, 0)
+        values = lambda run_id: sorted(  # noqa: E731
+            (str(e.variable_id), str(e.value))
+            for e in session.scalars(select(Extraction).where(Extraction.run_id == run_id))
+        )
+        assert values(runs[0]) == values(runs[1])

@@ -34,6 +34,7 @@ class RunRead(BaseModel):
     documents_done: int
     documents_failed: int
     llm_calls: int
+    cached_calls: int
     input_tokens: int
     output_tokens: int
     cost_usd: float

@@ -110,7 +110,7 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                     continue
                 run = _run(session, context, project)
                 version = _prompt_version(session, run)
-                ok = extract_document(session, extractor, run, document, version)
+                ok = extract_document(session, extractor, run, document, version, use_cache=settings.llm_cache)
                 extracted += ok
                 failed += not ok
                 price(run, settings.llm_input_price_per_mtok, settings.llm_output_price_per_mtok)
