@@ -128,6 +128,44 @@ def up() -> None:
     raise typer.Exit(code)
 
 
+@app.command("eval")
+def evaluate_command(
+    dataset: Path = typer.Argument(..., help="A dataset CSV exported by CoderAI"),
+    gold: Path = typer.Argument(..., help="Gold CSV with one row per document (or per entity)"),
+    mapping: list[str] = typer.Option(
+        ..., "--map", help="dataset_column=Gold Column:type (type: text, date, category, boolean, integer, number)"
+    ),
+    gold_key: str = typer.Option("file_name", help="Gold column holding the document file name"),
+    entity_column: str = typer.Option("", help="Dataset column naming the entity (entity-level projects)"),
+    gold_entity_column: str = typer.Option("", help="Gold column naming the entity"),
+    out: Path = typer.Option(Path("eval_report.json"), help="Report (JSON, and a .txt table beside it)"),
+) -> None:
+    """Score a dataset against gold: per-variable accuracy, exact and normalised match, entity P/R/F1."""
+    import pandas as pd
+
+    from coderai_assets.codebook import VariableSpec
+    from coderai_assets.evaluation import evaluate, write_report
+
+    variables = {}
+    for item in mapping:
+        column, _, target = item.partition("=")
+        gold_column, _, kind = target.rpartition(":") if ":" in target else (target, "", "text")
+        if not column or not gold_column:
+            raise typer.BadParameter(f"--map {item!r}: expected dataset_column=Gold Column:type")
+        variables[column] = (gold_column, VariableSpec(name=column, type=kind or "text"))
+    report = evaluate(
+        pd.read_csv(dataset, dtype=str),
+        pd.read_csv(gold, dtype=str),
+        variables,
+        gold_key=gold_key,
+        entity_column=entity_column or None,
+        gold_entity_column=gold_entity_column or None,
+    )
+    write_report(report, out)
+    typer.echo(report.table())
+    typer.echo(f"report: {out} and {out.with_suffix('.txt')}")
+
+
 @app.command()
 def demo(
     output: Path = typer.Option(ROOT / "demo_output", help="Folder for the demo corpus and the dataset"),
