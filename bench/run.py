@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,86 @@ def bench_grounding(n_quotes: int = 1000) -> None:
         print(
             f"  {kind:<10} n={len(statuses):<4} exact {share['exact']:.0%}  fuzzy {share['fuzzy']:.0%}  "
             f"not found {share['not_found']:.0%}"
+        )
+
+
+def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
+    """LLM calls and input tokens per document: all variables of a chunk in one call, against one call per
+    variable, on CUAD contracts with CUAD's own category descriptions as the codebook. Tokens are counted with the
+    embedded model's tokenizer; output tokens are those of an all-null answer (the least a model must write)."""
+    import csv
+    import json
+
+    import llama_cpp
+
+    from coderai_assets.codebook import ProjectSpec, VariableSpec, compile_codebook
+    from coderai_assets.ingest.chunk import chunk_text
+    from coderai_assets.ingest.parse import parse
+    from coderai_assets.llm import local_model_path
+    from coderai_assets.settings import get_settings
+
+    corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
+    if not corpus.is_dir():
+        print("== calls per document: skipped (CUAD not in CODERAI_CORPUS) ==")
+        return
+    settings = get_settings()
+    vocab = llama_cpp.Llama(str(local_model_path(settings)), vocab_only=True, verbose=False)
+
+    def tokens(text: str) -> int:
+        return len(vocab.tokenize(text.encode(), add_bos=False, special=False))
+
+    with (corpus / "category_descriptions.csv").open(encoding="utf-8-sig") as handle:
+        categories = [
+            (
+                r["Category (incl. context and answer)"].split(":", 1)[1].strip(),
+                r["Description"].split(":", 1)[1].strip(),
+            )
+            for r in csv.DictReader(handle)
+        ]
+    contracts = sorted((corpus / "full_contract_txt").glob("*.txt"))[:n_contracts]
+    texts = [parse(p.read_bytes(), "txt").text for p in contracts]
+    size = settings.effective_chunk_chars
+    chunks = [chunk_text(t, size=size, overlap=settings.chunk_overlap_chars) for t in texts]
+    print(
+        f"== calls and tokens per document: {n_contracts} CUAD contracts, median "
+        f"{statistics.median(len(t) for t in texts):,.0f} characters, {size}-character chunks =="
+    )
+    print(
+        f"{'variables':>9} {'strategy':<22} {'calls/doc':>10} {'input tok/doc':>14} {'output tok/doc':>15} {'ratio':>7}"
+    )
+    for n in counts:
+        variables = tuple(
+            VariableSpec(
+                name=re.sub(r"\W+", "_", name.lower()).strip("_")[:50] + (f"_{i}" if i >= len(categories) else ""),
+                type="text",
+                description=description,
+            )
+            for i, (name, description) in enumerate((categories * 2)[:n])
+        )
+        spec = ProjectSpec(name="CUAD", domain_description="Commercial contracts.", variables=variables)
+        together = compile_codebook(spec)
+        separate = [
+            compile_codebook(ProjectSpec(name="CUAD", domain_description="Commercial contracts.", variables=(v,)))
+            for v in variables
+        ]
+
+        def cost(books) -> tuple[float, float, float]:
+            calls = inputs = outputs = 0
+            for doc_chunks in chunks:
+                for chunk in doc_chunks:
+                    for book in books:
+                        calls += 1
+                        inputs += tokens(book.system_prompt) + tokens(json.dumps(book.json_schema)) + tokens(chunk.text)
+                        nulls = {v: None for v in book.json_schema["required"]}
+                        outputs += tokens(json.dumps({**nulls, "quotes": {}}))
+            return calls / len(chunks), inputs / len(chunks), outputs / len(chunks)
+
+        one = cost([together])
+        each = cost(separate)
+        print(f"{n:>9} {'one call per chunk':<22} {one[0]:>10.1f} {one[1]:>14,.0f} {one[2]:>15,.0f} {'':>7}")
+        print(
+            f"{n:>9} {'one call per variable':<22} {each[0]:>10.1f} {each[1]:>14,.0f} {each[2]:>15,.0f} "
+            f"{each[1] / one[1]:>6.1f}x"
         )
 
 
@@ -242,4 +323,5 @@ if __name__ == "__main__":
     os.environ.setdefault("DAGSTER_HOME", tempfile.mkdtemp())
     bench_ingestion()
     bench_grounding()
+    bench_calls()
     bench_pipeline()
