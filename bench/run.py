@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import statistics
@@ -162,7 +163,7 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
         ]
     contracts = sorted((corpus / "full_contract_txt").glob("*.txt"))[:n_contracts]
     texts = [parse(p.read_bytes(), "txt").text for p in contracts]
-    size = settings.effective_chunk_chars
+    size = settings.chunk_chars or 6000  # about what the budget gives a few variables in 4,096 tokens
     chunks = [chunk_text(t, size=size, overlap=settings.chunk_overlap_chars) for t in texts]
     print(
         f"== calls and tokens per document: {n_contracts} CUAD contracts, median "
@@ -207,28 +208,19 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
         )
 
 
-def bench_pipeline(n_documents: int = 50) -> None:
-    os.environ.setdefault("CODERAI_LLM_PROVIDER", "factory")
-    os.environ.setdefault("CODERAI_LLM_FACTORY", "tests.fakes:protest_model")
-    from dagster import DagsterInstance, materialize
+@contextlib.contextmanager
+def scratch_project(domain: str, variables: list[dict], documents: list[tuple[str, bytes]]):
+    """A throw-away database with one tenant, one project, its variables and documents, and a full run over
+    them; yields what materialising needs, then drops the database."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     from coderai_assets.cli import ensure_database, run_migrations
     from coderai_assets.db import make_engine, make_session_factory, tenant_session
-    from coderai_assets.llm import Extractor
-    from coderai_assets.location import build_definitions
-    from coderai_assets.models import Document, Project, Run, RunKind, Tenant, Variable, VariableType
-    from coderai_assets.partitions import RUN_TAG, partitions_name
-    from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
+    from coderai_assets.models import Document, Project, RunKind, Tenant, Variable
     from coderai_assets.runs import create_run
     from coderai_assets.settings import get_settings
     from coderai_assets.storage import LocalFileStorage
-    from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
-
-    class InstantModel(LLMResource):
-        def extractor(self) -> Extractor:
-            return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake")
 
     settings = get_settings()
     name = f"coderai_bench_{uuid.uuid4().hex[:8]}"
@@ -237,39 +229,33 @@ def bench_pipeline(n_documents: int = 50) -> None:
     url = make_url(settings.database_url).set(database=name).render_as_string(hide_password=False)
     ensure_database(owner_url)
     storage_root = Path(tempfile.mkdtemp())
+    engine = None
     try:
         run_migrations(owner_url)
-        factory = make_session_factory(make_engine(url))
+        engine = make_engine(url)
+        factory = make_session_factory(engine)
         storage = LocalFileStorage(storage_root)
         tenant_id = uuid.uuid4()
         with tenant_session(factory, tenant_id) as session:
-            tenant = Tenant(id=tenant_id, name="bench")
-            session.add(tenant)
+            session.add(Tenant(id=tenant_id, name="bench"))
             session.flush()
-            project = Project(tenant_id=tenant.id, name="bench", domain_description="Protest reports.")
+            project = Project(tenant_id=tenant_id, name="bench", domain_description=domain)
             session.add(project)
             session.flush()
-            for i, (name, kind) in enumerate(
-                [
-                    ("city", VariableType.text),
-                    ("participants", VariableType.integer),
-                    ("violence", VariableType.boolean),
-                ]
-            ):
-                session.add(Variable(tenant_id=tenant.id, project_id=project.id, name=name, type=kind, position=i))
+            for i, variable in enumerate(variables):
+                session.add(Variable(tenant_id=tenant_id, project_id=project.id, position=i, **variable))
             keys = []
-            for i in range(n_documents):
+            for file_name, data in documents:
                 doc_id = uuid.uuid4()
-                body = f"PORTO, 3 June 2023 - Report {i}: some {400 + i} dock workers went on strike.\n" * 20
-                key = f"{tenant.id}/{project.id}/documents/{doc_id}/original"
-                storage.write(key, body.encode())
+                key = f"{tenant_id}/{project.id}/documents/{doc_id}/original"
+                storage.write(key, data)
                 session.add(
                     Document(
                         id=doc_id,
-                        tenant_id=tenant.id,
+                        tenant_id=tenant_id,
                         project_id=project.id,
-                        file_name=f"r{i}.txt",
-                        size_bytes=len(body),
+                        file_name=file_name,
+                        size_bytes=len(data),
                         sha256=doc_id.hex * 2,
                         storage_path=key,
                     )
@@ -277,43 +263,176 @@ def bench_pipeline(n_documents: int = 50) -> None:
                 keys.append(doc_id.hex)
             session.flush()
             run, _ = create_run(session, project, RunKind.full)
-            ids = (project.id, tenant.id, run.id)
-        with DagsterInstance.ephemeral() as instance:
-            instance.add_dynamic_partitions(partitions_name(ids[0]), keys)
-            defs = build_definitions([(ids[0], ids[1])], {})
-            assets = [a for a in defs.assets if a.key.path[-1] != "export"]
-            start = time.perf_counter()
-            result = materialize(
-                assets,
-                instance=instance,
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                tags={
-                    RUN_TAG: str(ids[2]),
-                    "dagster/asset_partition_range_start": keys[0],
-                    "dagster/asset_partition_range_end": keys[-1],
-                },
-                resources={
-                    "db": DatabaseResource(url=url),
-                    "llm": InstantModel(),
-                    "files": StorageResource(root=str(storage_root)),
-                },
-            )
-            elapsed = time.perf_counter() - start
-        with tenant_session(factory, ids[1]) as session:
-            done = session.get(Run, ids[2]).documents_done
-        print("== pipeline bookkeeping (one range run, instant fake model, 3 variables) ==")
-        print(
-            f"documents {n_documents}, done {done}, success {result.success}: {elapsed:.1f} s in all, "
-            f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)"
-        )
-        factory.kw["bind"].dispose()
+            ids = {"project_id": project.id, "tenant_id": tenant_id, "run_id": run.id}
+        yield {"factory": factory, "url": url, "storage_root": storage_root, "keys": keys, **ids}
     finally:
-        admin = create_engine(
-            base.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT"
-        )
+        if engine is not None:
+            engine.dispose()
+        admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)'))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def materialise_documents(scratch: dict, llm) -> tuple[bool, float]:
+    """One Dagster range run over every document of the scratch project; (success, seconds)."""
+    from dagster import DagsterInstance, materialize
+
+    from coderai_assets.location import build_definitions
+    from coderai_assets.partitions import RUN_TAG, partitions_name
+    from coderai_assets.resources import DatabaseResource, StorageResource
+
+    keys = scratch["keys"]
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions(partitions_name(scratch["project_id"]), keys)
+        defs = build_definitions([(scratch["project_id"], scratch["tenant_id"])], {})
+        assets = [a for a in defs.assets if a.key.path[-1] != "export"]
+        start = time.perf_counter()
+        result = materialize(
+            assets,
+            instance=instance,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            tags={
+                RUN_TAG: str(scratch["run_id"]),
+                "dagster/asset_partition_range_start": keys[0],
+                "dagster/asset_partition_range_end": keys[-1],
+            },
+            resources={
+                "db": DatabaseResource(url=scratch["url"]),
+                "llm": llm,
+                "files": StorageResource(root=str(scratch["storage_root"])),
+            },
+        )
+        return result.success, time.perf_counter() - start
+
+
+def bench_pipeline(n_documents: int = 50) -> None:
+    from coderai_assets.db import tenant_session
+    from coderai_assets.llm import Extractor
+    from coderai_assets.models import Run
+    from coderai_assets.resources import LLMResource
+    from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
+
+    class InstantModel(LLMResource):
+        def extractor(self) -> Extractor:
+            return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake")
+
+    variables = [
+        {"name": "city", "type": "text"},
+        {"name": "participants", "type": "integer"},
+        {"name": "violence", "type": "boolean"},
+    ]
+    documents = [
+        (f"r{i}.txt", (f"PORTO, 3 June 2023 - Report {i}: some {400 + i} dock workers went on strike.\n" * 20).encode())
+        for i in range(n_documents)
+    ]
+    with scratch_project("Protest reports.", variables, documents) as scratch:
+        success, elapsed = materialise_documents(scratch, InstantModel())
+        with tenant_session(scratch["factory"], scratch["tenant_id"]) as session:
+            done = session.get(Run, scratch["run_id"]).documents_done
+    print("== pipeline bookkeeping (one range run, instant fake model, 3 variables) ==")
+    print(
+        f"documents {n_documents}, done {done}, success {success}: {elapsed:.1f} s in all, "
+        f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)"
+    )
+
+
+CUAD_VARIABLES = [
+    ("document_name", "text", "The name of the contract", "Document Name-Answer"),
+    ("parties", "text", "The two or more parties who signed the contract", "Parties-Answer"),
+    ("agreement_date", "date", "The date of the contract", "Agreement Date-Answer"),
+    ("effective_date", "date", "The date when the contract is effective", "Effective Date-Answer"),
+    (
+        "governing_law",
+        "text",
+        "Which state or country's law governs the interpretation of the contract",
+        "Governing Law-Answer",
+    ),
+    (
+        "non_compete",
+        "boolean",
+        "Is there a restriction on a party's ability to compete with the counterparty?",
+        "Non-Compete-Answer",
+    ),
+    ("exclusivity", "boolean", "Is there an exclusive dealing commitment with the counterparty?", "Exclusivity-Answer"),
+]
+
+
+def bench_cuad_eval(n_contracts: int = 20) -> None:
+    """`coderai eval` on CUAD contracts coded by the embedded model, per variable (figures whatever they are).
+    The 20 shortest contracts, so the run takes minutes on 2 cores rather than hours."""
+    import subprocess
+
+    import httpx
+    import pandas as pd
+
+    from coderai_assets.codebook import VariableSpec
+    from coderai_assets.dataset import build_rows
+    from coderai_assets.db import tenant_session
+    from coderai_assets.evaluation import evaluate, file_key, write_report
+    from coderai_assets.llm import Extractor, build_chat_model
+    from coderai_assets.models import Project, Run
+    from coderai_assets.resources import LLMResource
+    from coderai_assets.settings import Settings
+
+    corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
+    if not corpus.is_dir():
+        print("== CUAD evaluation: skipped (CUAD not in CODERAI_CORPUS) ==")
+        return
+    gold = pd.read_csv(corpus / "master_clauses.csv", dtype=str)
+    known = {file_key(n) for n in gold["Filename"]}
+    contracts = sorted(
+        (p for p in (corpus / "full_contract_txt").glob("*.txt") if file_key(p.name) in known),
+        key=lambda p: p.stat().st_size,
+    )[:n_contracts]
+    port = int(os.environ.get("CODERAI_BENCH_LLM_PORT", "18766"))
+    local = Settings(llm_provider="local", local_llm_port=port, llm_quotes=None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "coderai_assets.cli", "local-llm"],
+        env={**os.environ, "CODERAI_LOCAL_LLM_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    class EmbeddedModel(LLMResource):
+        def extractor(self) -> Extractor:
+            model, name = build_chat_model(local)
+            return Extractor(model, name)
+
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        variables = [{"name": n, "type": t, "description": d} for n, t, d, _ in CUAD_VARIABLES]
+        documents = [(p.name, p.read_bytes()) for p in contracts]
+        with scratch_project("Commercial contracts filed with the SEC (CUAD).", variables, documents) as scratch:
+            success, elapsed = materialise_documents(scratch, EmbeddedModel())
+            with tenant_session(scratch["factory"], scratch["tenant_id"]) as session:
+                run = session.get(Run, scratch["run_id"])
+                columns, rows = build_rows(session, session.get(Project, scratch["project_id"]), run)
+                calls, tokens_in, tokens_out = run.llm_calls, run.input_tokens, run.output_tokens
+                failed = run.documents_failed
+    finally:
+        server.terminate()
+        server.wait(20)
+    dataset = pd.DataFrame(rows, columns=columns)
+    mapping = {n: (g, VariableSpec(name=n, type=t)) for n, t, _, g in CUAD_VARIABLES}
+    report = evaluate(dataset, gold, mapping, gold_key="Filename")
+    out = ROOT / "var" / "bench" / "cuad_eval.json"
+    write_report(report, out)
+    print(
+        f"== CUAD evaluation: {len(contracts)} shortest contracts, embedded SmolLM2-135M, {len(mapping)} variables =="
+    )
+    print(
+        f"run success {success}, {elapsed:.0f} s, {calls} LLM calls, tokens {tokens_in:,} in + {tokens_out:,} out, "
+        f"{failed} documents failed"
+    )
+    print(report.table())
+    print(f"report: {out}")
 
 
 if __name__ == "__main__":
@@ -325,3 +444,4 @@ if __name__ == "__main__":
     bench_grounding()
     bench_calls()
     bench_pipeline()
+    bench_cuad_eval()

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from coderai_assets import budget
 from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
 from coderai_assets.coercion import Coerced, apply_dependencies, coerce_value
 from coderai_assets.errors import LLMError
@@ -39,6 +40,7 @@ from coderai_assets.storage import FileStorage
 
 LLM_FAILED = "llm_failed"
 LLM_UNPARSEABLE = "llm_unparseable"
+PROMPT_TOO_LARGE = "prompt_too_large"
 
 
 # ---- the codebook of a project -------------------------------------------------------------------------------
@@ -247,6 +249,8 @@ def extract_document(
     prompt_version: PromptVersion,
     *,
     use_cache: bool = True,
+    context_tokens: int | None = None,
+    max_output_tokens: int = 1024,
 ) -> bool:
     """One model call per chunk, all variables at once; the answers are stored as returned. A chunk whose call
     was made before (same model, prompt and text) is answered from that call without calling the model."""
@@ -260,6 +264,20 @@ def extract_document(
         fail_document(session, run, document, codes.NO_TEXT, "the document has no parsed chunks")
         return False
     codebook = codebook_of(prompt_version)
+    n_variables = len(codebook.json_schema.get("required", []))
+    if context_tokens and not budget.fits(
+        codebook, n_variables, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    ):
+        # Said, not truncated: the codebook alone leaves no room for text in this model's context.
+        fail_document(
+            session,
+            run,
+            document,
+            PROMPT_TOO_LARGE,
+            f"the prompt and schema need about {budget.prompt_tokens(codebook)} tokens; the model's context "
+            f"is {context_tokens}: use a model with a larger context or fewer variables",
+        )
+        return False
     row = run_document(session, run, document)
     row.llm_calls = row.input_tokens = row.output_tokens = row.cached_calls = 0
     for chunk in chunks:

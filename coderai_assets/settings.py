@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     max_zip_entries: int = 10_000
     max_zip_ratio: float = 200.0
 
-    # Chunking, in characters; 0 means "derive from llm_context_tokens".
+    # Chunking, in characters; 0 means "what fits the context beside the project's prompt" (budget.py).
     chunk_chars: int = 0
     chunk_overlap_chars: int = 200
 
@@ -118,13 +118,6 @@ class Settings(BaseSettings):
     @property
     def dagster_graphql_url(self) -> str:
         return f"http://{self.dagster_host}:{self.dagster_port}/graphql"
-
-    @property
-    def effective_chunk_chars(self) -> int:
-        """Characters per chunk: explicit, or about half the context window (4 chars a token)."""
-        if self.chunk_chars > 0:
-            return self.chunk_chars
-        return max(1000, self.llm_context_tokens * 4 // 2)
 
 
 @lru_cache(maxsize=1)

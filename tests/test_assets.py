@@ -253,3 +253,35 @@ def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instan
             for e in session.scalars(select(Extraction).where(Extraction.run_id == run_id))
         )
         assert values(runs[0]) == values(runs[1])
+
+
+def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reason(
+    session_factory, tenant, settings, instance, demo_files
+):
+    from coderai_assets.pipeline import PROMPT_TOO_LARGE, extract_document
+
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
+    instance.add_dynamic_partitions(partitions_name(project_id), [doc_ids[0].hex])
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+        run_id = run.id
+    assert _materialise(project_id, tenant, settings, instance, run_id, doc_ids[0].hex, {"parsed_document"}).success
+    model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        from coderai_assets.models import PromptVersion
+
+        version = session.get(PromptVersion, run.prompt_version_id)
+        ok = extract_document(
+            session,
+            Extractor(model, "fake"),
+            run,
+            session.get(Document, doc_ids[0]),
+            version,
+            context_tokens=300,
+            max_output_tokens=100,
+        )
+        assert not ok and model.prompts == []
+        document = session.get(Document, doc_ids[0])
+        assert document.error_code == PROMPT_TOO_LARGE and "context" in document.error_message
+        assert session.get(Run, run_id).documents_failed == 1

@@ -7,6 +7,8 @@ import uuid
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 from sqlalchemy import select
 
+from coderai_assets import budget
+from coderai_assets.codebook import compile_codebook
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.models import Document, Project, PromptVersion, Run, Variable
@@ -31,6 +33,20 @@ def parse_limits() -> ParseLimits:
         cpu_seconds=s.parse_cpu_seconds,
         memory_bytes=s.parse_memory_bytes,
         zip=ZipLimits(s.max_zip_uncompressed_bytes, s.max_zip_entries, s.max_zip_ratio),
+    )
+
+
+def chunk_size(session, project: Project, settings) -> int:
+    """Explicit, or as much text as fits the model's context beside this project's prompt and answer."""
+    if settings.chunk_chars > 0:
+        return settings.chunk_chars
+    spec = project_spec(session, project)
+    codebook = compile_codebook(spec, settings.request_quotes)
+    return budget.chunk_chars(
+        codebook,
+        len(spec.variables),
+        context_tokens=settings.llm_context_tokens,
+        max_output_tokens=settings.llm_max_output_tokens,
     )
 
 
@@ -65,6 +81,12 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
     ) -> MaterializeResult:
         settings = get_settings()
         parsed = failed = 0
+        with db.session(tenant_id) as session:
+            project = session.get(Project, project_id)
+            if project is None:
+                raise ValueError(f"project {project_id} no longer exists")
+            size = chunk_size(session, project, settings)
+        context.log.info(f"chunks of {size} characters")
         with ParseWorker(parse_limits()) as worker:
             for key in context.partition_keys:
                 with db.session(tenant_id) as session:
@@ -82,7 +104,7 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                         worker,
                         run,
                         document,
-                        chunk_chars=settings.effective_chunk_chars,
+                        chunk_chars=size,
                         overlap=settings.chunk_overlap_chars,
                     )
                     parsed += ok
@@ -110,7 +132,16 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                     continue
                 run = _run(session, context, project)
                 version = _prompt_version(session, run)
-                ok = extract_document(session, extractor, run, document, version, use_cache=settings.llm_cache)
+                ok = extract_document(
+                    session,
+                    extractor,
+                    run,
+                    document,
+                    version,
+                    use_cache=settings.llm_cache,
+                    context_tokens=settings.llm_context_tokens,
+                    max_output_tokens=settings.llm_max_output_tokens,
+                )
                 extracted += ok
                 failed += not ok
                 price(run, settings.llm_input_price_per_mtok, settings.llm_output_price_per_mtok)
