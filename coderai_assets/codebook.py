@@ -65,6 +65,15 @@ def variables_hash(project: ProjectSpec, with_quotes: bool = True) -> str:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
+def variable_hashes(project: ProjectSpec, with_quotes: bool = True) -> dict[str, str]:
+    """Per variable, a hash of everything its value depends on: its definition and the project's framing."""
+    frame = [project.domain_description, project.extraction_unit, project.entity_description, with_quotes]
+    return {
+        v.name: hashlib.sha256(json.dumps([frame, asdict(v)], sort_keys=True).encode()).hexdigest()
+        for v in project.variables
+    }
+
+
 def _value_schema(v: VariableSpec) -> dict[str, Any]:
     allowed = list(v.allowed_values or [])
     if v.type == "integer":

@@ -395,6 +395,7 @@ class LlmAnswer(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "run_id", "document_id", "chunk_index", name="uq_llm_answers_chunk"),
         Index("ix_llm_answers_cache", "tenant_id", "cache_key"),
+        Index("ix_llm_answers_chunk_key", "tenant_id", "chunk_key"),
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(
@@ -415,6 +416,10 @@ class LlmAnswer(Timestamped, Base):
     # sha256 of (model, prompt, chunk text): an equal key means the same call, answered from this row.
     cache_key: Mapped[str | None] = mapped_column(String(64))
     cached: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # sha256 of (model, chunk text), and per variable the hash of its definition: after an edit, the values of
+    # unchanged variables are taken from here and only the changed ones are asked for.
+    chunk_key: Mapped[str | None] = mapped_column(String(64))
+    variable_hashes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -3,6 +3,7 @@ and idempotent: it deletes what an earlier attempt wrote for the same (run, docu
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import uuid
@@ -13,7 +14,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from coderai_assets import budget
-from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook, variable_hashes
 from coderai_assets.coercion import Coerced, apply_dependencies, coerce_value
 from coderai_assets.errors import LLMError
 from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
@@ -231,6 +232,43 @@ def cache_key(model_name: str, prompt_version: PromptVersion, chunk_text: str) -
     return digest.hexdigest()
 
 
+def chunk_key(model_name: str, chunk_text: str) -> str:
+    return hashlib.sha256(f"{model_name}\x00{chunk_text}".encode()).hexdigest()
+
+
+def earlier_chunk_answer(session: Session, key: str) -> LlmAnswer | None:
+    """The latest usable answer for the same model and text, whatever the prompt version."""
+    return session.scalars(
+        select(LlmAnswer)
+        .where(
+            LlmAnswer.chunk_key == key,
+            LlmAnswer.payload.is_not(None),
+            LlmAnswer.error.is_(None),
+            LlmAnswer.variable_hashes.is_not(None),
+        )
+        .order_by(LlmAnswer.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def _reusable(earlier: LlmAnswer | None, hashes: dict[str, str]) -> set[str]:
+    if earlier is None or not isinstance(earlier.payload, dict):
+        return set()
+    return {
+        name for name, h in hashes.items() if (earlier.variable_hashes or {}).get(name) == h and name in earlier.payload
+    }
+
+
+def _merge_payloads(earlier: dict[str, Any], reused: set[str], fresh: dict[str, Any]) -> dict[str, Any]:
+    merged = {name: earlier[name] for name in reused}
+    merged.update({k: v for k, v in fresh.items() if k != "quotes"})
+    quotes = {k: v for k, v in (earlier.get("quotes") or {}).items() if k in reused}
+    quotes.update(fresh.get("quotes") or {})
+    if quotes or "quotes" in fresh or "quotes" in earlier:
+        merged["quotes"] = quotes
+    return merged
+
+
 def cached_answer(session: Session, key: str) -> LlmAnswer | None:
     # Row-level security keeps the cache inside the tenant.
     return session.scalars(
@@ -251,9 +289,13 @@ def extract_document(
     use_cache: bool = True,
     context_tokens: int | None = None,
     max_output_tokens: int = 1024,
+    spec: ProjectSpec | None = None,
+    with_quotes: bool = True,
 ) -> bool:
     """One model call per chunk, all variables at once; the answers are stored as returned. A chunk whose call
-    was made before (same model, prompt and text) is answered from that call without calling the model."""
+    was made before (same model, prompt and text) is answered from that call without calling the model; after an
+    edit of some variables (document-level projects, `spec` given), only those are asked for and the others keep
+    the values of the earlier call."""
     if document_failed_in_run(session, run, document):
         return False
     session.execute(delete(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id))
@@ -280,8 +322,11 @@ def extract_document(
         return False
     row = run_document(session, run, document)
     row.llm_calls = row.input_tokens = row.output_tokens = row.cached_calls = 0
+    hashes = variable_hashes(spec, with_quotes) if spec is not None else None
+    partial_ok = use_cache and spec is not None and spec.extraction_unit == "document"
     for chunk in chunks:
         key = cache_key(extractor.model_name, prompt_version, chunk.text)
+        ckey = chunk_key(extractor.model_name, chunk.text)
         earlier = cached_answer(session, key) if use_cache else None
         if earlier is not None:
             row.cached_calls += 1
@@ -296,12 +341,20 @@ def extract_document(
                     payload=earlier.payload,
                     cache_key=key,
                     cached=True,
+                    chunk_key=ckey,
+                    variable_hashes=hashes,
                 )
             )
             continue
+        prior = earlier_chunk_answer(session, ckey) if partial_ok and hashes else None
+        reused = _reusable(prior, hashes) if hashes else set()
+        call_codebook = codebook
+        if reused and spec is not None:
+            changed = tuple(v for v in spec.variables if v.name not in reused)
+            call_codebook = compile_codebook(dataclasses.replace(spec, variables=changed), with_quotes)
         try:
             answer = extractor.extract(
-                codebook,
+                call_codebook,
                 file_name=document.file_name,
                 text=chunk.text,
                 part=chunk.index + 1,
@@ -315,6 +368,8 @@ def extract_document(
         row.llm_calls += 1
         row.input_tokens += answer.input_tokens
         row.output_tokens += answer.output_tokens
+        if reused and prior is not None and answer.payload is not None:
+            answer.payload = _merge_payloads(prior.payload, reused, answer.payload)
         session.add(
             LlmAnswer(
                 tenant_id=document.tenant_id,
@@ -328,6 +383,8 @@ def extract_document(
                 input_tokens=answer.input_tokens,
                 output_tokens=answer.output_tokens,
                 cache_key=key,
+                chunk_key=ckey,
+                variable_hashes=hashes,
             )
         )
     document.status = DocumentStatus.extracted

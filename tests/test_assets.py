@@ -285,3 +285,52 @@ def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reaso
         document = session.get(Document, doc_ids[0])
         assert document.error_code == PROMPT_TOO_LARGE and "context" in document.error_message
         assert session.get(Run, run_id).documents_failed == 1
+
+
+def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, tenant, settings, instance, demo_files):
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[1:2])  # porto_dockers.html
+    key = doc_ids[0].hex
+    instance.add_dynamic_partitions(partitions_name(project_id), [key])
+    model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
+
+    class CountingLLM(LLMResource):
+        def extractor(self) -> Extractor:
+            return Extractor(model, "fake/protest")
+
+    def run_once():
+        with tenant_session(session_factory, tenant) as session:
+            run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+        assets = [a for a in build_definitions([(project_id, tenant)], {}).assets if a.key.path[-1] != "export"]
+        assert materialize(
+            assets,
+            instance=instance,
+            partition_key=key,
+            tags={RUN_TAG: str(run.id)},
+            resources={
+                "db": DatabaseResource(url=settings.database_url),
+                "llm": CountingLLM(),
+                "files": StorageResource(root=str(settings.storage_dir)),
+            },
+        ).success
+        return run.id
+
+    first = run_once()
+    with tenant_session(session_factory, tenant) as session:
+        city = session.scalars(select(Variable).where(Variable.project_id == project_id, Variable.name == "city")).one()
+        city.description = "The city or town where the protest took place."
+    second = run_once()
+    assert len(model.prompts) == 2
+    assert "- city" in model.prompts[1] and "- participants" not in model.prompts[1]
+    with tenant_session(session_factory, tenant) as session:
+
+        def values(run_id):
+            rows = session.execute(
+                select(Variable.name, Extraction.value)
+                .join(Variable, Variable.id == Extraction.variable_id)
+                .where(Extraction.run_id == run_id)
+            ).all()
+            return dict(rows)
+
+        assert values(first) == values(second)
+        assert values(second)["participants"] == 450
+        assert session.get(Run, second).llm_calls == 1

@@ -140,6 +140,8 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                     version,
                     use_cache=settings.llm_cache,
                     context_tokens=settings.llm_context_tokens,
+                    spec=project_spec(session, project),
+                    with_quotes=settings.request_quotes,
                     max_output_tokens=settings.llm_max_output_tokens,
                 )
                 extracted += ok
