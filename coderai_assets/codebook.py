@@ -118,6 +118,11 @@ def build_json_schema(project: ProjectSpec, with_quotes: bool = True) -> dict[st
     required = list(record)
     if with_quotes:
         record["quotes"] = _quotes_property(project)
+        record["confidence"] = {
+            "type": "object",
+            "description": "for each variable, how sure you are of its value, from 0 (a guess) to 1 (stated plainly)",
+            "properties": {v.name: {"type": "number"} for v in project.variables},
+        }
     if project.extraction_unit == "entity":
         entity = {
             "type": "object",
@@ -221,6 +226,7 @@ def build_system_prompt(project: ProjectSpec, with_quotes: bool = True) -> str:
         f"Codebook:\n{variables}\n\n"
         + (
             "In `quotes`, give for every value the exact words from the text that support it, copied verbatim.\n"
+            "In `confidence`, give for every value how sure you are, from 0 (a guess) to 1 (stated plainly).\n"
             if with_quotes
             else ""
         )

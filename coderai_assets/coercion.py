@@ -253,3 +253,16 @@ def apply_dependencies(variables: list[VariableSpec], values: dict[str, Coerced]
         if not holds:
             result[v.name] = Coerced(None, "skipped", f"{v.depends_on} is not {expected}")
     return result
+
+
+def apply_uncertainty(v: VariableSpec, result: Coerced, model_confidence: float | None, threshold: float) -> Coerced:
+    """The codebook's rule for uncertain values, applied when the model says it is unsure (below `threshold`):
+    leave empty, keep the best guess but flag it, or write the codebook's code."""
+    if model_confidence is None or result.value is None or model_confidence >= threshold:
+        return result
+    note = f"the model is unsure ({model_confidence:.2f})"
+    if v.if_uncertain == "best_guess":
+        return Coerced(result.value, result.status, "; ".join(filter(None, [result.message, f"best guess: {note}"])))
+    if v.if_uncertain == "code" and v.uncertain_code is not None:
+        return Coerced(v.uncertain_code, "coerced", f"uncertain code used: {note}")
+    return Coerced(None, "missing", f"left empty: {note}")

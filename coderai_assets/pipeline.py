@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from coderai_assets import budget
 from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook, variable_hashes
-from coderai_assets.coercion import Coerced, apply_dependencies, coerce_value
+from coderai_assets.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
 from coderai_assets.errors import LLMError
 from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
 from coderai_assets.ingest import codes
@@ -400,13 +400,17 @@ class Candidate:
     raw: Any
     quote: str
     chunk_index: int
+    confidence: float | None = None  # as the model reported it
 
 
-def _field(record: dict[str, Any], name: str) -> tuple[Any, str]:
-    """(value, quote) of one variable in one record of the answer."""
+def _field(record: dict[str, Any], name: str) -> tuple[Any, str, float | None]:
+    """(value, quote, the model's confidence) of one variable in one record of the answer."""
     quotes = record.get("quotes")
     quote = quotes.get(name) if isinstance(quotes, dict) else None
-    return record.get(name), str(quote or "")
+    confidences = record.get("confidence")
+    reported = confidences.get(name) if isinstance(confidences, dict) else None
+    confidence = min(1.0, max(0.0, float(reported))) if isinstance(reported, int | float) else None
+    return record.get(name), str(quote or ""), confidence
 
 
 def _value_needles(raw: Any) -> list[str]:
@@ -452,17 +456,17 @@ def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | No
                     continue
                 candidates = {}
                 for v in spec.variables:
-                    raw, quote = _field(entity, v.name)
-                    candidates[v.name] = [Candidate(raw, quote, answer.chunk_index)]
+                    raw, quote, confidence = _field(entity, v.name)
+                    candidates[v.name] = [Candidate(raw, quote, answer.chunk_index, confidence)]
                 seen[key] = len(records)
                 records.append((label, candidates))
         return records
     merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
     for answer in answers:
         for v in spec.variables:
-            raw, quote = _field(answer.payload or {}, v.name)
+            raw, quote, confidence = _field(answer.payload or {}, v.name)
             if raw is not None and raw != "" and raw != []:
-                merged[v.name].append(Candidate(raw, quote, answer.chunk_index))
+                merged[v.name].append(Candidate(raw, quote, answer.chunk_index, confidence))
     return [(None, merged)]
 
 
@@ -481,15 +485,18 @@ def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate
     return distinct[0], candidates[0]
 
 
-_STATUS_CONFIDENCE = {"ok": 0.9, "coerced": 0.7, "defaulted": 0.3}
+_STATUS_FACTOR = {"ok": 1.0, "coerced": 0.8, "defaulted": 0.35}
 _ALIGNMENT_FACTOR = {EXACT: 1.0, FUZZY: 0.8, NOT_FOUND: 0.5}
+DEFAULT_MODEL_CONFIDENCE = 0.9  # for models that do not report one
 
 
-def _confidence(result: Coerced, alignment: Alignment) -> float | None:
-    """From what post-processing had to do and how well the value is grounded in the text."""
+def _confidence(result: Coerced, alignment: Alignment, reported: float | None) -> float | None:
+    """The model's own confidence (or a default), times what post-processing had to do, times how well the value
+    is grounded in the text."""
     if result.value is None:
         return None
-    return round(_STATUS_CONFIDENCE.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
+    base = reported if reported is not None else DEFAULT_MODEL_CONFIDENCE
+    return round(base * _STATUS_FACTOR.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
 
 
 def validate_document(
@@ -499,6 +506,8 @@ def validate_document(
     spec: ProjectSpec,
     prompt_version: PromptVersion,
     variable_ids: dict[str, uuid.UUID],
+    *,
+    uncertainty_threshold: float = 0.5,
 ) -> int:
     """Turn the stored answers into typed, validated values; returns the number of records (rows)."""
     if document_failed_in_run(session, run, document):
@@ -526,7 +535,8 @@ def validate_document(
         for v in spec.variables:
             raw, candidate = _merge(v, candidates.get(v.name, []))
             raws[v.name], picked[v.name] = raw, candidate
-            coerced[v.name] = coerce_value(v, raw)
+            reported = candidate.confidence if candidate is not None else None
+            coerced[v.name] = apply_uncertainty(v, coerce_value(v, raw), reported, uncertainty_threshold)
         coerced = apply_dependencies(list(spec.variables), coerced)
         for v in spec.variables:
             result, candidate = coerced[v.name], picked[v.name]
@@ -552,7 +562,7 @@ def validate_document(
                     value=result.value,
                     status=result.status,
                     message=message,
-                    confidence=_confidence(result, alignment),
+                    confidence=_confidence(result, alignment, candidate.confidence if candidate else None),
                     alignment=alignment.status if result.value is not None else None,
                     quote=quote,
                     char_start=offsets[0] if offsets else None,

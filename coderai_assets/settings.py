@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     llm_max_output_tokens: int = 1024
     # Answer a chunk from an earlier identical call (same model, prompt and text) instead of calling the model.
     llm_cache: bool = True
+    # Below this self-reported confidence a value follows its variable's if_uncertain rule.
+    uncertainty_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     # Ask the model for a supporting quote per value. Unset: yes, except for the embedded model, which
     # answers worse when asked (the engine then finds the value in the text itself).
     llm_quotes: bool | None = None

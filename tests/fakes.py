@@ -54,6 +54,7 @@ PROTEST_ANSWERS = {
         "protest_type": "Strike",
         "violence": True,
         "quotes": {"violence": "two workers were injured"},
+        "confidence": {"violence": 0.8, "participants": 0.95},
     },
     "Gdansk Technical": {
         "city": "Gdansk",

@@ -151,7 +151,8 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
         violence = values["violence"]
         assert violence.quote == "two workers were injured"
         assert document.text[violence.char_start : violence.char_end] == "two workers were injured"
-        assert violence.alignment == "exact" and violence.confidence == 0.9
+        assert violence.alignment == "exact" and violence.confidence == 0.8  # as the model reported, exact quote
+        assert values["participants"].confidence == 0.76  # 0.95 reported x 0.8 coerced x 1.0 grounded
         city = values["city"]  # no quote from the model: grounded on the value itself
         assert document.text[city.char_start : city.char_end] == "Porto"
         assert all(v.model == "fake/protest" and v.prompt_version_id == run.prompt_version_id for v in values.values())

@@ -65,3 +65,17 @@ def test_dependent_variable_is_skipped_unless_its_condition_holds():
     assert apply_dependencies([violence, arrests], values)["arrests"].status == "skipped"
     values = {"violence": coerce_value(violence, True), "arrests": coerce_value(arrests, 3)}
     assert apply_dependencies([violence, arrests], values)["arrests"].value == 3
+
+
+def test_unsure_values_follow_the_if_uncertain_rule():
+    from coderai_assets.coercion import apply_uncertainty
+
+    value = coerce_value(v("integer"), 300)
+    assert apply_uncertainty(v("integer"), value, 0.9, 0.5) == value  # sure: unchanged
+    assert apply_uncertainty(v("integer"), value, None, 0.5) == value  # no report: unchanged
+    empty = apply_uncertainty(v("integer", if_uncertain="leave_empty"), value, 0.2, 0.5)
+    assert (empty.value, empty.status) == (None, "missing") and "unsure" in empty.message
+    guess = apply_uncertainty(v("integer", if_uncertain="best_guess"), value, 0.2, 0.5)
+    assert guess.value == 300 and "best guess" in guess.message
+    code = apply_uncertainty(v("integer", if_uncertain="code", uncertain_code="-99"), value, 0.2, 0.5)
+    assert (code.value, code.status) == ("-99", "coerced")

@@ -171,7 +171,15 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
                 variable_ids = dict(
                     session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all()
                 )
-                rows += validate_document(session, run, document, spec, version, variable_ids)
+                rows += validate_document(
+                    session,
+                    run,
+                    document,
+                    spec,
+                    version,
+                    variable_ids,
+                    uncertainty_threshold=get_settings().uncertainty_threshold,
+                )
         return MaterializeResult(metadata={"rows": rows})
 
     return [parsed_document, extractions, validated_rows]
