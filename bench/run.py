@@ -314,7 +314,7 @@ def bench_pipeline(n_documents: int = 50) -> None:
     from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
 
     class InstantModel(LLMResource):
-        def extractor(self) -> Extractor:
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
             return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake")
 
     variables = [
@@ -395,8 +395,8 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
     )
 
     class EmbeddedModel(LLMResource):
-        def extractor(self) -> Extractor:
-            model, name = build_chat_model(local)
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+            model, name = build_chat_model(local, max_output_tokens)
             return Extractor(model, name)
 
     try:

@@ -12,7 +12,7 @@ from typing import Any
 
 TOOL_NAME = "record_values"
 # Bounds on free text keep a small model from filling its context with one endless string.
-MAX_TEXT_CHARS = 500
+MAX_TEXT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _value_schema(v: VariableSpec) -> dict[str, Any]:
     elif v.type == "boolean":
         schema = {"type": ["boolean", "null"]}
     elif v.type == "date":
-        schema = {"type": ["string", "null"], "maxLength": 40}
+        schema = _nullable({"type": "string", "maxLength": 40})
     elif v.type == "category" and allowed:
         # anyOf, not an enum holding null: llama.cpp's grammar then holds the model to the allowed values.
         schema = {"anyOf": [{"type": "string", "enum": allowed}, {"type": "null"}]}
@@ -93,8 +93,14 @@ def _value_schema(v: VariableSpec) -> dict[str, Any]:
         if v.max_values:
             schema["maxItems"] = v.max_values
     else:
-        schema = {"type": ["string", "null"], "maxLength": MAX_TEXT_CHARS}
+        schema = _nullable({"type": "string", "maxLength": MAX_TEXT_CHARS})
     return schema
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    # anyOf rather than "type": [..., "null"]: llama.cpp's grammar drops maxLength from a list of types, and a
+    # small model then writes one string until its answer budget is spent.
+    return {"anyOf": [schema, {"type": "null"}]}
 
 
 def _value_property(v: VariableSpec) -> dict[str, Any]:

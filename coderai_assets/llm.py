@@ -37,8 +37,10 @@ def local_model_path(settings: Settings) -> Path:
     return files[0]
 
 
-def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
-    """The configured chat model and the name recorded with every value it produces."""
+def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -> tuple[BaseChatModel, str]:
+    """The configured chat model and the name recorded with every value it produces. `max_output_tokens` caps the
+    answer below the configured maximum (a runaway answer from a small model then costs less)."""
+    cap = min(settings.llm_max_output_tokens, max_output_tokens or settings.llm_max_output_tokens)
     provider = settings.llm_provider
     if provider == "factory":
         module_name, _, attr = settings.llm_factory.partition(":")
@@ -55,7 +57,7 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
         "temperature": settings.llm_temperature,
         "timeout": settings.llm_timeout_seconds,
         "max_retries": settings.llm_max_retries,
-        "max_tokens": settings.llm_max_output_tokens,
+        "max_tokens": cap,
     }
     if provider == "local":
         name = settings.llm_model or LOCAL_MODEL_NAME
@@ -66,7 +68,7 @@ def build_chat_model(settings: Settings) -> tuple[BaseChatModel, str]:
             # llama.cpp's default repeat penalty garbles JSON from a small model (DESIGN.md 7).
             # llama.cpp reads `max_tokens`, not the newer `max_completion_tokens` LangChain sends; without it a
             # grammar-constrained small model can pad JSON with whitespace until the context is full.
-            extra_body={"repeat_penalty": 1.0, "max_tokens": settings.llm_max_output_tokens},
+            extra_body={"repeat_penalty": 1.0, "max_tokens": cap},
             **common,
         )
         return model, f"local/{name}"

@@ -32,7 +32,7 @@ from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
 
 
 class FakeLLM(LLMResource):
-    def extractor(self) -> Extractor:
+    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
         return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake/protest")
 
 
@@ -222,7 +222,7 @@ def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instan
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
 
     class CountingLLM(LLMResource):
-        def extractor(self) -> Extractor:
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
             return Extractor(model, "fake/protest")
 
     defs = build_definitions([(project_id, tenant)], {})
@@ -295,7 +295,7 @@ def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, t
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
 
     class CountingLLM(LLMResource):
-        def extractor(self) -> Extractor:
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
             return Extractor(model, "fake/protest")
 
     def run_once():

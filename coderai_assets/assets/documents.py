@@ -122,7 +122,10 @@ def build_document_assets(project_id: uuid.UUID, tenant_id: uuid.UUID, project_k
     )
     def extractions(context: AssetExecutionContext, db: DatabaseResource, llm: LLMResource) -> MaterializeResult:
         settings = get_settings()
-        extractor = llm.extractor()
+        with db.session(tenant_id) as session:
+            project = session.get(Project, project_id)
+            n_variables = len(project_spec(session, project).variables) if project else 0
+        extractor = llm.extractor(budget.answer_tokens(n_variables, settings.llm_max_output_tokens))
         extracted = failed = 0
         for key in context.partition_keys:
             with db.session(tenant_id) as session:

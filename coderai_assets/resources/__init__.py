@@ -36,9 +36,10 @@ class DatabaseResource(ConfigurableResource):
 class LLMResource(ConfigurableResource):
     """Builds the configured LangChain chat model; tests pass a subclass that returns a fake one."""
 
-    def extractor(self) -> Extractor:
+    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+        """`max_output_tokens`: the answer budget of the project's codebook, if lower than the configured cap."""
         settings = get_settings()
-        model, name = build_chat_model(settings)
+        model, name = build_chat_model(settings, max_output_tokens)
         return Extractor(model, name, settings.llm_structured_method)
 
 
