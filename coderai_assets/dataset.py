@@ -34,7 +34,7 @@ META_COLUMNS = [
     "prompt_version",
     "model",
 ]
-ENTITY_COLUMNS = ["entity_index", "entity_text"]
+ENTITY_COLUMNS = ["entity_index", "entity_text", "entity_start", "entity_end"]
 PROVENANCE_SUFFIXES = ("status", "confidence", "alignment", "quote", "char_start", "char_end")
 
 
@@ -100,6 +100,7 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
             if entity:
                 row["entity_index"] = entity_index
                 row["entity_text"] = cells[0].entity_text or ""
+                row["entity_start"], row["entity_end"] = cells[0].entity_start, cells[0].entity_end
             for cell in cells:
                 name = names.get(cell.variable_id)
                 if name is None:

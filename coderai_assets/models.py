@@ -338,6 +338,8 @@ class Extraction(Timestamped, Base):
     document_id: Mapped[uuid.UUID] = mapped_column()
     entity_index: Mapped[int] = mapped_column(Integer, default=0)
     entity_text: Mapped[str | None] = mapped_column(Text)
+    entity_start: Mapped[int | None] = mapped_column(Integer)  # where the entity is named in the document text
+    entity_end: Mapped[int | None] = mapped_column(Integer)
     variable_id: Mapped[uuid.UUID] = mapped_column()
     raw_value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what the model wrote
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # after coercion and validation

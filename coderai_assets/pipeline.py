@@ -441,33 +441,71 @@ def ground(aligner: Aligner, candidate: Candidate, start: int, end: int) -> tupl
     return None, Alignment(NOT_FOUND)
 
 
-def _records(spec: ProjectSpec, answers: list[LlmAnswer]) -> list[tuple[str | None, dict[str, list[Candidate]]]]:
-    """Per record (one for a document, one per entity), the candidate answers of each variable."""
-    if spec.extraction_unit == "entity":
-        records: list[tuple[str | None, dict[str, list[Candidate]]]] = []
-        seen: dict[str, int] = {}
+@dataclass
+class Record:
+    """One row of the dataset: the document, or one entity of it with where it is named."""
+
+    entity_text: str | None
+    start: int | None
+    end: int | None
+    candidates: dict[str, list[Candidate]]
+
+
+def _candidates(spec: ProjectSpec, payload: dict[str, Any], chunk_index: int) -> dict[str, list[Candidate]]:
+    found: dict[str, list[Candidate]] = {}
+    for v in spec.variables:
+        raw, quote, confidence = _field(payload, v.name)
+        found[v.name] = [Candidate(raw, quote, chunk_index, confidence)] if raw not in (None, "", []) else []
+    return found
+
+
+def _records(
+    spec: ProjectSpec, answers: list[LlmAnswer], aligner: Aligner, chunks: dict[int, DocumentChunk]
+) -> list[Record]:
+    """Per record (one for a document, one per entity), the candidate answers of each variable from every chunk.
+
+    Entities: the same entity named in two chunks (overlap, or a long document returning to it) is one record when
+    its names match after normalisation or point at overlapping text; its values are pooled, so a value found in
+    either chunk is kept and several values follow the variable's rule for multiple values."""
+    if spec.extraction_unit != "entity":
+        merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
         for answer in answers:
-            for entity in (answer.payload or {}).get("entities") or []:
-                if not isinstance(entity, dict):
-                    continue
-                label = str(entity.get("entity_text") or "").strip()
-                key = re.sub(r"\W+", " ", label.lower()).strip()
-                if key and key in seen:  # the same entity seen again in an overlapping chunk
-                    continue
-                candidates = {}
-                for v in spec.variables:
-                    raw, quote, confidence = _field(entity, v.name)
-                    candidates[v.name] = [Candidate(raw, quote, answer.chunk_index, confidence)]
-                seen[key] = len(records)
-                records.append((label, candidates))
-        return records
-    merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
+            for name, found in _candidates(spec, answer.payload or {}, answer.chunk_index).items():
+                merged[name].extend(found)
+        return [Record(None, None, None, merged)]
+    records: list[Record] = []
     for answer in answers:
-        for v in spec.variables:
-            raw, quote, confidence = _field(answer.payload or {}, v.name)
-            if raw is not None and raw != "" and raw != []:
-                merged[v.name].append(Candidate(raw, quote, answer.chunk_index, confidence))
-    return [(None, merged)]
+        chunk = chunks.get(answer.chunk_index)
+        hint = (chunk.char_start, chunk.char_end) if chunk else None
+        for entity in (answer.payload or {}).get("entities") or []:
+            if not isinstance(entity, dict):
+                continue
+            label = str(entity.get("entity_text") or "").strip()
+            alignment = aligner.align(label, hint) if label else Alignment(NOT_FOUND)
+            start, end = (alignment.start, alignment.end) if alignment.found else (None, None)
+            pooled = _candidates(spec, entity, answer.chunk_index)
+            same = next((r for r in records if _same_entity(r, label, start, end)), None)
+            if same is None:
+                records.append(Record(label, start, end, pooled))
+                continue
+            for name, candidates in pooled.items():
+                same.candidates[name].extend(candidates)
+    return records
+
+
+_ARTICLES = re.compile(r"^(?:the|a|an) ")
+
+
+def entity_key(label: str) -> str:
+    """An entity's name for matching: lower case, punctuation dropped, without a leading article."""
+    return _ARTICLES.sub("", re.sub(r"\W+", " ", label.lower()).strip())
+
+
+def _same_entity(record: Record, label: str, start: int | None, end: int | None) -> bool:
+    key = entity_key(label)
+    if key and key == entity_key(record.entity_text or ""):
+        return True
+    return None not in (start, end, record.start, record.end) and start < record.end and record.start < end  # type: ignore[operator]
 
 
 def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None]:
@@ -527,8 +565,9 @@ def validate_document(
     }
     aligner = Aligner(document.text or "")
     text_length = len(aligner.text)
-    records = _records(spec, usable)
-    for entity_index, (entity_text, candidates) in enumerate(records):
+    records = _records(spec, usable, aligner, chunks)
+    for entity_index, record in enumerate(records):
+        entity_text, candidates = record.entity_text, record.candidates
         coerced: dict[str, Coerced] = {}
         picked: dict[str, Candidate | None] = {}
         raws: dict[str, Any] = {}
@@ -557,6 +596,8 @@ def validate_document(
                     document_id=document.id,
                     entity_index=entity_index,
                     entity_text=entity_text,
+                    entity_start=record.start,
+                    entity_end=record.end,
                     variable_id=variable_ids[v.name],
                     raw_value=raws[v.name],
                     value=result.value,

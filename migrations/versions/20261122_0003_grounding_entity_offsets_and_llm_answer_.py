@@ -1,8 +1,8 @@
-"""alignment status and LLM answer cache
+"""grounding, entity offsets and LLM answer cache
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 02:55:19.413091
+Create Date: 2026-11-22 03:14:51.146164
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("extractions", sa.Column("entity_start", sa.Integer(), nullable=True))
+    op.add_column("extractions", sa.Column("entity_end", sa.Integer(), nullable=True))
     op.add_column("extractions", sa.Column("alignment", sa.String(length=12), nullable=True))
     op.add_column("llm_answers", sa.Column("cache_key", sa.String(length=64), nullable=True))
     op.add_column("llm_answers", sa.Column("cached", sa.Boolean(), server_default="false", nullable=False))
@@ -39,3 +41,5 @@ def downgrade() -> None:
     op.drop_column("llm_answers", "cached")
     op.drop_column("llm_answers", "cache_key")
     op.drop_column("extractions", "alignment")
+    op.drop_column("extractions", "entity_end")
+    op.drop_column("extractions", "entity_start")

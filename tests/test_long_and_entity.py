@@ -1,0 +1,158 @@
+"""Long documents in several chunks and entity-level projects, through the real parser and pipeline steps."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from coderai_assets.db import tenant_session
+from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+from coderai_assets.llm import Answer, Extractor
+from coderai_assets.models import (
+    Document,
+    DocumentChunk,
+    Extraction,
+    ExtractionUnit,
+    IfMultiple,
+    Project,
+    PromptVersion,
+    Run,
+    RunKind,
+    Variable,
+    VariableType,
+)
+from coderai_assets.pipeline import extract_document, parse_document, project_spec, validate_document
+from coderai_assets.runs import create_run
+from coderai_assets.storage import LocalFileStorage
+
+FILLER = "The weather was mild and the streets were quiet for most of the day. " * 4
+
+
+class ByChunkText(Extractor):
+    """Test double: answers each chunk from the rules whose phrase the chunk contains."""
+
+    def __init__(self, rules):
+        self.rules, self.model_name, self.calls = rules, "fake/by-chunk", 0
+
+    def extract(self, codebook, *, text, **_):
+        self.calls += 1
+        for phrase, payload in self.rules:
+            if phrase in text:
+                return Answer(payload=payload, input_tokens=10, output_tokens=5)
+        return Answer(payload={"entities": []} if "entities" in codebook.json_schema["properties"] else {})
+
+
+def _setup(session_factory, tenant, settings, unit, variables, text):
+    storage = LocalFileStorage(settings.storage_dir)
+    with tenant_session(session_factory, tenant) as session:
+        project = Project(
+            tenant_id=tenant, name="p", domain_description="News.", extraction_unit=unit, entity_description="incident"
+        )
+        session.add(project)
+        session.flush()
+        for i, variable in enumerate(variables):
+            session.add(Variable(tenant_id=tenant, project_id=project.id, position=i, **variable))
+        doc_id = uuid.uuid4()
+        key = f"{tenant}/{project.id}/documents/{doc_id}/original"
+        storage.write(key, text.encode())
+        session.add(
+            Document(
+                id=doc_id,
+                tenant_id=tenant,
+                project_id=project.id,
+                file_name="long.txt",
+                size_bytes=len(text),
+                sha256=doc_id.hex * 2,
+                storage_path=key,
+            )
+        )
+        session.flush()
+        run, _ = create_run(session, project, RunKind.full)
+        return project.id, doc_id, run.id
+
+
+def _process(session_factory, tenant, settings, ids, extractor, chunk_chars):
+    project_id, doc_id, run_id = ids
+    storage = LocalFileStorage(settings.storage_dir)
+    with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
+        run, document = session.get(Run, run_id), session.get(Document, doc_id)
+        assert parse_document(session, storage, worker, run, document, chunk_chars=chunk_chars, overlap=60)
+    with tenant_session(session_factory, tenant) as session:
+        run, document = session.get(Run, run_id), session.get(Document, doc_id)
+        version = session.get(PromptVersion, run.prompt_version_id)
+        assert extract_document(session, extractor, run, document, version, use_cache=False)
+    with tenant_session(session_factory, tenant) as session:
+        run, document, project = (
+            session.get(Run, run_id),
+            session.get(Document, doc_id),
+            session.get(Project, project_id),
+        )
+        version = session.get(PromptVersion, run.prompt_version_id)
+        names = dict(session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all())
+        validate_document(session, run, document, project_spec(session, project), version, names)
+        chunks = session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == doc_id)).all()
+        rows = session.execute(
+            select(Extraction, Variable.name)
+            .join(Variable, Variable.id == Extraction.variable_id)
+            .where(Extraction.run_id == run_id)
+            .order_by(Extraction.entity_index)
+        ).all()
+        return len(chunks), [(e, name) for e, name in rows], document.text
+
+
+def test_long_document_values_from_several_chunks_follow_the_variable_rule(session_factory, tenant, settings):
+    text = f"Nurses marched in Lyon on Monday. {FILLER}{FILLER}A second march was held in Paris. {FILLER}"
+    variables = [
+        {"name": "city_first", "type": VariableType.text},
+        {"name": "city_all", "type": VariableType.text, "if_multiple_values": IfMultiple.all},
+        {"name": "city_flag", "type": VariableType.text, "if_multiple_values": IfMultiple.flag},
+    ]
+    ids = _setup(session_factory, tenant, settings, ExtractionUnit.document, variables, text)
+    extractor = ByChunkText(
+        [
+            ("marched in Lyon", {"city_first": "Lyon", "city_all": "Lyon", "city_flag": "Lyon"}),
+            ("held in Paris", {"city_first": "Paris", "city_all": "Paris", "city_flag": "Paris"}),
+        ]
+    )
+    n_chunks, rows, _ = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=300)
+    assert n_chunks >= 3 and extractor.calls == n_chunks  # every chunk was read: nothing truncated
+    values = {name: e for e, name in rows}
+    assert values["city_first"].value == "Lyon" and "first of several" in values["city_first"].message
+    assert values["city_all"].value == ["Lyon", "Paris"]
+    assert values["city_flag"].value is None and values["city_flag"].status.value == "invalid"
+
+
+def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(session_factory, tenant, settings):
+    text = (
+        f"A bombing in Lima killed two people on Monday. {FILLER}"
+        f"Police later said the bombing in Lima was claimed by the Red Front. {FILLER}"
+        f"On Tuesday, a kidnapping in Quito was reported. {FILLER}"
+    )
+    variables = [
+        {"name": "city", "type": VariableType.text},
+        {"name": "victims", "type": VariableType.integer},
+        {"name": "perpetrator", "type": VariableType.text},
+    ]
+    ids = _setup(session_factory, tenant, settings, ExtractionUnit.entity, variables, text)
+    extractor = ByChunkText(
+        [
+            ("killed two people", {"entities": [{"entity_text": "A bombing in Lima", "city": "Lima", "victims": 2}]}),
+            (
+                "claimed by the Red Front",
+                {"entities": [{"entity_text": "the bombing in Lima", "perpetrator": "the Red Front"}]},
+            ),
+            ("kidnapping in Quito", {"entities": [{"entity_text": "a kidnapping in Quito", "city": "Quito"}]}),
+        ]
+    )
+    n_chunks, rows, document_text = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=280)
+    assert n_chunks >= 3
+    entities: dict[int, dict] = {}
+    for extraction, name in rows:
+        entities.setdefault(extraction.entity_index, {"_e": extraction})[name] = extraction.value
+    assert len(entities) == 2  # the bombing (named twice) and the kidnapping
+    bombing, kidnapping = entities[0], entities[1]
+    assert (bombing["city"], bombing["victims"], bombing["perpetrator"]) == ("Lima", 2, "the Red Front")
+    assert kidnapping["city"] == "Quito" and kidnapping["victims"] is None
+    first = bombing["_e"]
+    assert document_text[first.entity_start : first.entity_end] == "A bombing in Lima"
