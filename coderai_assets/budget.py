@@ -6,9 +6,10 @@ in use), which errs on the side of smaller chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from coderai_assets.codebook import Codebook
+from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
 
 CHARS_PER_TOKEN = 3.5
 ANSWER_TOKENS_PER_VARIABLE = 60  # a value and its quote; measured all-null answers need 20 to 50
@@ -37,3 +38,60 @@ def fits(codebook: Codebook, n_variables: int, *, context_tokens: int, max_outpu
     """Whether the prompt and answer leave room for at least a minimal chunk of text."""
     needed = prompt_tokens(codebook) + answer_tokens(n_variables, max_output_tokens)
     return needed + estimate_tokens("x" * MIN_CHUNK_CHARS) <= context_tokens
+
+
+def variable_groups(
+    spec: ProjectSpec, *, with_quotes: bool, context_tokens: int, max_output_tokens: int, text_share: float = 0.5
+) -> list[tuple[VariableSpec, ...]]:
+    """The variables in as few groups as keep each call's prompt and answer within (1 - text_share) of the
+    context, so that every call still carries a useful amount of text. One group when the whole codebook fits;
+    an empty list when even one variable alone does not fit."""
+    limit = int(context_tokens * (1 - text_share))
+
+    def cost(variables: tuple[VariableSpec, ...]) -> int:
+        codebook = compile_codebook(dataclasses.replace(spec, variables=variables), with_quotes)
+        return prompt_tokens(codebook) + answer_tokens(len(variables), max_output_tokens)
+
+    if cost(spec.variables) <= limit:
+        return [spec.variables]
+    groups: list[tuple[VariableSpec, ...]] = []
+    current: tuple[VariableSpec, ...] = ()
+    for variable in spec.variables:
+        candidate = (*current, variable)
+        if cost(candidate) <= limit:
+            current = candidate
+            continue
+        if not current:
+            return []  # this variable alone is too large for the context
+        groups.append(current)
+        current = (variable,)
+        if cost(current) > limit:
+            return []
+    if current:
+        groups.append(current)
+    return groups
+
+
+def chunk_chars_for(spec: ProjectSpec, *, with_quotes: bool, context_tokens: int, max_output_tokens: int) -> int:
+    """Chunk size for a project: what fits beside its whole codebook, or beside its largest variable group
+    (document-level projects whose codebook is too large for one call)."""
+    whole = compile_codebook(spec, with_quotes)
+    size = chunk_chars(whole, len(spec.variables), context_tokens=context_tokens, max_output_tokens=max_output_tokens)
+    if spec.extraction_unit != "document" or fits(
+        whole, len(spec.variables), context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    ):
+        return size
+    groups = variable_groups(
+        spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    )
+    if not groups:
+        return size
+    return min(
+        chunk_chars(
+            compile_codebook(dataclasses.replace(spec, variables=g), with_quotes),
+            len(g),
+            context_tokens=context_tokens,
+            max_output_tokens=max_output_tokens,
+        )
+        for g in groups
+    )

@@ -21,7 +21,7 @@ from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.chunk import chunk_text
 from coderai_assets.ingest.sandbox import ParseWorker
-from coderai_assets.llm import Extractor
+from coderai_assets.llm import Answer, Extractor
 from coderai_assets.models import (
     Document,
     DocumentChunk,
@@ -279,6 +279,43 @@ def cached_answer(session: Session, key: str) -> LlmAnswer | None:
     ).first()
 
 
+def _groups(spec: ProjectSpec, with_quotes: bool, context_tokens: int | None, max_output_tokens: int):
+    if not context_tokens:
+        return [spec.variables]
+    return budget.variable_groups(
+        spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    )
+
+
+def _ask(extractor: Extractor, books: list[Codebook], chunk: DocumentChunk, parts: int, file_name: str) -> Answer:
+    """One call per codebook (one, or one per variable group when the whole codebook does not fit the context);
+    the answers merged into one."""
+    merged = Answer(payload={})
+    for book in books:
+        answer = extractor.extract(
+            book,
+            file_name=file_name,
+            text=chunk.text,
+            part=chunk.index + 1,
+            parts=parts,
+            char_start=chunk.char_start,
+            char_end=chunk.char_end,
+        )
+        merged.input_tokens += answer.input_tokens
+        merged.output_tokens += answer.output_tokens
+        if answer.payload is None or merged.payload is None:
+            merged.payload, merged.error = None, answer.error or merged.error
+            continue
+        quotes = {**(merged.payload.get("quotes") or {}), **(answer.payload.get("quotes") or {})}
+        confidence = {**(merged.payload.get("confidence") or {}), **(answer.payload.get("confidence") or {})}
+        merged.payload.update(answer.payload)
+        if quotes:
+            merged.payload["quotes"] = quotes
+        if confidence:
+            merged.payload["confidence"] = confidence
+    return merged
+
+
 def extract_document(
     session: Session,
     extractor: Extractor,
@@ -307,10 +344,14 @@ def extract_document(
         return False
     codebook = codebook_of(prompt_version)
     n_variables = len(codebook.json_schema.get("required", []))
-    if context_tokens and not budget.fits(
+    grouped = spec is not None and spec.extraction_unit == "document" and context_tokens is not None
+    fits_whole = not context_tokens or budget.fits(
         codebook, n_variables, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    )
+    if not fits_whole and not (
+        grouped and spec is not None and _groups(spec, with_quotes, context_tokens, max_output_tokens)
     ):
-        # Said, not truncated: the codebook alone leaves no room for text in this model's context.
+        # Said, not truncated: the codebook leaves no room for text in this model's context.
         fail_document(
             session,
             run,
@@ -348,24 +389,24 @@ def extract_document(
             continue
         prior = earlier_chunk_answer(session, ckey) if partial_ok and hashes else None
         reused = _reusable(prior, hashes) if hashes else set()
-        call_codebook = codebook
+        ask = spec
         if reused and spec is not None:
-            changed = tuple(v for v in spec.variables if v.name not in reused)
-            call_codebook = compile_codebook(dataclasses.replace(spec, variables=changed), with_quotes)
+            ask = dataclasses.replace(spec, variables=tuple(v for v in spec.variables if v.name not in reused))
+        if ask is None or (fits_whole and ask is spec):
+            books = [codebook]
+        elif grouped and context_tokens:
+            books = [
+                compile_codebook(dataclasses.replace(ask, variables=group), with_quotes)
+                for group in _groups(ask, with_quotes, context_tokens, max_output_tokens)
+            ]
+        else:
+            books = [compile_codebook(ask, with_quotes)]
         try:
-            answer = extractor.extract(
-                call_codebook,
-                file_name=document.file_name,
-                text=chunk.text,
-                part=chunk.index + 1,
-                parts=len(chunks),
-                char_start=chunk.char_start,
-                char_end=chunk.char_end,
-            )
+            answer = _ask(extractor, books, chunk, len(chunks), document.file_name)
         except LLMError as exc:
             fail_document(session, run, document, LLM_FAILED, exc.message)
             return False
-        row.llm_calls += 1
+        row.llm_calls += len(books)
         row.input_tokens += answer.input_tokens
         row.output_tokens += answer.output_tokens
         if reused and prior is not None and answer.payload is not None:

@@ -156,3 +156,86 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
     assert kidnapping["city"] == "Quito" and kidnapping["victims"] is None
     first = bombing["_e"]
     assert document_text[first.entity_start : first.entity_end] == "A bombing in Lima"
+
+
+def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory, tenant, settings):
+    from coderai_assets import budget
+    from coderai_assets.codebook import ProjectSpec, VariableSpec
+
+    names = [f"clause_{i}" for i in range(30)]
+    variables = [
+        {
+            "name": n,
+            "type": VariableType.text,
+            "description": "Whether the contract has this clause, and its terms in a few words. " * 2,
+        }
+        for n in names
+    ]
+    spec = ProjectSpec(
+        "p",
+        "Contracts.",
+        variables=tuple(
+            VariableSpec(n, "text", description=v["description"]) for n, v in zip(names, variables, strict=True)
+        ),
+    )
+    groups = budget.variable_groups(spec, with_quotes=True, context_tokens=4096, max_output_tokens=1024)
+    assert len(groups) > 1 and [v.name for g in groups for v in g] == names  # all, once, in order
+    text = f"This agreement has a clause. {FILLER}"
+    ids = _setup(session_factory, tenant, settings, ExtractionUnit.document, variables, text)
+
+    class PerGroup(Extractor):
+        def __init__(self):
+            self.model_name, self.asked = "fake/groups", []
+
+        def extract(self, codebook, **_):
+            asked = [n for n in codebook.json_schema["required"]]
+            self.asked.append(asked)
+            return Answer(payload={n: f"value of {n}" for n in asked}, input_tokens=1, output_tokens=1)
+
+    extractor = PerGroup()
+    project_id, doc_id, run_id = ids
+    storage = LocalFileStorage(settings.storage_dir)
+    with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
+        assert parse_document(
+            session,
+            storage,
+            worker,
+            session.get(Run, run_id),
+            session.get(Document, doc_id),
+            chunk_chars=2000,
+            overlap=0,
+        )
+    with tenant_session(session_factory, tenant) as session:
+        run, document, project = (
+            session.get(Run, run_id),
+            session.get(Document, doc_id),
+            session.get(Project, project_id),
+        )
+        version = session.get(PromptVersion, run.prompt_version_id)
+        assert extract_document(
+            session,
+            extractor,
+            run,
+            document,
+            version,
+            use_cache=False,
+            context_tokens=4096,
+            max_output_tokens=1024,
+            spec=project_spec(session, project),
+            with_quotes=True,
+        )
+        assert extractor.asked == [[v.name for v in g] for g in groups]
+        names_ids = dict(
+            session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all()
+        )
+        validate_document(session, run, document, project_spec(session, project), version, names_ids)
+        values = {
+            n: e.value
+            for e, n in session.execute(
+                select(Extraction, Variable.name)
+                .join(Variable, Variable.id == Extraction.variable_id)
+                .where(Extraction.run_id == run_id)
+            ).all()
+        }
+        assert values == {n: f"value of {n}" for n in names}
+        assert session.get(Run, run_id).llm_calls == len(groups)

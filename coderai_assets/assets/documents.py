@@ -8,7 +8,6 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 from sqlalchemy import select
 
 from coderai_assets import budget
-from coderai_assets.codebook import compile_codebook
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.models import Document, Project, PromptVersion, Run, Variable
@@ -40,11 +39,9 @@ def chunk_size(session, project: Project, settings) -> int:
     """Explicit, or as much text as fits the model's context beside this project's prompt and answer."""
     if settings.chunk_chars > 0:
         return settings.chunk_chars
-    spec = project_spec(session, project)
-    codebook = compile_codebook(spec, settings.request_quotes)
-    return budget.chunk_chars(
-        codebook,
-        len(spec.variables),
+    return budget.chunk_chars_for(
+        project_spec(session, project),
+        with_quotes=settings.request_quotes,
         context_tokens=settings.llm_context_tokens,
         max_output_tokens=settings.llm_max_output_tokens,
     )
