@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import statistics
@@ -137,6 +138,7 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
 
     import llama_cpp
 
+    from coderai_assets import budget
     from coderai_assets.codebook import ProjectSpec, VariableSpec, compile_codebook
     from coderai_assets.ingest.chunk import chunk_text
     from coderai_assets.ingest.parse import parse
@@ -163,14 +165,15 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
         ]
     contracts = sorted((corpus / "full_contract_txt").glob("*.txt"))[:n_contracts]
     texts = [parse(p.read_bytes(), "txt").text for p in contracts]
-    size = settings.chunk_chars or 6000  # about what the budget gives a few variables in 4,096 tokens
-    chunks = [chunk_text(t, size=size, overlap=settings.chunk_overlap_chars) for t in texts]
+    context = settings.llm_context_tokens
     print(
         f"== calls and tokens per document: {n_contracts} CUAD contracts, median "
-        f"{statistics.median(len(t) for t in texts):,.0f} characters, {size}-character chunks =="
+        f"{statistics.median(len(t) for t in texts):,.0f} characters, a {context}-token context; chunk size and "
+        f"variable groups as the engine chooses them =="
     )
     print(
-        f"{'variables':>9} {'strategy':<22} {'calls/doc':>10} {'input tok/doc':>14} {'output tok/doc':>15} {'ratio':>7}"
+        f"{'variables':>9} {'strategy':<24} {'chunk chars':>11} {'calls/doc':>10} {'input tok/doc':>14} "
+        f"{'output tok/doc':>15} {'ratio':>7}"
     )
     for n in counts:
         variables = tuple(
@@ -182,13 +185,14 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
             for i, (name, description) in enumerate((categories * 2)[:n])
         )
         spec = ProjectSpec(name="CUAD", domain_description="Commercial contracts.", variables=variables)
-        together = compile_codebook(spec)
-        separate = [
-            compile_codebook(ProjectSpec(name="CUAD", domain_description="Commercial contracts.", variables=(v,)))
-            for v in variables
-        ]
+        limits = {"context_tokens": context, "max_output_tokens": settings.llm_max_output_tokens}
+        size = budget.chunk_chars_for(spec, with_quotes=True, **limits)
+        groups = budget.variable_groups(spec, with_quotes=True, **limits)
+        together = [compile_codebook(dataclasses.replace(spec, variables=g)) for g in groups]
+        separate = [compile_codebook(dataclasses.replace(spec, variables=(v,))) for v in variables]
+        chunks = [chunk_text(t, size=size, overlap=settings.chunk_overlap_chars) for t in texts]
 
-        def cost(books) -> tuple[float, float, float]:
+        def cost(books, chunks=chunks) -> tuple[float, float, float]:
             calls = inputs = outputs = 0
             for doc_chunks in chunks:
                 for chunk in doc_chunks:
@@ -196,14 +200,15 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
                         calls += 1
                         inputs += tokens(book.system_prompt) + tokens(json.dumps(book.json_schema)) + tokens(chunk.text)
                         nulls = {v: None for v in book.json_schema["required"]}
-                        outputs += tokens(json.dumps({**nulls, "quotes": {}}))
+                        outputs += tokens(json.dumps({**nulls, "quotes": {}, "confidence": {}}))
             return calls / len(chunks), inputs / len(chunks), outputs / len(chunks)
 
-        one = cost([together])
+        one = cost(together)
         each = cost(separate)
-        print(f"{n:>9} {'one call per chunk':<22} {one[0]:>10.1f} {one[1]:>14,.0f} {one[2]:>15,.0f} {'':>7}")
+        label = "one call per chunk" if len(groups) == 1 else f"{len(groups)} groups per chunk"
+        print(f"{n:>9} {label:<24} {size:>11,} {one[0]:>10.1f} {one[1]:>14,.0f} {one[2]:>15,.0f} {'':>7}")
         print(
-            f"{n:>9} {'one call per variable':<22} {each[0]:>10.1f} {each[1]:>14,.0f} {each[2]:>15,.0f} "
+            f"{n:>9} {'one call per variable':<24} {size:>11,} {each[0]:>10.1f} {each[1]:>14,.0f} {each[2]:>15,.0f} "
             f"{each[1] / one[1]:>6.1f}x"
         )
 
