@@ -14,7 +14,16 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from coderai_assets import budget
-from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook, variable_hashes
+from coderai_assets.codebook import (
+    Codebook,
+    ProjectSpec,
+    VariableSpec,
+    compile_codebook,
+    compile_entity_coder,
+    compile_entity_finder,
+    entity_text_for,
+    variable_hashes,
+)
 from coderai_assets.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
 from coderai_assets.errors import LLMError
 from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
@@ -316,6 +325,41 @@ def _ask(extractor: Extractor, books: list[Codebook], chunk: DocumentChunk, part
     return merged
 
 
+def _ask_entities(
+    extractor: Extractor, spec: ProjectSpec, with_quotes: bool, chunk: DocumentChunk, parts: int, file_name: str
+) -> tuple[Answer, int]:
+    """Entities first, then their variables: one call lists the chunk's entities, one call per entity codes it.
+    Returns the answer in the shape of the single-call schema ({"entities": [...]}) and the number of calls."""
+    where: dict[str, Any] = {
+        "file_name": file_name,
+        "part": chunk.index + 1,
+        "parts": parts,
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+    }
+    found = extractor.extract(compile_entity_finder(spec), text=chunk.text, **where)
+    total = Answer(payload={"entities": []}, input_tokens=found.input_tokens, output_tokens=found.output_tokens)
+    if found.payload is None:
+        return Answer(
+            payload=None, error=found.error, input_tokens=found.input_tokens, output_tokens=found.output_tokens
+        ), 1
+    coder = compile_entity_coder(spec, with_quotes)
+    seen: set[str] = set()
+    calls = 1
+    for item in found.payload.get("entities") or []:
+        name = str(item.get("entity_text") or "").strip() if isinstance(item, dict) else ""
+        if not name or entity_key(name) in seen:
+            continue
+        seen.add(entity_key(name))
+        coded = extractor.extract(coder, text=entity_text_for(spec, chunk.text, name), **where)
+        calls += 1
+        total.input_tokens += coded.input_tokens
+        total.output_tokens += coded.output_tokens
+        if coded.payload is not None:
+            total.payload["entities"].append({"entity_text": name, **coded.payload})  # type: ignore[index]
+    return total, calls
+
+
 def extract_document(
     session: Session,
     extractor: Extractor,
@@ -402,11 +446,14 @@ def extract_document(
         else:
             books = [compile_codebook(ask, with_quotes)]
         try:
-            answer = _ask(extractor, books, chunk, len(chunks), document.file_name)
+            if spec is not None and spec.extraction_unit == "entity":
+                answer, calls = _ask_entities(extractor, spec, with_quotes, chunk, len(chunks), document.file_name)
+            else:
+                answer, calls = _ask(extractor, books, chunk, len(chunks), document.file_name), len(books)
         except LLMError as exc:
             fail_document(session, run, document, LLM_FAILED, exc.message)
             return False
-        row.llm_calls += len(books)
+        row.llm_calls += calls
         row.input_tokens += answer.input_tokens
         row.output_tokens += answer.output_tokens
         if reused and prior is not None and answer.payload is not None:

@@ -43,6 +43,25 @@ class ByChunkText(Extractor):
         return Answer(payload={"entities": []} if "entities" in codebook.json_schema["properties"] else {})
 
 
+class EntitiesThenVariables(Extractor):
+    """Test double for the two steps: lists the entities a chunk mentions, then codes the one it is asked about."""
+
+    def __init__(self, mentions, values):
+        self.mentions, self.values, self.model_name = mentions, values, "fake/entities"
+        self.finder_calls = self.coder_calls = 0
+
+    def extract(self, codebook, *, text, **_):
+        if "entities" in codebook.json_schema["properties"]:
+            self.finder_calls += 1
+            return Answer(payload={"entities": [{"entity_text": e} for p, e in self.mentions.items() if p in text]})
+        self.coder_calls += 1
+        chunk, _, asked = text.rpartition("\n\nThe incident to code: ")
+        for (phrase, entity), payload in self.values.items():
+            if phrase in chunk and entity == asked:
+                return Answer(payload=payload)
+        return Answer(payload={})
+
+
 def _setup(session_factory, tenant, settings, unit, variables, text):
     storage = LocalFileStorage(settings.storage_dir)
     with tenant_session(session_factory, tenant) as session:
@@ -81,7 +100,17 @@ def _process(session_factory, tenant, settings, ids, extractor, chunk_chars):
     with tenant_session(session_factory, tenant) as session:
         run, document = session.get(Run, run_id), session.get(Document, doc_id)
         version = session.get(PromptVersion, run.prompt_version_id)
-        assert extract_document(session, extractor, run, document, version, use_cache=False)
+        project = session.get(Project, project_id)
+        assert extract_document(
+            session,
+            extractor,
+            run,
+            document,
+            version,
+            use_cache=False,
+            spec=project_spec(session, project),
+            with_quotes=False,
+        )
     with tenant_session(session_factory, tenant) as session:
         run, document, project = (
             session.get(Run, run_id),
@@ -135,18 +164,21 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
         {"name": "perpetrator", "type": VariableType.text},
     ]
     ids = _setup(session_factory, tenant, settings, ExtractionUnit.entity, variables, text)
-    extractor = ByChunkText(
-        [
-            ("killed two people", {"entities": [{"entity_text": "A bombing in Lima", "city": "Lima", "victims": 2}]}),
-            (
-                "claimed by the Red Front",
-                {"entities": [{"entity_text": "the bombing in Lima", "perpetrator": "the Red Front"}]},
-            ),
-            ("kidnapping in Quito", {"entities": [{"entity_text": "a kidnapping in Quito", "city": "Quito"}]}),
-        ]
+    extractor = EntitiesThenVariables(
+        mentions={
+            "killed two people": "A bombing in Lima",
+            "claimed by the Red Front": "the bombing in Lima",
+            "kidnapping in Quito was": "a kidnapping in Quito",
+        },
+        values={
+            ("killed two people", "A bombing in Lima"): {"city": "Lima", "victims": 2},
+            ("claimed by the Red Front", "the bombing in Lima"): {"perpetrator": "the Red Front"},
+            ("kidnapping in Quito was", "a kidnapping in Quito"): {"city": "Quito"},
+        },
     )
     n_chunks, rows, document_text = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=280)
     assert n_chunks >= 3
+    assert extractor.finder_calls == n_chunks and extractor.coder_calls >= 3  # entities first, then each coded
     entities: dict[int, dict] = {}
     for extraction, name in rows:
         entities.setdefault(extraction.entity_index, {"_e": extraction})[name] = extraction.value
