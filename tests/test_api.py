@@ -173,3 +173,30 @@ def test_websocket_streams_run_progress_until_it_ends(client, project, session_f
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 4404
+
+
+def test_variables_can_be_edited_and_deleted_with_checks(client, project):
+    pid = project["id"]
+    kind = client.post(
+        f"/projects/{pid}/variables", json={"name": "kind", "type": "category", "allowed_values": ["march", "strike"]}
+    ).json()
+    client.post(
+        f"/projects/{pid}/variables",
+        json={"name": "days", "type": "integer", "depends_on": "kind", "depends_on_value": "strike"},
+    )
+    edited = client.patch(
+        f"/projects/{pid}/variables/{kind['id']}",
+        json={"description": "Form of the protest", "allowed_values": ["march", "strike", "rally"]},
+    )
+    assert edited.status_code == 200 and edited.json()["allowed_values"] == ["march", "strike", "rally"]
+    assert edited.json()["name"] == "kind" and edited.json()["type"] == "category"
+    bad = client.patch(f"/projects/{pid}/variables/{kind['id']}", json={"allowed_values": None})
+    assert (bad.status_code, bad.json()["code"]) == (422, "invalid_variable")
+    renamed = client.patch(f"/projects/{pid}/variables/{kind['id']}", json={"name": "other"})
+    assert renamed.status_code == 422  # the name is the dataset's column: not editable
+    in_use = client.delete(f"/projects/{pid}/variables/{kind['id']}")
+    assert (in_use.status_code, in_use.json()["code"]) == (409, "variable_in_use")
+    days = next(v for v in client.get(f"/projects/{pid}/variables").json() if v["name"] == "days")
+    assert client.delete(f"/projects/{pid}/variables/{days['id']}").status_code == 204
+    assert client.delete(f"/projects/{pid}/variables/{kind['id']}").status_code == 204
+    assert client.get(f"/projects/{pid}/variables").json() == []

@@ -63,7 +63,7 @@ def world(database, settings, session_factory, tmp_path_factory):
     bob = Person(app, f"bob-{uuid.uuid4().hex[:6]}@example.org")
     project = alice("POST", "/api/v1/projects", json={"name": "A's project"}).json()
     pid = project["id"]
-    alice("POST", f"/api/v1/projects/{pid}/variables", json={"name": "city", "type": "text"})
+    vid = alice("POST", f"/api/v1/projects/{pid}/variables", json={"name": "city", "type": "text"}).json()["id"]
     files = write_corpus(tmp_path_factory.mktemp("corpus"))
     alice("POST", f"/api/v1/projects/{pid}/documents", files=[("files", (files[0].name, files[0].read_bytes()))])
     # A finished run with an export, written as A (no Dagster needed for reading them).
@@ -103,6 +103,7 @@ def world(database, settings, session_factory, tmp_path_factory):
         "vera": vera,
         "ed": ed,
         "pid": pid,
+        "vid": vid,
         "rid": rid,
         "wid": alice.workspace,
         "ed_id": ed("GET", "/api/v1/auth/me").json()["id"],
@@ -120,6 +121,8 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/projects/{pid}", {}),
         ("GET", f"/api/v1/projects/{pid}/variables", {}),
         ("POST", f"/api/v1/projects/{pid}/variables", {"json": {"name": "intruder", "type": "text"}}),
+        ("PATCH", f"/api/v1/projects/{pid}/variables/{w['vid']}", {"json": {"description": "hijacked"}}),
+        ("DELETE", f"/api/v1/projects/{pid}/variables/{w['vid']}", {}),
         ("GET", f"/api/v1/projects/{pid}/documents", {}),
         ("POST", f"/api/v1/projects/{pid}/documents", {"files": [doc]}),
         ("GET", f"/api/v1/projects/{pid}/runs", {}),
@@ -135,6 +138,7 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
 
 def _template(path: str, w) -> str:
     for value, name in (
+        (w["vid"], "{variable_id}"),
         (w["pid"], "{project_id}"),
         (w["rid"], "{run_id}"),
         (w["wid"], "{workspace_id}"),
@@ -167,7 +171,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 13
+    assert len(cases) == 15
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -3,13 +3,13 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Response
 
 from coderai_api.deps import Editor, OrchestratorDep, SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects import service
-from coderai_api.projects.schemas import ProjectCreate, ProjectRead, VariableCreate, VariableRead
+from coderai_api.projects.schemas import ProjectCreate, ProjectRead, VariableCreate, VariableRead, VariableUpdate
 from coderai_assets.errors import OrchestratorError
 
 log = logging.getLogger(__name__)
@@ -57,3 +57,18 @@ def create_variable(project_id: uuid.UUID, body: VariableCreate, session: Sessio
 @router.get("/{project_id}/variables", response_model=list[VariableRead])
 def list_variables(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
     return service.list_variables(session, service.get_project(session, principal.tenant_id, project_id))
+
+
+@router.patch("/{project_id}/variables/{variable_id}", response_model=VariableRead)
+def update_variable(
+    project_id: uuid.UUID, variable_id: uuid.UUID, body: VariableUpdate, session: SessionDep, principal: Editor
+):
+    project = service.get_project(session, principal.tenant_id, project_id)
+    return service.update_variable(session, project, variable_id, body)
+
+
+@router.delete("/{project_id}/variables/{variable_id}", status_code=204)
+def delete_variable(project_id: uuid.UUID, variable_id: uuid.UUID, session: SessionDep, principal: Editor) -> Response:
+    project = service.get_project(session, principal.tenant_id, project_id)
+    service.delete_variable(session, project, variable_id)
+    return Response(status_code=204)

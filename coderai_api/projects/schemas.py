@@ -88,3 +88,22 @@ class VariableRead(BaseModel):
     depends_on_value: str | None
     validation: dict[str, Any] | None
     position: int
+
+
+class VariableUpdate(Strict):
+    """Any field but the name (the dataset's column); unset fields keep their value. The result is checked as a
+    whole, as on creation. An edit makes a new prompt version; only this variable is re-asked on the next run."""
+
+    display_name: str | None = None
+    type: VariableType | None = None
+    description: str | None = None
+    allowed_values: list[str] | None = None
+    if_uncertain: IfUncertain | None = None
+    uncertain_code: str | None = None
+    if_multiple_values: IfMultiple | None = None
+    max_values: int | None = Field(default=None, ge=1)
+    default_value: str | None = None
+    depends_on: str | None = None
+    depends_on_value: str | None = None
+    validation: Validation | None = None
+    position: int | None = None

@@ -8,7 +8,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_api.projects.schemas import ProjectCreate, VariableCreate
+from coderai_api.projects.schemas import ProjectCreate, VariableCreate, VariableRead, VariableUpdate
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.models import Project, Variable
 
@@ -68,3 +68,51 @@ def create_variable(session: Session, project: Project, body: VariableCreate) ->
     session.add(variable)
     session.flush()
     return variable
+
+
+def get_variable(session: Session, project: Project, variable_id: uuid.UUID) -> Variable:
+    variable = session.scalars(
+        select(Variable).where(Variable.id == variable_id, Variable.project_id == project.id)
+    ).first()
+    if variable is None:
+        raise NotFound("No such variable.", code="variable_not_found")
+    return variable
+
+
+def update_variable(session: Session, project: Project, variable_id: uuid.UUID, body: VariableUpdate) -> Variable:
+    variable = get_variable(session, project, variable_id)
+    current = VariableRead.model_validate(variable).model_dump(exclude={"id"})
+    changes = body.model_dump(exclude_unset=True)
+    merged = {**current, **changes}
+    if merged.get("validation") is not None and not isinstance(merged["validation"], dict):
+        merged["validation"] = merged["validation"].model_dump()
+    try:
+        checked = VariableCreate.model_validate(merged)
+    except ValueError as exc:
+        raise InvalidInput(f"The edited variable is not valid: {exc}", code="invalid_variable") from exc
+    others = {v.name for v in list_variables(session, project) if v.id != variable.id}
+    if checked.depends_on and checked.depends_on not in others:
+        raise InvalidInput(f"depends_on names an unknown variable {checked.depends_on!r}.", code="unknown_dependency")
+    if checked.validation and checked.validation.pattern:
+        try:
+            re.compile(checked.validation.pattern)
+        except re.error as exc:
+            raise InvalidInput(
+                f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern"
+            ) from exc
+    for field in changes:
+        value = getattr(checked, field)
+        if field == "validation":
+            value = value.model_dump(exclude_none=True) if value else None
+        setattr(variable, field, value)
+    session.flush()
+    return variable
+
+
+def delete_variable(session: Session, project: Project, variable_id: uuid.UUID) -> None:
+    variable = get_variable(session, project, variable_id)
+    dependants = [v.name for v in list_variables(session, project) if v.depends_on == variable.name]
+    if dependants:
+        raise Conflict(f"Variables depend on {variable.name!r}: {', '.join(dependants)}.", code="variable_in_use")
+    session.delete(variable)
+    session.flush()
