@@ -223,6 +223,7 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
     from coderai_assets.cli import ensure_database, run_migrations
     from coderai_assets.db import make_engine, make_session_factory, tenant_session
     from coderai_assets.models import Document, Project, RunKind, Tenant, Variable
+    from coderai_assets.partition_keys import document_key
     from coderai_assets.runs import create_run
     from coderai_assets.settings import get_settings
     from coderai_assets.storage import LocalFileStorage
@@ -265,9 +266,9 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
                         storage_path=key,
                     )
                 )
-                keys.append(doc_id.hex)
+                keys.append(document_key(project.id, doc_id))
             session.flush()
-            run, _ = create_run(session, project, RunKind.full)
+            run, _ = create_run(session, project, RunKind.full, with_quotes=settings.request_quotes)
             ids = {"project_id": project.id, "tenant_id": tenant_id, "run_id": run.id}
         yield {"factory": factory, "url": url, "storage_root": storage_root, "keys": keys, **ids}
     finally:
@@ -283,15 +284,16 @@ def materialise_documents(scratch: dict, llm) -> tuple[bool, float]:
     """One Dagster range run over every document of the scratch project; (success, seconds)."""
     from dagster import DagsterInstance, materialize
 
-    from coderai_assets.location import build_definitions
-    from coderai_assets.partitions import RUN_TAG, partitions_name
+    from coderai_assets.definitions import build_definitions
+    from coderai_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG, Shard
     from coderai_assets.resources import DatabaseResource, StorageResource
+    from coderai_assets.settings import get_settings
 
     keys = scratch["keys"]
     with DagsterInstance.ephemeral() as instance:
-        instance.add_dynamic_partitions(partitions_name(scratch["project_id"]), keys)
-        defs = build_definitions([(scratch["project_id"], scratch["tenant_id"])], {})
-        assets = [a for a in defs.assets if a.key.path[-1] != "export"]
+        instance.add_dynamic_partitions(Shard(0, 1).partitions_name, keys)
+        defs = build_definitions(get_settings(), {})
+        assets = [a for a in defs.assets if any(k.path[-1] == "validated_rows" for k in a.keys)]
         start = time.perf_counter()
         result = materialize(
             assets,
@@ -299,8 +301,9 @@ def materialise_documents(scratch: dict, llm) -> tuple[bool, float]:
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             tags={
                 RUN_TAG: str(scratch["run_id"]),
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
+                WORKSPACE_TAG: str(scratch["tenant_id"]),
+                RANGE_START_TAG: keys[0],
+                RANGE_END_TAG: keys[-1],
             },
             resources={
                 "db": DatabaseResource(url=scratch["url"]),
@@ -338,8 +341,81 @@ def bench_pipeline(n_documents: int = 50) -> None:
     print("== pipeline bookkeeping (one range run, instant fake model, 3 variables) ==")
     print(
         f"documents {n_documents}, done {done}, success {success}: {elapsed:.1f} s in all, "
-        f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each)"
+        f"{elapsed / n_documents * 1000:.0f} ms per document (parse + extract + validate, 3 transactions each), "
+        f"{n_documents / elapsed:.1f} documents/s"
     )
+
+
+def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
+    """The export of a run of `n_rows` documents x `n_variables` variables, streamed from the database, timed in a
+    process of its own so its peak memory is the export's; and the XLSX writer alone against XlsxWriter's."""
+    import subprocess
+
+    from sqlalchemy import text
+
+    from coderai_assets.db import tenant_session
+
+    variables = [{"name": f"v{i:02d}", "type": "text", "description": f"variable {i}"} for i in range(n_variables)]
+    with scratch_project("Export benchmark.", variables, [("seed.txt", b"seed")]) as scratch:
+        params = {"t": scratch["tenant_id"], "p": scratch["project_id"], "r": scratch["run_id"], "n": n_rows}
+        start = time.perf_counter()
+        with tenant_session(scratch["factory"], scratch["tenant_id"]) as session:
+            session.execute(
+                text(
+                    "insert into documents (id, tenant_id, project_id, file_name, size_bytes, sha256, storage_path, "
+                    "status) select gen_random_uuid(), :t, :p, 'report ' || g || '.pdf', 1000, "
+                    "md5(g::text) || md5(g::text), 'none', 'done' from generate_series(1, :n) g"
+                ),
+                params,
+            )
+            session.execute(text("delete from run_documents where run_id = :r"), params)
+            session.execute(
+                text(
+                    "insert into run_documents (run_id, document_id, tenant_id, status, llm_calls, input_tokens, "
+                    "output_tokens) select :r, d.id, :t, 'done', 1, 1000, 100 from documents d "
+                    "where d.project_id = :p and d.storage_path = 'none'"
+                ),
+                params,
+            )
+            session.execute(
+                text(
+                    "insert into extractions (id, tenant_id, run_id, document_id, entity_index, variable_id, "
+                    "raw_value, value, status, confidence, quote, char_start, char_end, alignment, chunk_index, "
+                    "model) select gen_random_uuid(), :t, :r, d.id, 0, v.id, to_jsonb(d.file_name || ' ' || v.name), "
+                    "to_jsonb(d.file_name || ' ' || v.name), 'ok', 0.9, 'a supporting quote for ' || v.name || "
+                    "chr(12) || 'across a page break', 10, 60, 'exact', 0, 'simulator' from documents d "
+                    "cross join variables v where d.project_id = :p and d.storage_path = 'none'"
+                ),
+                params,
+            )
+        seeded = time.perf_counter() - start
+        code = (
+            "import resource, sys, time, uuid\n"
+            "from pathlib import Path\n"
+            "from coderai_assets.dataset import write_export\n"
+            "from coderai_assets.db import make_engine, make_session_factory, tenant_session\n"
+            "from coderai_assets.models import Project, Run\n"
+            "from coderai_assets.storage import LocalFileStorage\n"
+            "url, tenant, project, run, root = sys.argv[1:6]\n"
+            "factory = make_session_factory(make_engine(url))\n"
+            "t = time.perf_counter()\n"
+            "with tenant_session(factory, uuid.UUID(tenant)) as s:\n"
+            "    e = write_export(s, LocalFileStorage(Path(root)), s.get(Project, uuid.UUID(project)), "
+            "s.get(Run, uuid.UUID(run)), None)\n"
+            "print(e.row_count, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        )
+        argv = [scratch["url"], scratch["tenant_id"], scratch["project_id"], scratch["run_id"], scratch["storage_root"]]
+        out = subprocess.run(
+            [sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        rows, seconds, peak = out.stdout.split()
+    cells = int(rows) * (7 + n_variables * 7)
+    print(f"== export: {rows} rows x {n_variables} variables ({cells:,} cells), CSV + XLSX, from the database ==")
+    print(
+        f"{float(seconds):.1f} s ({int(rows) / float(seconds):,.0f} rows/s), "
+        f"export process peak RSS {float(peak):.0f} MB"
+    )
+    print(f"(seeding {n_rows * n_variables:,} values took {seeded:.1f} s)")
 
 
 CUAD_VARIABLES = [
@@ -449,4 +525,5 @@ if __name__ == "__main__":
     bench_grounding()
     bench_calls()
     bench_pipeline()
+    bench_export()
     bench_cuad_eval()

@@ -1,10 +1,15 @@
 """Request dependencies as Annotated aliases: the principal (from the access token), the session (which owns
-the transaction and works for the principal's workspace), role checks, services."""
+the transaction and works for the principal's workspace), role checks, services.
+
+A request takes one pooled connection at most: the token is checked and the principal resolved inside the
+request's own transaction, which then switches to the principal's workspace for everything else."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,8 +19,7 @@ from starlette.requests import HTTPConnection
 
 from coderai_api.auth.service import Principal, authenticate
 from coderai_api.auth.tokens import InvalidToken
-from coderai_api.orchestrator import Orchestrator
-from coderai_assets.db import tenant_session
+from coderai_assets.db import set_tenant, tenant_session
 from coderai_assets.errors import CoderAIError
 from coderai_assets.models import Role
 from coderai_assets.settings import Settings
@@ -45,17 +49,39 @@ def _workspace_header(connection: HTTPConnection) -> uuid.UUID | None:
         raise InvalidToken(f"{WORKSPACE_HEADER} is not a workspace id.") from exc
 
 
-def principal_from_token(connection: HTTPConnection, token: str | None) -> Principal:
+@dataclass(frozen=True)
+class Authenticated:
+    session: Session
+    principal: Principal
+
+
+@contextmanager
+def authenticated_session(connection: HTTPConnection, token: str | None) -> Iterator[Authenticated]:
+    """One transaction: the token's principal is resolved first, then the transaction works as its workspace.
+    Commits once on success, rolls back on error."""
     if not token:
         raise InvalidToken("An access token is required.")
     state = connection.app.state
-    return authenticate(state.session_factory, state.settings, token, _workspace_header(connection))
+    with tenant_session(state.session_factory, None) as session:
+        principal = authenticate(session, state.settings, token, _workspace_header(connection))
+        set_tenant(session, principal.tenant_id)
+        yield Authenticated(session, principal)
 
 
-def current_principal(
+def _authenticated(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
-    return principal_from_token(request, credentials.credentials if credentials else None)
+) -> Iterator[Authenticated]:
+    with authenticated_session(request, credentials.credentials if credentials else None) as auth:
+        yield auth
+
+
+# scope="function": commit before the response is sent, so a failed commit is never reported as success.
+# Every dependency below goes through this one, so FastAPI resolves it (and its connection) once per request.
+Auth = Annotated[Authenticated, Depends(_authenticated, scope="function")]
+
+
+def current_principal(auth: Auth) -> Principal:
+    return auth.principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -75,23 +101,16 @@ Editor = Annotated[Principal, Depends(require(Role.editor))]
 Owner = Annotated[Principal, Depends(require(Role.owner))]
 
 
-def get_session(request: Request, principal: CurrentPrincipal) -> Iterator[Session]:
+def get_session(auth: Auth) -> Session:
     # The request owns the transaction: services only flush; commit on success, roll back on error.
     # Every statement runs with the principal's workspace as the row-level security tenant.
-    with tenant_session(request.app.state.session_factory, principal.tenant_id) as session:
-        yield session
-
-
-def get_orchestrator(request: Request) -> Orchestrator:
-    return request.app.state.orchestrator
+    return auth.session
 
 
 def get_storage(request: Request) -> FileStorage:
     return request.app.state.storage
 
 
-# scope="function": commit before the response is sent, so a failed commit is never reported as success.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
-OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+SessionDep = Annotated[Session, Depends(get_session)]
 StorageDep = Annotated[FileStorage, Depends(get_storage)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

@@ -23,7 +23,6 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     409: {"model": ErrorBody, "description": "Conflict"},
     422: {"model": ErrorBody, "description": "Invalid input"},
     429: {"model": ErrorBody, "description": "Too many attempts"},
-    503: {"model": ErrorBody, "description": "Orchestrator unavailable"},
 }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
 from coderai_api.auth.routes import router as auth_router
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
-from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
@@ -21,16 +21,18 @@ from coderai_assets.settings import Settings, get_settings
 from coderai_assets.storage import LocalFileStorage
 
 
-def create_app(settings: Settings | None = None, orchestrator: Orchestrator | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Engines are created here, never at import.
         s = settings or get_settings()
-        engine = make_engine(s.database_url, pool_size=5, max_overflow=5)
+        engine = make_engine(s.database_url, pool_size=s.api_db_pool_size, max_overflow=s.api_db_max_overflow)
+        # Sync routes run in this thread pool and each holds one connection: as many threads as connections, so
+        # a burst queues for a thread instead of timing out on the pool.
+        to_thread.current_default_thread_limiter().total_tokens = s.api_db_pool_size + s.api_db_max_overflow
         app.state.settings = s
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalFileStorage(s.storage_dir)
-        app.state.orchestrator = orchestrator or Orchestrator(s)
         yield
         engine.dispose()
 

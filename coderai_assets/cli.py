@@ -39,6 +39,20 @@ def ensure_database(url: str) -> bool:
         admin.dispose()
 
 
+def drop_database(url: str) -> None:
+    """Drop the database named in `url`, ending its connections first (tests and benchmarks)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
 def set_app_role_password(url: str, password: str) -> None:
     from sqlalchemy import create_engine, text
 

@@ -18,14 +18,20 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+_SET_TENANT = text("select set_config('app.current_tenant', :t, true)")
+
+
 @event.listens_for(Session, "after_begin")
 def _set_tenant(session: Session, transaction, connection) -> None:
     # Transaction-local: a session-level setting leaked into the next pool checkout (DESIGN.md 4).
     tenant_id = session.info.get("tenant_id")
-    connection.execute(
-        text("select set_config('app.current_tenant', :t, true)"),
-        {"t": str(tenant_id) if tenant_id else ""},
-    )
+    connection.execute(_SET_TENANT, {"t": str(tenant_id) if tenant_id else ""})
+
+
+def set_tenant(session: Session, tenant_id: uuid.UUID) -> None:
+    """Switch an open session to `tenant_id`: for this transaction (set now) and any later one (after_begin)."""
+    session.info["tenant_id"] = tenant_id
+    session.execute(_SET_TENANT, {"t": str(tenant_id)})
 
 
 @contextmanager

@@ -1,7 +1,40 @@
-"""The Dagster code location (`dagster code-server start -m coderai_assets.definitions`): loads every project."""
+"""The Dagster code location (`dagster code-server start -m coderai_assets.definitions`).
 
-from coderai_assets.location import build_definitions, list_projects
+The graph is fixed: its size depends on the number of shards (a setting), never on the projects, so the code
+location loads without touching the database and nothing ever reloads it (DESIGN.md 2)."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from coderai_assets.assets.documents import build_document_assets
+from coderai_assets.assets.export import build_export_asset
+from coderai_assets.jobs import build_shard_jobs
+from coderai_assets.partitions import shards as make_shards
 from coderai_assets.resources import default_resources
-from coderai_assets.settings import get_settings
+from coderai_assets.sensors.intake import build_intake_sensor
+from coderai_assets.sensors.run_lifecycle import build_run_lifecycle_sensor
+from coderai_assets.settings import Settings, get_settings
 
-defs = build_definitions(list_projects(get_settings().database_url), default_resources())
+
+def build_definitions(settings: Settings, resources: dict[str, object]) -> Definitions:
+    shards = make_shards(settings.dagster_shards)
+    assets: list = []
+    documents_jobs: list = []
+    export_jobs: list = []
+    for shard in shards:
+        documents = build_document_assets(shard, settings)
+        export = build_export_asset(shard)
+        documents_job, export_job = build_shard_jobs(shard, documents, export)
+        assets += [documents, export]
+        documents_jobs.append(documents_job)
+        export_jobs.append(export_job)
+    return Definitions(
+        assets=assets,
+        jobs=[*documents_jobs, *export_jobs],
+        sensors=[build_intake_sensor(shards, documents_jobs), build_run_lifecycle_sensor(shards, export_jobs)],
+        resources=resources,
+    )
+
+
+defs = build_definitions(get_settings(), default_resources(get_settings()))

@@ -47,10 +47,3 @@ class LLMError(CoderAIError):
 class LLMConfigurationError(CoderAIError):
     code = "llm_misconfigured"
     status_code = 500
-
-
-class OrchestratorError(CoderAIError):
-    """Dagster could not be reached or refused a run."""
-
-    code = "orchestrator_unavailable"
-    status_code = 503

@@ -1,39 +1,90 @@
-"""Write a dataset to CSV and Excel, with a codebook sheet; cells are protected against formula injection."""
+"""Write a dataset to CSV and Excel in one pass over its rows, in constant memory, with a codebook sheet.
+
+Rows arrive as an iterator; each is cleaned once and goes to both files: the CSV line is written as the Excel
+writer (rustpy-xlsxwriter, rust_xlsxwriter in constant-memory mode) pulls the row. Measured on 10,000 rows x 50
+variables (357 columns) on this 2-core machine: XlsxWriter's constant_memory mode 13.5 s for 2,000 rows (about
+67 s for 10,000), rustpy-xlsxwriter 5.0 s for 10,000 with a flat 21 MB peak, pandas with openpyxl held every row
+in memory (1.86 GB at 10,000 x 50 before this change); `make bench` prints the current figures.
+
+Cells are protected against formula injection, and the control characters that XML (so XLSX) cannot hold, such
+as a PDF's form feed between pages, become spaces in both files, which keeps every character offset valid.
+"""
 
 from __future__ import annotations
 
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+from rustpy_xlsxwriter import FastExcel
 
-# openpyxl (and spreadsheet apps reading CSV) treat these leading characters as a formula (DESIGN.md 8).
+# Spreadsheet apps treat these leading characters as a formula, in CSV and Excel alike (DESIGN.md 8).
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
+_XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+XLSX_MAX_CELL = 32_767  # characters in one cell
 
 
 def safe_cell(value: Any) -> Any:
+    """A value as a spreadsheet may show it: lists joined, text never a formula, no character XLSX rejects."""
     if isinstance(value, list):
         value = "; ".join(str(v) for v in value)
-    if isinstance(value, str) and value.startswith(_FORMULA_LEADS):
-        return "'" + value
+    elif isinstance(value, dict):
+        value = str(value)
+    if type(value) is not str or not value:
+        return value
+    if _XML_ILLEGAL.search(value):
+        value = _XML_ILLEGAL.sub(" ", value)
+    if value.startswith(_FORMULA_LEADS):
+        value = "'" + value
+    if len(value) > XLSX_MAX_CELL:
+        value = value[: XLSX_MAX_CELL - 1] + "…"
     return value
 
 
+def _table(entries: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    return [{c: safe_cell(entry.get(c)) for c in columns} for entry in entries]
+
+
 def write_dataset(
-    rows: list[dict[str, Any]],
+    rows: Iterable[dict[str, Any]],
     columns: list[str],
     codebook: list[dict[str, Any]],
     about: dict[str, Any],
     csv_path: Path,
     xlsx_path: Path,
-) -> None:
-    """`rows` keyed by `columns`; the Excel file also holds `codebook` and an `about` sheet (run metadata)."""
-    data = pd.DataFrame([{c: safe_cell(row.get(c)) for c in columns} for row in rows], columns=columns)
+) -> int:
+    """`rows` keyed by `columns`; the Excel file also holds `codebook` and an `about` sheet (run metadata).
+    Returns the number of data rows written."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    data.to_csv(csv_path, index=False)
-    book = pd.DataFrame([{k: safe_cell(v) for k, v in row.items()} for row in codebook])
-    about_frame = pd.DataFrame([{"key": k, "value": safe_cell(v)} for k, v in about.items()])
-    with pd.ExcelWriter(xlsx_path, engine="openpyxl") as writer:
-        data.to_excel(writer, sheet_name="data", index=False)
-        book.to_excel(writer, sheet_name="codebook", index=False)
-        about_frame.to_excel(writer, sheet_name="about", index=False)
+    xlsx_path.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+
+        def cleaned() -> Iterator[dict[str, Any]]:
+            nonlocal written
+            for row in rows:
+                values = [safe_cell(row.get(c)) for c in columns]
+                writer.writerow(["" if v is None else v for v in values])
+                written += 1
+                yield dict(zip(columns, values, strict=True))
+
+        book_columns = list(codebook[0]) if codebook else ["variable"]
+        about_rows = [{"key": k, "value": safe_cell(v)} for k, v in about.items()]
+        # The data sheet streams: its generator writes the CSV as the Excel writer consumes it. A sheet with no
+        # rows would lose its header, so an empty dataset writes a header-only sheet from one blank row.
+        stream = cleaned()
+        first = next(stream, None)
+        data = [dict.fromkeys(columns)] if first is None else chain([first], stream)
+        (
+            FastExcel(xlsx_path)
+            .sheet("data", data)
+            .sheet("codebook", _table(codebook, book_columns) or [dict.fromkeys(book_columns)])
+            .sheet("about", about_rows or [{"key": None, "value": None}])
+            .save()
+        )
+    return written

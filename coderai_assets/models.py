@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -77,6 +78,7 @@ class DocumentStatus(enum.StrEnum):
 class RunKind(enum.StrEnum):
     sample = "sample"
     full = "full"
+    auto = "auto"  # new uploads of a project with auto-processing on, coded by the intake sensor
 
 
 class RunStatus(enum.StrEnum):
@@ -147,15 +149,10 @@ class Project(Timestamped, Base):
     )
     # For entity-level projects: what one row is (e.g. "a protest event the article reports").
     entity_description: Mapped[str] = mapped_column(Text, default="")
-
-    @property
-    def key(self) -> str:
-        """Dagster asset-key prefix for this project ([A-Za-z0-9_] only)."""
-        return project_key(self.id)
-
-
-def project_key(project_id: uuid.UUID) -> str:
-    return f"project_{project_id.hex}"
+    # The shard of the fixed asset graph whose partitions hold this project's documents; set once, at creation.
+    shard: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Code documents uploaded after a full run was accepted with that run's prompt version, without a request.
+    auto_process: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class Variable(Timestamped, Base):
@@ -195,6 +192,12 @@ class Document(Timestamped, Base):
         UniqueConstraint("tenant_id", "id", name="uq_documents_tenant_id"),
         UniqueConstraint("tenant_id", "project_id", "sha256", name="uq_documents_project_sha256"),
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
+        Index(
+            "ix_documents_unregistered",
+            "project_id",
+            "created_at",
+            postgresql_where=text("registered_at IS NULL"),
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -212,10 +215,8 @@ class Document(Timestamped, Base):
     text: Mapped[str | None] = mapped_column(Text)
     page_count: Mapped[int | None] = mapped_column(Integer)
     parse_warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
-
-    @property
-    def partition_key(self) -> str:
-        return self.id.hex
+    # When the intake sensor made it a Dagster partition; until then no run can launch on it.
+    registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DocumentChunk(Base):
@@ -256,6 +257,7 @@ class Run(Timestamped, Base):
     __tablename__ = "runs"
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
+        Index("ix_runs_active", "created_at", postgresql_where=text("status IN ('queued', 'running', 'exporting')")),
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
         # Foreign keys bypass row-level security: with tenant_id in them they cannot point across tenants.
         ForeignKeyConstraint(
@@ -282,6 +284,8 @@ class Run(Timestamped, Base):
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     dagster_run_ids: Mapped[list[Any]] = mapped_column(JSONB, default=list)
+    # Dagster run id -> status, as the lifecycle sensor last saw them: the API reads this, never Dagster.
+    dagster_status: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

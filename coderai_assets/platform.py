@@ -122,6 +122,8 @@ class Platform:
                         s.api_host,
                         "--port",
                         str(s.api_port),
+                        "--workers",
+                        str(s.api_workers),
                     ],
                     f"http://{s.api_host}:{s.api_port}/api/v1/health",
                 )

@@ -1,4 +1,5 @@
-"""Creating runs and finding the run a Dagster materialisation belongs to. Shared by the facade and the assets."""
+"""Creating runs and finding the run a Dagster materialisation belongs to. Shared by the facade, the sensors and the
+assets. A run is only recorded here; the intake sensor launches it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sqlalchemy.orm import Session
 from coderai_assets.errors import InvalidInput
 from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus, utcnow
 from coderai_assets.pipeline import ensure_prompt_version
-from coderai_assets.settings import get_settings
 
 
 def create_run(
@@ -20,6 +20,7 @@ def create_run(
     kind: RunKind,
     sample_size: int | None = None,
     *,
+    with_quotes: bool,
     seed: int | None = None,
 ) -> tuple[Run, list[Document]]:
     """A run over all the project's documents, or over a random sample of them."""
@@ -35,7 +36,7 @@ def create_run(
             raise InvalidInput("A sample run needs sample_size >= 1.", code="invalid_sample_size")
         chosen = random.Random(seed).sample(documents, min(sample_size, len(documents)))
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
-    version = ensure_prompt_version(session, project, get_settings().request_quotes)
+    version = ensure_prompt_version(session, project, with_quotes)
     run = Run(
         tenant_id=project.tenant_id,
         project_id=project.id,
@@ -53,7 +54,9 @@ def create_run(
     return run, documents
 
 
-def run_for_materialisation(session: Session, project: Project, tagged_run_id: str | None, dagster_run_id: str) -> Run:
+def run_for_materialisation(
+    session: Session, project: Project, tagged_run_id: str | None, dagster_run_id: str, *, with_quotes: bool
+) -> Run:
     """The app run a Dagster run works for: the tagged one, or (for a run started in the Dagster UI) one made for it."""
     if tagged_run_id:
         run = session.get(Run, uuid.UUID(tagged_run_id))
@@ -64,7 +67,7 @@ def run_for_materialisation(session: Session, project: Project, tagged_run_id: s
         return run
     run = session.scalars(select(Run).where(Run.dagster_run_ids.contains([dagster_run_id]))).first()
     if run is None:
-        version = ensure_prompt_version(session, project, get_settings().request_quotes)
+        version = ensure_prompt_version(session, project, with_quotes)
         run = Run(
             tenant_id=project.tenant_id,
             project_id=project.id,
@@ -81,3 +84,48 @@ def run_for_materialisation(session: Session, project: Project, tagged_run_id: s
 
 def run_documents(session: Session, run: Run) -> list[uuid.UUID]:
     return list(session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id)).all())
+
+
+def accepted_full_run(session: Session, project: Project) -> Run | None:
+    """The latest full run that has not failed: its prompt version is the one new uploads are coded with."""
+    return session.scalars(
+        select(Run)
+        .where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status != RunStatus.failed)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def create_auto_run(session: Session, project: Project, document_ids: list[uuid.UUID]) -> Run | None:
+    """A run over newly uploaded documents of an auto-processing project, with the accepted full run's prompt
+    version; None when the project has no accepted full run or every document is already in a full or auto run."""
+    accepted = accepted_full_run(session, project)
+    if accepted is None or not document_ids:
+        return None
+    covered = set(
+        session.scalars(
+            select(RunDocument.document_id)
+            .join(Run, Run.id == RunDocument.run_id)
+            .where(
+                Run.project_id == project.id,
+                Run.kind.in_([RunKind.full, RunKind.auto]),
+                RunDocument.document_id.in_(document_ids),
+            )
+        )
+    )
+    fresh = [d for d in document_ids if d not in covered]
+    if not fresh:
+        return None
+    run = Run(
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        kind=RunKind.auto,
+        prompt_version_id=accepted.prompt_version_id,
+        documents_total=len(fresh),
+        status=RunStatus.queued,
+    )
+    session.add(run)
+    session.flush()
+    session.add_all(RunDocument(run_id=run.id, document_id=d, tenant_id=project.tenant_id) for d in fresh)
+    session.flush()
+    return run

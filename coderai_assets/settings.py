@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     dagster_location: str = "coderai"
     dagster_code_server_port: int = 4266
+    # Shards of the asset graph: each is one dynamic partitions definition and one asset chain; a project is
+    # pinned to one when created. Dagster advises at most about 100,000 partitions per asset: add shards before a
+    # shard nears that (existing projects keep theirs; never lower the count).
+    dagster_shards: int = Field(default=1, ge=1, le=64)
     # Where Dagster keeps its instance folder (DAGSTER_HOME); the project's dagster.yaml is copied there.
     dagster_home: Path = Path("var/dagster_home")
 
@@ -84,9 +88,14 @@ class Settings(BaseSettings):
     chunk_chars: int = 0
     chunk_overlap_chars: int = 200
 
-    # The API.
+    # The API: uvicorn worker processes, and per worker the database pool, which also bounds the threads that
+    # serve sync routes (one connection per request), so workers x (pool + overflow) must stay under the
+    # server's max_connections.
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(default=2, ge=1)
+    api_db_pool_size: int = Field(default=20, ge=1)
+    api_db_max_overflow: int = Field(default=0, ge=0)
 
     # Accounts and tokens.
     secret_key: str = DEV_SECRET

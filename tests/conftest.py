@@ -40,23 +40,6 @@ os.environ.update(
 CORPUS = Path(os.environ.get("CODERAI_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
 
 
-def drop_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(
-            text(
-                "select pg_terminate_backend(pid) from pg_stat_activity where datname = :n and pid <> pg_backend_pid()"
-            ),
-            {"n": target.database},
-        )
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}"'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def settings():
     from coderai_assets.settings import get_settings
@@ -68,7 +51,7 @@ def settings():
 @pytest.fixture(scope="session")
 def database(settings):
     """The migrated test database, dropped at the end of the session."""
-    from coderai_assets.cli import ensure_database, run_migrations
+    from coderai_assets.cli import drop_database, ensure_database, run_migrations
 
     ensure_database(settings.migration_database_url)
     ensure_database(settings.dagster_database_url)

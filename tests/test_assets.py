@@ -10,8 +10,8 @@ from dagster import DagsterInstance, materialize
 from sqlalchemy import select
 
 from coderai_assets.db import tenant_session
+from coderai_assets.definitions import build_definitions
 from coderai_assets.llm import Extractor
-from coderai_assets.location import build_definitions
 from coderai_assets.models import (
     Document,
     Export,
@@ -24,7 +24,16 @@ from coderai_assets.models import (
     Variable,
     VariableType,
 )
-from coderai_assets.partitions import RUN_TAG, partitions_name
+from coderai_assets.partitions import (
+    PROJECTS_PARTITIONS,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_TAG,
+    WORKSPACE_TAG,
+    Shard,
+    document_key,
+    project_partition,
+)
 from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
 from coderai_assets.runs import create_run
 from coderai_assets.storage import LocalFileStorage
@@ -92,29 +101,51 @@ def _project(session_factory, tenant, settings, files) -> tuple[uuid.UUID, list[
         return project.id, ids
 
 
-def _materialise(project_id, tenant, settings, instance, run_id, partition_key, which):
-    defs = build_definitions([(project_id, tenant)], {})
-    assets = [a for a in defs.assets if a.key.path[-1] in which]
+SHARD = Shard(0, 1)
+
+
+def _resources(settings, llm=None) -> dict:
+    return {
+        "db": DatabaseResource(url=settings.database_url),
+        "llm": llm or FakeLLM(),
+        "files": StorageResource(root=str(settings.storage_dir)),
+    }
+
+
+def _assets(settings, name: str):
+    """The shard's document op (code_documents, materialising the three document assets) or its export."""
+    defs = build_definitions(settings, {})
+    return [a for a in defs.assets if any(k.path[-1] == name for k in a.keys)]
+
+
+def _register(instance, project_id, doc_ids) -> list[str]:
+    keys = [document_key(project_id, d) for d in doc_ids]
+    instance.add_dynamic_partitions(SHARD.partitions_name, keys)
+    return keys
+
+
+def _materialise(project_id, tenant, settings, instance, run_id, partition_key, which, llm=None, tags=None):
+    """`which`: "documents" (the three document assets) or "export"."""
+    run_tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant)} if run_id else {}
+    if which == "export":
+        instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [project_partition(project_id)])
+        partition_key = project_partition(project_id)
     return materialize(
-        assets,
+        _assets(settings, "export" if which == "export" else "validated_rows"),
         instance=instance,
         partition_key=partition_key,
-        tags={RUN_TAG: str(run_id)},
-        resources={
-            "db": DatabaseResource(url=settings.database_url),
-            "llm": FakeLLM(),
-            "files": StorageResource(root=str(settings.storage_dir)),
-        },
+        tags={**run_tags, **(tags or {})},
+        resources=_resources(settings, llm),
     )
 
 
 def test_asset_chain_for_one_partition_then_export(session_factory, tenant, settings, instance, demo_files):
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
-    instance.add_dynamic_partitions(partitions_name(project_id), [d.hex for d in doc_ids])
+    keys = _register(instance, project_id, doc_ids)
     html_doc = doc_ids[1]  # porto_dockers.html
     with tenant_session(session_factory, tenant) as session:
         project = session.get(Project, project_id)
-        run, _ = create_run(session, project, RunKind.sample, 1, seed=0)
+        run, _ = create_run(session, project, RunKind.sample, 1, seed=0, with_quotes=True)
         # Pin the sample to the HTML report for a predictable check.
         from coderai_assets.models import RunDocument
 
@@ -128,10 +159,14 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
         settings,
         instance,
         run_id,
-        html_doc.hex,
-        {"parsed_document", "extractions", "validated_rows"},
+        keys[1],
+        "documents",
     )
     assert result.success
+    materialised = {
+        (e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events() if e.partition
+    }
+    assert materialised == {(stage, keys[1]) for stage in ("parsed_document", "extractions", "validated_rows")}
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
         assert (run.status, run.documents_done, run.llm_calls) == (RunStatus.exporting, 1, 1)
@@ -164,13 +199,13 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
         settings,
         instance,
         run_id,
-        html_doc.hex,
-        {"parsed_document", "extractions", "validated_rows"},
+        keys[1],
+        "documents",
     ).success
     with tenant_session(session_factory, tenant) as session:
         assert len(session.scalars(select(Extraction).where(Extraction.run_id == run_id)).all()) == 5
 
-    assert _materialise(project_id, tenant, settings, instance, run_id, None, {"export"}).success
+    assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success
     with tenant_session(session_factory, tenant) as session:
         export = session.scalars(select(Export).where(Export.run_id == run_id)).one()
         assert session.get(Run, run_id).status == RunStatus.succeeded
@@ -184,28 +219,24 @@ def test_a_bad_document_fails_alone(session_factory, tenant, settings, instance,
     broken = tmp_path / "broken.pdf"
     broken.write_bytes(b"%PDF-1.7\n" + bytes(500))
     project_id, doc_ids = _project(session_factory, tenant, settings, [broken, demo_files[0]])
-    instance.add_dynamic_partitions(partitions_name(project_id), [d.hex for d in doc_ids])
+    keys = _register(instance, project_id, doc_ids)
     with tenant_session(session_factory, tenant) as session:
-        run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
         run_id = run.id
-    defs = build_definitions([(project_id, tenant)], {})
-    assets = [a for a in defs.assets if a.key.path[-1] != "export"]
-    # One run over the key range, as a full run launches it.
-    result = materialize(
-        assets,
-        instance=instance,
-        tags={
-            RUN_TAG: str(run_id),
-            "dagster/asset_partition_range_start": doc_ids[0].hex,
-            "dagster/asset_partition_range_end": doc_ids[1].hex,
-        },
-        resources={
-            "db": DatabaseResource(url=settings.database_url),
-            "llm": FakeLLM(),
-            "files": StorageResource(root=str(settings.storage_dir)),
-        },
+    # One run over the key range, as the intake sensor launches a full run.
+    result = _materialise(
+        project_id,
+        tenant,
+        settings,
+        instance,
+        run_id,
+        None,
+        "documents",
+        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1]},
     )
     assert result.success
+    # Only the good document is recorded as materialised.
+    assert {e.partition for e in result.get_asset_materialization_events()} == {keys[1]}
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
         bad = session.get(Document, doc_ids[0])
@@ -217,32 +248,19 @@ def test_a_bad_document_fails_alone(session_factory, tenant, settings, instance,
 def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instance, demo_files):
     """A second run over the same document, prompt and model is answered from the first run's calls."""
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
-    key = doc_ids[0].hex
-    instance.add_dynamic_partitions(partitions_name(project_id), [key])
+    (key,) = _register(instance, project_id, doc_ids)
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
 
     class CountingLLM(LLMResource):
         def extractor(self, max_output_tokens: int | None = None) -> Extractor:
             return Extractor(model, "fake/protest")
 
-    defs = build_definitions([(project_id, tenant)], {})
-    assets = [a for a in defs.assets if a.key.path[-1] != "export"]
     runs = []
     for _ in range(2):
         with tenant_session(session_factory, tenant) as session:
-            run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+            run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
             runs.append(run.id)
-        result = materialize(
-            assets,
-            instance=instance,
-            partition_key=key,
-            tags={RUN_TAG: str(run.id)},
-            resources={
-                "db": DatabaseResource(url=settings.database_url),
-                "llm": CountingLLM(),
-                "files": StorageResource(root=str(settings.storage_dir)),
-            },
-        )
+        result = _materialise(project_id, tenant, settings, instance, run.id, key, "documents", llm=CountingLLM())
         assert result.success
     assert len(model.prompts) == 1  # the model was called once, for the first run only
     with tenant_session(session_factory, tenant) as session:
@@ -262,11 +280,11 @@ def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reaso
     from coderai_assets.pipeline import PROMPT_TOO_LARGE, extract_document
 
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
-    instance.add_dynamic_partitions(partitions_name(project_id), [doc_ids[0].hex])
+    (key,) = _register(instance, project_id, doc_ids)
     with tenant_session(session_factory, tenant) as session:
-        run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
         run_id = run.id
-    assert _materialise(project_id, tenant, settings, instance, run_id, doc_ids[0].hex, {"parsed_document"}).success
+    assert _materialise(project_id, tenant, settings, instance, run_id, key, "documents").success
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
@@ -290,8 +308,7 @@ def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reaso
 
 def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, tenant, settings, instance, demo_files):
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[1:2])  # porto_dockers.html
-    key = doc_ids[0].hex
-    instance.add_dynamic_partitions(partitions_name(project_id), [key])
+    (key,) = _register(instance, project_id, doc_ids)
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
 
     class CountingLLM(LLMResource):
@@ -300,19 +317,8 @@ def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, t
 
     def run_once():
         with tenant_session(session_factory, tenant) as session:
-            run, _ = create_run(session, session.get(Project, project_id), RunKind.full)
-        assets = [a for a in build_definitions([(project_id, tenant)], {}).assets if a.key.path[-1] != "export"]
-        assert materialize(
-            assets,
-            instance=instance,
-            partition_key=key,
-            tags={RUN_TAG: str(run.id)},
-            resources={
-                "db": DatabaseResource(url=settings.database_url),
-                "llm": CountingLLM(),
-                "files": StorageResource(root=str(settings.storage_dir)),
-            },
-        ).success
+            run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        assert _materialise(project_id, tenant, settings, instance, run.id, key, "documents", llm=CountingLLM()).success
         return run.id
 
     first = run_once()

@@ -8,20 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from coderai_api.main import create_app
-from coderai_api.orchestrator import Orchestrator
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
 def app(database, settings):
-    with DagsterInstance.ephemeral() as instance:
-        yield create_app(settings, Orchestrator(settings, instance=instance, reload_timeout=0))
+    return create_app(settings)
 
 
 @pytest.fixture

@@ -9,9 +9,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from coderai_assets.cli import ROOT, ensure_database
+from coderai_assets.cli import ROOT, drop_database, ensure_database
 from coderai_assets.models import Base
-from tests.conftest import drop_database
 
 
 def _config(url: str) -> Config:

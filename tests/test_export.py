@@ -35,3 +35,17 @@ def test_dataset_files_hold_data_codebook_and_about(tmp_path):
     assert book.sheetnames == ["data", "codebook", "about"]
     assert book["data"]["B2"].data_type == "s"  # a string, not a formula
     assert [c.value for c in book["codebook"]["A"]][1:] == ["city", "participants"]
+
+
+def test_characters_xlsx_rejects_are_cleaned_and_rows_may_be_a_generator(tmp_path):
+    quote = "end of page one\fstart of page two\x00"  # a PDF's form feed and a stray NUL
+    rows = ({"file_name": f"{i}.pdf", "quote": quote, "flag": i % 2 == 0} for i in range(3))
+    count = write_dataset(
+        rows, ["file_name", "quote", "flag"], [], {"rows": 3}, tmp_path / "d.csv", tmp_path / "d.xlsx"
+    )
+    assert count == 3
+    sheet = openpyxl.load_workbook(tmp_path / "d.xlsx")["data"]
+    assert sheet["B2"].value == "end of page one start of page two "
+    assert [c.value for c in sheet["C"]][1:] == [True, False, True]
+    # The same in the CSV: every character keeps its place, so quote offsets stay valid.
+    assert pd.read_csv(tmp_path / "d.csv")["quote"][0] == "end of page one start of page two "

@@ -6,12 +6,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from coderai_api.main import create_app
-from coderai_api.orchestrator import Orchestrator
 from coderai_assets.db import tenant_session
 from coderai_assets.models import Export, Run, RunKind, RunStatus
 
@@ -57,8 +55,7 @@ class Person:
 def world(database, settings, session_factory, tmp_path_factory):
     from coderai_assets.demo import write_corpus
 
-    instance = DagsterInstance.ephemeral()
-    app = create_app(settings, Orchestrator(settings, instance=instance, reload_timeout=0))
+    app = create_app(settings)
     alice = Person(app, f"alice-{uuid.uuid4().hex[:6]}@example.org")
     bob = Person(app, f"bob-{uuid.uuid4().hex[:6]}@example.org")
     project = alice("POST", "/api/v1/projects", json={"name": "A's project"}).json()
@@ -111,7 +108,6 @@ def world(database, settings, session_factory, tmp_path_factory):
     }
     for person in (alice, bob, vera, ed):
         person.client.__exit__(None, None, None)
-    instance.dispose()
 
 
 def _matrix(w) -> list[tuple[str, str, dict]]:
@@ -119,6 +115,7 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
     doc = ("files", ("x.txt", b"Some 10 people marched in Lyon."))
     return [
         ("GET", f"/api/v1/projects/{pid}", {}),
+        ("PATCH", f"/api/v1/projects/{pid}", {"json": {"name": "hijacked", "auto_process": True}}),
         ("GET", f"/api/v1/projects/{pid}/variables", {}),
         ("POST", f"/api/v1/projects/{pid}/variables", {"json": {"name": "intruder", "type": "text"}}),
         ("PATCH", f"/api/v1/projects/{pid}/variables/{w['vid']}", {"json": {"description": "hijacked"}}),
@@ -151,6 +148,7 @@ def _template(path: str, w) -> str:
 def _snapshot(w) -> dict:
     alice, pid = w["alice"], w["pid"]
     return {
+        "project": alice("GET", f"/api/v1/projects/{pid}").json(),
         "variables": alice("GET", f"/api/v1/projects/{pid}/variables").json(),
         "documents": alice("GET", f"/api/v1/projects/{pid}/documents").json(),
         "runs": alice("GET", f"/api/v1/projects/{pid}/runs").json(),
@@ -171,7 +169,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 15
+    assert len(cases) == 16
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

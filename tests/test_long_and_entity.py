@@ -87,7 +87,7 @@ def _setup(session_factory, tenant, settings, unit, variables, text):
             )
         )
         session.flush()
-        run, _ = create_run(session, project, RunKind.full)
+        run, _ = create_run(session, project, RunKind.full, with_quotes=False)
         return project.id, doc_id, run.id
 
 

@@ -36,7 +36,13 @@ from coderai_assets.models import (
 )
 
 APP_ROLE = "coderai_app"
-DEFINER_ALLOWLIST = {"coderai_list_projects", "coderai_user_workspaces", "coderai_accept_invitations"}
+DEFINER_ALLOWLIST = {
+    "coderai_user_workspaces",
+    "coderai_accept_invitations",
+    "coderai_unregistered_documents",
+    "coderai_active_runs",
+    "coderai_project_tenant",
+}
 
 
 @pytest.fixture(scope="module")

@@ -190,18 +190,16 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
     raise InvalidToken("The refresh token is not valid.")
 
 
-def authenticate(
-    factory: sessionmaker[Session], settings: Settings, token: str, workspace_id: uuid.UUID | None
-) -> Principal:
-    """The principal of an access token: the session must be live, the user exist and be a member."""
+def authenticate(session: Session, settings: Settings, token: str, workspace_id: uuid.UUID | None) -> Principal:
+    """The principal of an access token: the session must be live, the user exist and be a member. Runs in the
+    caller's transaction, so a request needs one connection for its authentication and its work."""
     claims = tokens.decode(settings, token, tokens.ACCESS)
-    with tenant_session(factory, None) as session:
-        auth = session.get(AuthSession, claims.session_id)
-        if auth is None or auth.revoked_at is not None or auth.user_id != claims.user_id:
-            raise InvalidToken("The session has ended.")
-        if session.get(User, claims.user_id) is None:
-            raise InvalidToken("The account no longer exists.")
-        roles = {w.id: w.role for w in workspaces_of(session, claims.user_id)}
+    auth = session.get(AuthSession, claims.session_id)
+    if auth is None or auth.revoked_at is not None or auth.user_id != claims.user_id:
+        raise InvalidToken("The session has ended.")
+    if session.get(User, claims.user_id) is None:
+        raise InvalidToken("The account no longer exists.")
+    roles = {w.id: w.role for w in workspaces_of(session, claims.user_id)}
     chosen = workspace_id or claims.workspace_id
     if chosen not in roles:
         raise NotAMember("Not a member of this workspace.")

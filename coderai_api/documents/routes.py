@@ -4,7 +4,7 @@ import uuid
 
 from fastapi import APIRouter, UploadFile
 
-from coderai_api.deps import Editor, OrchestratorDep, SessionDep, SettingsDep, StorageDep, Viewer
+from coderai_api.deps import Editor, SessionDep, SettingsDep, StorageDep, Viewer
 from coderai_api.documents import service
 from coderai_api.documents.schemas import DocumentRead, UploadResult
 from coderai_api.errors import ERROR_RESPONSES
@@ -20,10 +20,10 @@ def upload_documents(
     session: SessionDep,
     principal: Editor,
     storage: StorageDep,
-    orchestrator: OrchestratorDep,
     settings: SettingsDep,
 ):
-    """Upload one or more files (multipart field `files`). Format is detected from content when parsed."""
+    """Upload one or more files (multipart field `files`). Format is detected from content when parsed; the
+    intake sensor makes each new document a Dagster partition (and codes it, if the project auto-processes)."""
     project = get_project(session, principal.tenant_id, project_id)
     results = []
     for upload in files:
@@ -32,9 +32,6 @@ def upload_documents(
             session, storage, project, upload.filename or "document", data, settings.max_upload_bytes
         )
         results.append(UploadResult(document=DocumentRead.model_validate(document), duplicate=duplicate))
-    # Registered before the transaction commits: a partition without a row is skipped by the assets,
-    # while a row without a partition could never be run.
-    orchestrator.add_documents(project.id, [r.document.id.hex for r in results if not r.duplicate])
     return results
 
 

@@ -1,4 +1,4 @@
-"""Uploads: store the original, register the document, and make it a Dagster partition of its project."""
+"""Uploads: store the original and record the document; the intake sensor makes it a Dagster partition."""
 
 from __future__ import annotations
 

@@ -1,41 +1,34 @@
 from __future__ import annotations
 
-import logging
 import uuid
 
-from fastapi import APIRouter, BackgroundTasks, Response
+from fastapi import APIRouter, Response
 
-from coderai_api.deps import Editor, OrchestratorDep, SessionDep, Viewer
+from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
-from coderai_api.orchestrator import Orchestrator
 from coderai_api.projects import service
-from coderai_api.projects.schemas import ProjectCreate, ProjectRead, VariableCreate, VariableRead, VariableUpdate
-from coderai_assets.errors import OrchestratorError
+from coderai_api.projects.schemas import (
+    ProjectCreate,
+    ProjectRead,
+    ProjectUpdate,
+    VariableCreate,
+    VariableRead,
+    VariableUpdate,
+)
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPONSES)
 
 
-def _reload_quietly(orchestrator: Orchestrator) -> None:
-    # The new project's assets appear in Dagster after a reload. If this one fails, the first run of the
-    # project reloads again and reports the error to its caller then.
-    try:
-        orchestrator.reload()
-    except OrchestratorError as exc:
-        log.warning("reloading the code location after a new project failed: %s", exc.message)
-
-
 @router.post("", response_model=ProjectRead, status_code=201)
-def create_project(
-    body: ProjectCreate,
-    session: SessionDep,
-    principal: Editor,
-    orchestrator: OrchestratorDep,
-    background: BackgroundTasks,
-):
-    project = service.create_project(session, principal.tenant_id, body)
-    background.add_task(_reload_quietly, orchestrator)
-    return project
+def create_project(body: ProjectCreate, session: SessionDep, principal: Editor, settings: SettingsDep):
+    """The project is pinned to a shard of the fixed asset graph; Dagster needs nothing new for it."""
+    return service.create_project(session, principal.tenant_id, body, shards=settings.dagster_shards)
+
+
+@router.patch("/{project_id}", response_model=ProjectRead)
+def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, principal: Editor):
+    """Rename, redescribe, or switch auto-processing of new uploads on or off."""
+    return service.update_project(session, service.get_project(session, principal.tenant_id, project_id), body)
 
 
 @router.get("", response_model=list[ProjectRead])

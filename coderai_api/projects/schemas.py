@@ -19,6 +19,15 @@ class ProjectCreate(Strict):
     domain_description: str = ""
     extraction_unit: ExtractionUnit = ExtractionUnit.document
     entity_description: str = ""
+    # Code documents uploaded after a full run was accepted, with that run's prompt version.
+    auto_process: bool = False
+
+
+class ProjectUpdate(Strict):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    domain_description: str | None = None
+    entity_description: str | None = None
+    auto_process: bool | None = None
 
 
 class ProjectRead(BaseModel):
@@ -28,6 +37,8 @@ class ProjectRead(BaseModel):
     domain_description: str
     extraction_unit: ExtractionUnit
     entity_description: str
+    auto_process: bool
+    shard: int
     created_at: datetime
 
 

@@ -8,9 +8,10 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_api.projects.schemas import ProjectCreate, VariableCreate, VariableRead, VariableUpdate
+from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.models import Project, Variable
+from coderai_assets.partition_keys import shard_for
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:
@@ -24,9 +25,18 @@ def list_projects(session: Session, tenant_id: uuid.UUID) -> list[Project]:
     return list(session.scalars(select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at)))
 
 
-def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate) -> Project:
-    project = Project(tenant_id=tenant_id, **body.model_dump())
+def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate, *, shards: int) -> Project:
+    project_id = uuid.uuid4()
+    project = Project(id=project_id, tenant_id=tenant_id, shard=shard_for(project_id, shards), **body.model_dump())
     session.add(project)
+    session.flush()
+    return project
+
+
+def update_project(session: Session, project: Project, body: ProjectUpdate) -> Project:
+    for field, value in body.model_dump(exclude_unset=True).items():
+        if value is not None:
+            setattr(project, field, value)
     session.flush()
     return project
 

@@ -6,12 +6,11 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from coderai_api.deps import Editor, OrchestratorDep, SessionDep, Viewer, principal_from_token
+from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer, authenticated_session
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
 from coderai_api.runs import service
 from coderai_api.runs.schemas import RunCreate, RunRead
-from coderai_assets.db import tenant_session
 from coderai_assets.errors import CoderAIError, NotFound
 from coderai_assets.models import RunStatus
 
@@ -24,10 +23,14 @@ def start_run(
     body: RunCreate,
     session: SessionDep,
     principal: Editor,
-    orchestrator: OrchestratorDep,
+    settings: SettingsDep,
 ):
+    """Records the run and returns at once (202): the intake sensor launches it within seconds, and its status
+    moves queued -> running -> exporting -> succeeded (or failed) in GET /runs/{id} and the WebSocket."""
     project = get_project(session, principal.tenant_id, project_id)
-    return service.start_run(session, orchestrator, project, body.kind, body.sample_size, body.seed)
+    return service.start_run(
+        session, project, body.kind, body.sample_size, body.seed, with_quotes=settings.request_quotes
+    )
 
 
 @router.get("/projects/{project_id}/runs", response_model=list[RunRead])
@@ -36,11 +39,8 @@ def list_runs(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)
-def get_run(run_id: uuid.UUID, session: SessionDep, principal: Viewer, orchestrator: OrchestratorDep):
-    run = service.get_run(session, principal.tenant_id, run_id)
-    result = RunRead.model_validate(run)
-    result.dagster_status = orchestrator.run_statuses(run.id)
-    return result
+def get_run(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.get_run(session, principal.tenant_id, run_id)
 
 
 ws_router = APIRouter(tags=["runs"])
@@ -61,12 +61,12 @@ def _websocket_token(websocket: WebSocket) -> str | None:
 def _run_snapshot(websocket: WebSocket, token: str | None, run_id: uuid.UUID) -> dict | None:
     # Authenticated again for every message, so a logout or an expiry closes the stream; and a short session
     # per message: a WebSocket must not hold a database session open.
-    principal = principal_from_token(websocket, token)
-    with tenant_session(websocket.app.state.session_factory, principal.tenant_id) as session:
+    with authenticated_session(websocket, token) as auth:
         try:
-            return RunRead.model_validate(service.get_run(session, principal.tenant_id, run_id)).model_dump(mode="json")
+            run = service.get_run(auth.session, auth.principal.tenant_id, run_id)
         except NotFound:
             return None
+        return RunRead.model_validate(run).model_dump(mode="json")
 
 
 @ws_router.websocket("/ws/jobs/{run_id}")

@@ -43,4 +43,5 @@ class RunRead(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # Dagster run id -> status, as the lifecycle sensor last recorded it.
     dagster_status: dict[str, str] = {}

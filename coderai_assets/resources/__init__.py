@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_assets.db import make_engine, make_session_factory, tenant_session
 from coderai_assets.llm import Extractor, build_chat_model
-from coderai_assets.settings import get_settings
+from coderai_assets.settings import Settings, get_settings
 from coderai_assets.storage import FileStorage, LocalFileStorage
 
 _factories: dict[str, sessionmaker[Session]] = {}
@@ -50,9 +50,8 @@ class StorageResource(ConfigurableResource):
         return LocalFileStorage(Path(self.root))
 
 
-def default_resources() -> dict[str, object]:
+def default_resources(settings: Settings) -> dict[str, object]:
     """The one place that decides the resources of the code location, from settings."""
-    settings = get_settings()
     return {
         "db": DatabaseResource(url=settings.database_url),
         "llm": LLMResource(),

@@ -1,0 +1,262 @@
+"""The platform as a service (`make bench-platform`): the real API, Dagster code server, webserver and daemon on
+databases of their own, the model an OpenAI-compatible simulator (bench/llm_simulator.py) at 0 ms latency.
+
+Prints, in one run (figures, never asserted; the machine is noisy, read medians and ratios):
+1. 200 projects created, each with variables and a document, a full run launched in every tenth: p50/p95 of
+   `POST /projects` and `POST /runs`, and seconds from `POST /runs` to the Dagster run starting its work;
+2. code location load time with 10 and with 200 projects;
+3. 100 concurrent API clients over read and write routes: requests/s, p50/p95/p99, errors;
+4. 1,000 documents uploaded and coded in one full run: documents/s.
+The export of 10,000 rows x 50 variables is in bench/run.py (no platform needed).
+
+Environment: CODERAI_BENCH_PROJECTS (200), CODERAI_BENCH_CLIENTS (100), CODERAI_BENCH_DOCUMENTS (1000),
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+N_PROJECTS = int(os.environ.get("CODERAI_BENCH_PROJECTS", "200"))
+N_CLIENTS = int(os.environ.get("CODERAI_BENCH_CLIENTS", "100"))
+N_DOCUMENTS = int(os.environ.get("CODERAI_BENCH_DOCUMENTS", "1000"))
+SIMULATOR_PORT = 18900
+_SESSION = uuid.uuid4().hex[:8]
+_TMP = Path(tempfile.mkdtemp(prefix=f"coderai-bench-{_SESSION}-"))
+os.environ.update(
+    {
+        "CODERAI_ENV": "test",
+        "CODERAI_DATABASE_URL": f"postgresql+psycopg2://coderai_app@127.0.0.1:5432/coderai_bench_{_SESSION}",
+        "CODERAI_MIGRATION_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_bench_{_SESSION}",
+        "CODERAI_DAGSTER_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_bench_{_SESSION}_dg",
+        "CODERAI_STORAGE_DIR": str(_TMP / "storage"),
+        "CODERAI_DAGSTER_HOME": str(_TMP / "dagster_home"),
+        "CODERAI_LLM_PROVIDER": "openai_compatible",
+        "CODERAI_LLM_BASE_URL": f"http://127.0.0.1:{SIMULATOR_PORT}/v1",
+        "CODERAI_LLM_MODEL": "simulator",
+        "CODERAI_LLM_API_KEY": "bench",
+        "CODERAI_LLM_CONTEXT_TOKENS": "128000",
+        "CODERAI_API_PORT": "18500",
+        "CODERAI_DAGSTER_PORT": "13500",
+        "CODERAI_DAGSTER_CODE_SERVER_PORT": "14500",
+        # The bench's client shares the 2 cores with everything it measures.
+        "CODERAI_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
+    }
+)
+
+REPORT = "Some 450 dock workers marched through Porto on 3 June 2023 demanding better pay. Police reported no injuries."
+VARIABLES = [
+    {"name": "city", "type": "text", "description": "Where the event took place"},
+    {"name": "participants", "type": "integer", "description": "How many took part"},
+    {"name": "violence", "type": "boolean", "description": "Was anyone hurt"},
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def line(name: str, values_ms: list[float]) -> str:
+    return (
+        f"{name:<28} n={len(values_ms):<5} p50 {pct(values_ms, 50):7.1f} ms  p95 {pct(values_ms, 95):7.1f} ms  "
+        f"p99 {pct(values_ms, 99):7.1f} ms"
+    )
+
+
+def _check(response: httpx.Response) -> dict:
+    if response.status_code >= 400:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
+def login(client: httpx.Client) -> dict:
+    email, password = f"bench-{uuid.uuid4().hex[:8]}@example.org", "correct horse battery"
+    _check(client.post("/auth/register", json={"email": email, "password": password}))
+    tokens = _check(client.post("/auth/login", json={"email": email, "password": password}))
+    client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+    return tokens
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def wait_runs(client: httpx.Client, run_ids: list[str], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [_check(client.get(f"/runs/{r}")) for r in run_ids]
+        if all(r["status"] in ("succeeded", "failed") for r in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(1)
+
+
+def location_load_seconds() -> float:
+    """A fresh process loading the code location, as the code server does at start."""
+    code = (
+        "import time; t = time.perf_counter(); from coderai_assets.definitions import defs; "
+        "defs.get_repository_def().get_all_jobs(); print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def bench_projects(client: httpx.Client) -> tuple[list[str], dict[int, float]]:
+    create_ms, run_ms, run_ids, loads = [], [], [], {}
+    for i in range(N_PROJECTS):
+        start = time.perf_counter()
+        project = _check(client.post("/projects", json={"name": f"Project {i}", "domain_description": "Protests."}))
+        create_ms.append((time.perf_counter() - start) * 1000)
+        for variable in VARIABLES:
+            _check(client.post(f"/projects/{project['id']}/variables", json=variable))
+        files = [("files", (f"report-{i}.txt", f"{REPORT} (report {i})".encode()))]
+        _check(client.post(f"/projects/{project['id']}/documents", files=files))
+        if i % 10 == 9:
+            start = time.perf_counter()
+            run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
+            run_ms.append((time.perf_counter() - start) * 1000)
+            run_ids.append(run["id"])
+        if i + 1 in (10, N_PROJECTS):
+            loads[i + 1] = location_load_seconds()
+    print(line("POST /projects", create_ms))
+    print(line("POST /projects/{id}/runs", run_ms))
+    return run_ids, loads
+
+
+async def bench_clients(base: str, token: str, project_ids: list[str], run_ids: list[str], seconds: float = 20):
+    """N_CLIENTS clients, each in a loop over a mix of reads and writes, for `seconds`."""
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=N_CLIENTS, max_keepalive_connections=N_CLIENTS)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as client:
+
+        async def one_client(n: int) -> None:
+            pid, rid = project_ids[n % len(project_ids)], run_ids[n % len(run_ids)]
+            routes = [
+                ("GET /projects", "GET", "/projects", None),
+                ("GET /projects/{id}", "GET", f"/projects/{pid}", None),
+                ("GET /projects/{id}/variables", "GET", f"/projects/{pid}/variables", None),
+                ("GET /projects/{id}/documents", "GET", f"/projects/{pid}/documents", None),
+                ("GET /runs/{id}", "GET", f"/runs/{rid}", None),
+                ("PATCH /projects/{id}", "PATCH", f"/projects/{pid}", {"domain_description": f"edit {n}"}),
+                ("POST /projects/{id}/variables", "POST", f"/projects/{pid}/variables", None),
+            ]
+            deadline = time.monotonic() + seconds
+            i = 0
+            while time.monotonic() < deadline:
+                name, method, path, body = routes[i % len(routes)]
+                if name.startswith("POST /projects/{id}/variables"):
+                    body = {"name": f"v_{n}_{i}", "type": "text"}
+                i += 1
+                start = time.perf_counter()
+                try:
+                    response = await client.request(method, path, json=body)
+                    ok = response.status_code < 400
+                except httpx.HTTPError:
+                    ok = False
+                latencies.setdefault(name, []).append((time.perf_counter() - start) * 1000)
+                if not ok:
+                    errors[name] = errors.get(name, 0) + 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one_client(n) for n in range(N_CLIENTS)))
+        elapsed = time.perf_counter() - start
+    every = [v for values in latencies.values() for v in values]
+    print(
+        f"{N_CLIENTS} concurrent clients for {elapsed:.0f} s: {len(every) / elapsed:.0f} requests/s, "
+        f"errors {sum(errors.values())} {errors or ''}"
+    )
+    print(line("all routes", every))
+    for name, values in sorted(latencies.items()):
+        print(line(name, values))
+
+
+def bench_documents(client: httpx.Client) -> None:
+    project = _check(client.post("/projects", json={"name": "Thousand", "domain_description": "Protests."}))
+    for variable in VARIABLES:
+        _check(client.post(f"/projects/{project['id']}/variables", json=variable))
+    start = time.perf_counter()
+    for batch in range(0, N_DOCUMENTS, 100):
+        files = [
+            ("files", (f"r{i}.txt", f"{REPORT} Report number {i}.".encode()))
+            for i in range(batch, min(N_DOCUMENTS, batch + 100))
+        ]
+        _check(client.post(f"/projects/{project['id']}/documents", files=files))
+    uploaded = time.perf_counter() - start
+    run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
+    (run,) = wait_runs(client, [run["id"]], timeout=1800)
+    total = time.perf_counter() - start
+    coding = (parse_time(run["finished_at"]) - parse_time(run["started_at"])).total_seconds()
+    print(
+        f"{N_DOCUMENTS} documents: uploaded in {uploaded:.1f} s; run {run['status']}, done {run['documents_done']}, "
+        f"failed {run['documents_failed']}, {run['llm_calls']} LLM calls; coded and exported in {coding:.1f} s "
+        f"= {run['documents_done'] / coding:.1f} documents/s; upload to dataset {total:.1f} s"
+    )
+
+
+def main() -> None:
+    from coderai_assets.cli import drop_database, ensure_database, run_migrations
+    from coderai_assets.platform import Platform
+    from coderai_assets.settings import get_settings
+
+    settings = get_settings()
+    simulator = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "llm_simulator.py"), "--port", str(SIMULATOR_PORT)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    platform = Platform(settings, _TMP / "logs")
+    try:
+        for url in (settings.migration_database_url, settings.dagster_database_url):
+            ensure_database(url)
+        run_migrations(settings.migration_database_url)
+        platform.start(with_api=True, timeout=240)
+        base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
+        with httpx.Client(base_url=base, timeout=120) as client:
+            tokens = login(client)
+            print(f"== {N_PROJECTS} projects, a full run in every tenth ==")
+            run_ids, loads = bench_projects(client)
+            runs = wait_runs(client, run_ids, timeout=600)
+            starts = [
+                (parse_time(r["started_at"]) - parse_time(r["created_at"])).total_seconds()
+                for r in runs
+                if r["started_at"]
+            ]
+            print(
+                f"POST /runs to Dagster run working: median {statistics.median(starts):.1f} s, "
+                f"max {max(starts):.1f} s; runs {[r['status'] for r in runs].count('succeeded')}/{len(runs)} "
+                "succeeded"
+            )
+            print("== code location load time ==")
+            print("  ".join(f"{n} projects: {s:.2f} s" for n, s in loads.items()))
+            print(f"== {N_CLIENTS} concurrent API clients ==")
+            project_ids = [p["id"] for p in _check(client.get("/projects"))][:20]
+            asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
+            print(f"== {N_DOCUMENTS} documents, one full run, 0 ms model ==")
+            bench_documents(client)
+            stats = httpx.get(f"http://127.0.0.1:{SIMULATOR_PORT}/stats").json()
+            print(f"simulator: {stats}")
+    finally:
+        platform.stop()
+        simulator.terminate()
+        simulator.wait(10)
+        for url in (settings.migration_database_url, settings.dagster_database_url):
+            drop_database(url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Codes the documents of one Dagster run: each partition key goes parse -> extract -> validate, one transaction
+per stage, and every stage that ends well is reported at once, so the asset can record it for that partition alone.
+
+A run launched for an application run (tagged with its id) covers a key range of its shard, which may hold other
+projects' documents: only the run's own documents are coded, the rest are skipped and never recorded. A run
+started from the Dagster UI (untagged) codes every key it was given, in an application run made for it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from coderai_assets import budget
+from coderai_assets.codebook import ProjectSpec
+from coderai_assets.ingest.detect import ZipLimits
+from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+from coderai_assets.llm import Extractor
+from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument, Variable
+from coderai_assets.partitions import RUN_TAG, WORKSPACE_TAG, parse_document_key
+from coderai_assets.pipeline import (
+    extract_document,
+    parse_document,
+    price,
+    project_spec,
+    reset_run_document,
+    validate_document,
+)
+from coderai_assets.runs import run_for_materialisation
+from coderai_assets.settings import Settings
+from coderai_assets.storage import FileStorage
+
+PARSED, EXTRACTED, VALIDATED = "parsed_document", "extractions", "validated_rows"
+# DatabaseResource.session: one transaction as the given tenant.
+SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
+
+
+@dataclass(frozen=True)
+class StageDone:
+    """One stage of one document ended well: record the asset `stage` for partition `key`."""
+
+    stage: str
+    key: str
+    run_id: uuid.UUID
+    project_id: uuid.UUID
+    metadata: dict[str, str | int]
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    return ParseLimits(
+        timeout_seconds=settings.parse_timeout_seconds,
+        cpu_seconds=settings.parse_cpu_seconds,
+        memory_bytes=settings.parse_memory_bytes,
+        zip=ZipLimits(settings.max_zip_uncompressed_bytes, settings.max_zip_entries, settings.max_zip_ratio),
+    )
+
+
+def project_tenant(session: Session, project_id: uuid.UUID) -> uuid.UUID | None:
+    # Across tenants, through the one function that answers only this (DESIGN.md 4).
+    return session.scalar(text("select coderai_project_tenant(:p)"), {"p": project_id})
+
+
+@dataclass
+class _Project:
+    """What every document of a project in this run shares: read once, not once per document."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    run_id: uuid.UUID
+    spec: ProjectSpec
+    chunk_chars: int
+    extractor: Extractor
+    prompt_version_id: uuid.UUID
+    variable_ids: dict[str, uuid.UUID]
+    members: set[uuid.UUID] | None  # the run's documents; None: every key given
+
+
+@dataclass
+class DocumentCoder:
+    session: SessionScope
+    storage: FileStorage
+    extractor_for: Callable[[int], Extractor]  # answer budget in tokens -> extractor
+    settings: Settings
+    tags: Mapping[str, str]
+    dagster_run_id: str
+    warn: Callable[[str], None] = print
+    _projects: dict[uuid.UUID, _Project | None] = field(default_factory=dict)
+
+    def _chunk_chars(self, spec: ProjectSpec) -> int:
+        if self.settings.chunk_chars > 0:
+            return self.settings.chunk_chars
+        return budget.chunk_chars_for(
+            spec,
+            with_quotes=self.settings.request_quotes,
+            context_tokens=self.settings.llm_context_tokens,
+            max_output_tokens=self.settings.llm_max_output_tokens,
+        )
+
+    def _tenant(self, project_id: uuid.UUID) -> uuid.UUID | None:
+        tagged = self.tags.get(WORKSPACE_TAG)
+        if tagged:
+            return uuid.UUID(tagged)
+        with self.session(None) as session:
+            return project_tenant(session, project_id)
+
+    def _project(self, project_id: uuid.UUID) -> _Project | None:
+        if project_id in self._projects:
+            return self._projects[project_id]
+        tenant_id = self._tenant(project_id)
+        found = None
+        if tenant_id is not None:
+            with self.session(tenant_id) as session:
+                project = session.get(Project, project_id)
+                if project is not None:
+                    found = self._load(session, project)
+        self._projects[project_id] = found
+        return found
+
+    def _load(self, session: Session, project: Project) -> _Project | None:
+        tagged = self.tags.get(RUN_TAG)
+        if tagged and session.get(Run, uuid.UUID(tagged)) is not None:
+            run = session.get(Run, uuid.UUID(tagged))
+            assert run is not None
+            if run.project_id != project.id:
+                return None  # another project's document inside this run's key range
+            if self.dagster_run_id not in (run.dagster_run_ids or []):
+                run.dagster_run_ids = [*(run.dagster_run_ids or []), self.dagster_run_id]
+            members: set[uuid.UUID] | None = set(
+                session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))
+            )
+        elif tagged:
+            return None
+        else:
+            run = run_for_materialisation(
+                session, project, None, self.dagster_run_id, with_quotes=self.settings.request_quotes
+            )
+            members = None
+        if run.prompt_version_id is None:
+            raise ValueError(f"run {run.id} has no prompt version")
+        version = session.get(PromptVersion, run.prompt_version_id)
+        assert version is not None
+        spec = project_spec(session, project)
+        extractor = self.extractor_for(budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens))
+        run.model = extractor.model_name
+        return _Project(
+            id=project.id,
+            tenant_id=project.tenant_id,
+            run_id=run.id,
+            spec=spec,
+            chunk_chars=self._chunk_chars(spec),
+            extractor=extractor,
+            prompt_version_id=version.id,
+            variable_ids=dict(
+                session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project.id)).all()
+            ),
+            members=members,
+        )
+
+    def code(self, keys: list[str]) -> Iterator[StageDone]:
+        """Every key in order; yields each stage as it is committed."""
+        with ParseWorker(parse_limits(self.settings)) as worker:
+            for key in keys:
+                ids = parse_document_key(key)
+                if ids is None:
+                    self.warn(f"partition key {key!r} names no document: skipped")
+                    continue
+                project = self._project(ids[0])
+                if project is None or (project.members is not None and ids[1] not in project.members):
+                    continue
+                yield from self._code_one(worker, project, key, ids[1])
+
+    def _code_one(self, worker: ParseWorker, p: _Project, key: str, document_id: uuid.UUID) -> Iterator[StageDone]:
+        s = self.settings
+        done = {"run_id": str(p.run_id), "project_id": str(p.id)}
+
+        def stage(name: str, **metadata: str | int) -> StageDone:
+            return StageDone(name, key, p.run_id, p.id, {**done, **metadata})
+
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            if run is None or document is None or document.project_id != p.id:
+                self.warn(f"document {document_id} is not in project {p.id}: skipped")
+                return
+            reset_run_document(session, run, document)
+            ok = parse_document(
+                session,
+                self.storage,
+                worker,
+                run,
+                document,
+                chunk_chars=p.chunk_chars,
+                overlap=s.chunk_overlap_chars,
+            )
+            if not ok:
+                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                return
+            parsed = stage(PARSED, format=document.format or "", characters=len(document.text or ""))
+        yield parsed
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            version = session.get(PromptVersion, p.prompt_version_id)
+            assert run is not None and document is not None and version is not None
+            ok = extract_document(
+                session,
+                p.extractor,
+                run,
+                document,
+                version,
+                use_cache=s.llm_cache,
+                context_tokens=s.llm_context_tokens,
+                spec=p.spec,
+                with_quotes=s.request_quotes,
+                max_output_tokens=s.llm_max_output_tokens,
+            )
+            price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
+            run.model = p.extractor.model_name
+            if not ok:
+                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                return
+            extracted = stage(EXTRACTED, model=p.extractor.model_name)
+        yield extracted
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            version = session.get(PromptVersion, p.prompt_version_id)
+            assert run is not None and document is not None and version is not None
+            rows = validate_document(
+                session,
+                run,
+                document,
+                p.spec,
+                version,
+                p.variable_ids,
+                uncertainty_threshold=s.uncertainty_threshold,
+            )
+            if document.status.value != "done":
+                return
+            validated = stage(VALIDATED, rows=rows)
+        yield validated

@@ -1,0 +1,28 @@
+"""Partition keys and shard placement, without Dagster: the facade assigns shards and must not import Dagster."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+
+
+def shard_for(project_id: uuid.UUID, count: int) -> int:
+    """Where a new project goes: spread by its id, stable for a given count."""
+    return zlib.crc32(project_id.bytes) % count
+
+
+def document_key(project_id: uuid.UUID, document_id: uuid.UUID) -> str:
+    return f"{project_id.hex}-{document_id.hex}"
+
+
+def parse_document_key(key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(project id, document id) of a partition key, or None for a key that is not one of ours."""
+    project, _, document = key.partition("-")
+    try:
+        return uuid.UUID(hex=project), uuid.UUID(hex=document)
+    except ValueError:
+        return None
+
+
+def project_partition(project_id: uuid.UUID) -> str:
+    return project_id.hex

@@ -1,0 +1,184 @@
+"""The intake sensor: the only place that writes to Dagster for the application. Each tick it
+
+1. registers new uploads as partitions of their project's shard (one batched request per shard),
+2. for projects with auto-processing on and an accepted full run, records a run over the new documents,
+3. launches every queued run that has no Dagster run yet: one run over the span of its keys in the shard, whatever
+   the number of documents (a sample of N random documents is one Dagster run, not N).
+
+The facade only records uploads and runs, so a request never waits on Dagster. Partition adds are idempotent and
+every launch has a run key, so a tick that is retried after a crash does no harm.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from dagster import (
+    AddDynamicPartitionsRequest,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+from sqlalchemy import select, text, update
+
+from coderai_assets.models import Document, Project, Run, RunDocument, RunStatus, Tenant, utcnow
+from coderai_assets.partitions import (
+    PROJECT_NAME_TAG,
+    PROJECT_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_TAG,
+    WORKSPACE_NAME_TAG,
+    WORKSPACE_TAG,
+    Shard,
+    document_key,
+)
+from coderai_assets.resources import DatabaseResource
+from coderai_assets.runs import create_auto_run
+
+INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
+
+
+@dataclass
+class ShardKeys:
+    """A shard's partition keys in Dagster's order, plus what this tick adds at the end."""
+
+    existing: list[str]
+    added: list[str] = field(default_factory=list)
+    _index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._index = {k: i for i, k in enumerate(self.existing)}
+
+    def add(self, keys: list[str]) -> None:
+        for key in keys:
+            if key not in self._index:
+                self._index[key] = len(self._index)
+                self.added.append(key)
+
+    def span(self, keys: list[str]) -> tuple[str, str]:
+        """The first and last of `keys` in the shard's order: a range run over them covers them all."""
+        self.add(keys)
+        ordered = sorted(keys, key=self._index.__getitem__)
+        return ordered[0], ordered[-1]
+
+
+@dataclass
+class IntakePlan:
+    registered: int = 0
+    auto_runs: list[uuid.UUID] = field(default_factory=list)
+    run_requests: list[RunRequest] = field(default_factory=list)
+    keys: dict[int, ShardKeys] = field(default_factory=dict)
+
+    def partition_requests(self, shards: list[Shard]) -> list[AddDynamicPartitionsRequest]:
+        return [
+            AddDynamicPartitionsRequest(partitions_def_name=shards[i].partitions_name, partition_keys=k.added)
+            for i, k in sorted(self.keys.items())
+            if k.added
+        ]
+
+
+def _shard_keys(plan: IntakePlan, instance: DagsterInstance, shard: Shard) -> ShardKeys:
+    if shard.index not in plan.keys:
+        plan.keys[shard.index] = ShardKeys(list(instance.get_dynamic_partitions(shard.partitions_name)))
+    return plan.keys[shard.index]
+
+
+def register_uploads(db: DatabaseResource, instance: DagsterInstance, shards: list[Shard], plan: IntakePlan) -> None:
+    with db.session(None) as session:
+        rows = session.execute(
+            text("select id, tenant_id, project_id, shard from coderai_unregistered_documents(:n)"),
+            {"n": INTAKE_BATCH},
+        ).all()
+    by_project: dict[tuple[uuid.UUID, uuid.UUID, int], list[uuid.UUID]] = defaultdict(list)
+    for row in rows:
+        by_project[(row.tenant_id, row.project_id, min(row.shard, len(shards) - 1))].append(row.id)
+    for (tenant_id, project_id, shard_index), document_ids in by_project.items():
+        # A project's uploads go in together, in upload order, so its full run is one contiguous range.
+        _shard_keys(plan, instance, shards[shard_index]).add([document_key(project_id, d) for d in document_ids])
+        with db.session(tenant_id) as session:
+            session.execute(
+                update(Document)
+                .where(Document.id.in_(document_ids), Document.registered_at.is_(None))
+                .values(registered_at=utcnow())
+            )
+            project = session.get(Project, project_id)
+            if project is not None and project.auto_process:
+                run = create_auto_run(session, project, document_ids)
+                if run is not None:
+                    plan.auto_runs.append(run.id)
+        plan.registered += len(document_ids)
+
+
+def launch_queued_runs(db: DatabaseResource, instance: DagsterInstance, shards: list[Shard], plan: IntakePlan) -> None:
+    with db.session(None) as session:
+        queued = session.execute(
+            text("select id, tenant_id, project_id from coderai_active_runs() where status = 'queued'")
+        ).all()
+    for row in queued:
+        if instance.get_run_ids(RunsFilter(tags={RUN_TAG: str(row.id)}), limit=1):
+            continue  # launched already, waiting in Dagster's queue
+        with db.session(row.tenant_id) as session:
+            project, run = session.get(Project, row.project_id), session.get(Run, row.id)
+            if project is None or run is None or run.status != RunStatus.queued:
+                continue
+            documents = list(session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id)))
+            if not documents:
+                run.status, run.error, run.finished_at = RunStatus.failed, "the run has no documents", utcnow()
+                continue
+            shard = shards[min(project.shard, len(shards) - 1)]
+            # Keys a crashed tick marked as registered but never added are added again here.
+            start, end = _shard_keys(plan, instance, shard).span([document_key(project.id, d) for d in documents])
+            workspace = session.get(Tenant, project.tenant_id)
+            plan.run_requests.append(
+                RunRequest(
+                    run_key=f"run-{run.id}",
+                    job_name=shard.documents_job,
+                    tags={
+                        RUN_TAG: str(run.id),
+                        PROJECT_TAG: str(project.id),
+                        WORKSPACE_TAG: str(project.tenant_id),
+                        PROJECT_NAME_TAG: project.name[:200],
+                        WORKSPACE_NAME_TAG: (workspace.name if workspace else "")[:200],
+                        "coderai/run_kind": run.kind.value,
+                        RANGE_START_TAG: start,
+                        RANGE_END_TAG: end,
+                    },
+                )
+            )
+
+
+def plan_intake(db: DatabaseResource, instance: DagsterInstance, shards: list[Shard]) -> IntakePlan:
+    plan = IntakePlan()
+    register_uploads(db, instance, shards, plan)
+    launch_queued_runs(db, instance, shards, plan)
+    return plan
+
+
+def build_intake_sensor(shards: list[Shard], documents_jobs: list):
+    @sensor(
+        name="intake",
+        jobs=documents_jobs,
+        minimum_interval_seconds=1,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Registers uploads as partitions, records auto-processing runs and launches queued runs.",
+    )
+    def intake(context: SensorEvaluationContext, db: DatabaseResource) -> SensorResult:
+        plan = plan_intake(db, context.instance, shards)
+        if plan.registered or plan.run_requests:
+            context.log.info(
+                f"registered {plan.registered} documents, {len(plan.auto_runs)} auto runs, "
+                f"launching {len(plan.run_requests)} runs"
+            )
+        return SensorResult(
+            run_requests=plan.run_requests,
+            dynamic_partitions_requests=plan.partition_requests(shards),
+        )
+
+    return intake

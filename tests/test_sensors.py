@@ -1,0 +1,209 @@
+"""The fixed asset graph and its sensors: the graph never changes with projects; uploads become partitions and runs
+are launched by the intake sensor (one Dagster run per application run, samples included); auto-processing codes
+new uploads without any API call; the lifecycle sensor requests the export."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from dagster import DagsterInstance, build_sensor_context, materialize
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from coderai_api.main import create_app
+from coderai_assets.db import tenant_session
+from coderai_assets.definitions import build_definitions
+from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus
+from coderai_assets.partitions import (
+    PROJECTS_PARTITIONS,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_TAG,
+    Shard,
+    document_key,
+    parse_document_key,
+)
+from coderai_assets.resources import DatabaseResource, StorageResource, default_resources
+from coderai_assets.runs import create_run
+from tests.test_assets import FakeLLM, _project
+
+# The asset graph as reviewers should see it change: keys, their dependencies and groups, for one shard.
+GRAPH_ONE_SHARD = {
+    ("parsed_document",): ((), "coding"),
+    ("extractions",): ((("parsed_document",),), "coding"),
+    ("validated_rows",): ((("extractions",),), "coding"),
+    ("export",): ((("validated_rows",),), "coding"),
+}
+
+
+def definitions(settings):
+    return build_definitions(settings, default_resources(settings))
+
+
+def graph(defs) -> dict:
+    asset_graph = defs.resolve_asset_graph()
+    return {
+        tuple(key.path): (
+            tuple(sorted(tuple(p.path) for p in asset_graph.get(key).parent_keys)),
+            asset_graph.get(key).group_name,
+        )
+        for key in asset_graph.get_all_asset_keys()
+    }
+
+
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+def test_the_asset_graph_is_one_chain_per_shard(settings):
+    assert graph(definitions(settings)) == GRAPH_ONE_SHARD
+    two = graph(definitions(settings.model_copy(update={"dagster_shards": 2})))
+    assert len(two) == 8 and two[("shard1", "export")] == ((("shard1", "validated_rows"),), "coding_shard1")
+
+
+def test_the_definitions_do_not_change_when_a_project_is_created(settings, session_factory, tenant, demo_files):
+    def shape() -> tuple:
+        defs = definitions(settings)
+        repository = defs.get_repository_def()
+        return (
+            graph(defs),
+            sorted(job.name for job in repository.get_all_jobs()),
+            sorted(s.name for s in repository.sensor_defs),
+        )
+
+    before = shape()
+    _project(session_factory, tenant, settings, demo_files)
+    assert shape() == before
+
+
+def _sensor(settings, name: str):
+    defs = definitions(settings)
+    return next(s for s in defs.get_repository_def().sensor_defs if s.name == name)
+
+
+def _tick(settings, instance, name: str = "intake"):
+    """One evaluation of a sensor, with what the daemon does after it: partitions added."""
+    context = build_sensor_context(instance=instance, resources={"db": DatabaseResource(url=settings.database_url)})
+    result = _sensor(settings, name)(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def _for(requests, run_id) -> list:
+    """The requests of one run: other tests' runs share the database, and the sensors see every tenant."""
+    return [r for r in requests if r.tags.get(RUN_TAG) == str(run_id)]
+
+
+def _code(settings, instance, request):
+    code_documents = next(
+        a for a in definitions(settings).assets if any(k.path[-1] == "validated_rows" for k in a.keys)
+    )
+    return materialize(
+        [code_documents],
+        instance=instance,
+        tags=dict(request.tags),
+        resources={
+            "db": DatabaseResource(url=settings.database_url),
+            "llm": FakeLLM(),
+            "files": StorageResource(root=str(settings.storage_dir)),
+        },
+    )
+
+
+def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_factory, tenant, instance, demo_files):
+    shard = Shard(0, 1)
+    other_project, other_docs = _project(session_factory, tenant, settings, demo_files[:2])
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+    first = _tick(settings, instance)
+    registered = instance.get_dynamic_partitions(shard.partitions_name)
+    # Each project's uploads go in together, so its full run is one contiguous range.
+    positions = [i for i, k in enumerate(registered) if parse_document_key(k)[0] == project_id]
+    assert positions == list(range(positions[0], positions[0] + len(doc_ids)))
+    assert set(registered) >= {document_key(project_id, d) for d in doc_ids} and first.run_requests == []
+    with tenant_session(session_factory, tenant) as session:
+        assert all(d.registered_at is not None for d in session.scalars(select(Document)))
+        run, sampled = create_run(
+            session, session.get(Project, project_id), RunKind.sample, 3, seed=4, with_quotes=True
+        )
+        run_id, sampled_ids = run.id, {d.id for d in sampled}
+    (request,) = _for(_tick(settings, instance).run_requests, run_id)
+    assert request.job_name == shard.documents_job
+    # Launched once: a second tick before the run starts asks for it again under the same run key only.
+    assert [r.run_key for r in _for(_tick(settings, instance).run_requests, run_id)] == [request.run_key]
+
+    result = _code(settings, instance, request)
+    assert result.success
+    materialised = {(e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events()}
+    keys = {document_key(project_id, d) for d in sampled_ids}
+    assert materialised == {(stage, k) for stage in ("parsed_document", "extractions", "validated_rows") for k in keys}
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.documents_done, run.documents_total) == (RunStatus.exporting, 3, 3)
+        assert run.dagster_run_ids == [result.run_id]
+        # The documents the range passed over (unsampled, or another project's) were not touched.
+        untouched = [d for d in doc_ids if d not in sampled_ids] + other_docs
+        assert {session.get(Document, d).status.value for d in untouched} == {"uploaded"}
+
+    export = _tick(settings, instance, "run_lifecycle")
+    (export_request,) = _for(export.run_requests, run_id)
+    assert export_request.partition_key == project_id.hex and export_request.job_name == shard.export_job
+    assert project_id.hex in instance.get_dynamic_partitions(PROJECTS_PARTITIONS)
+    with tenant_session(session_factory, tenant) as session:
+        assert session.get(Run, run_id).dagster_status == {result.run_id: "SUCCESS"}
+
+
+def test_a_new_upload_is_coded_by_the_sensor_without_any_api_call(
+    database, settings, session_factory, instance, demo_files
+):
+    app = create_app(settings)
+    with TestClient(app, base_url="http://test/api/v1") as client:
+        email, password = f"auto-{uuid.uuid4().hex[:8]}@example.org", "correct horse battery"
+        client.post("/auth/register", json={"email": email, "password": password})
+        tokens = client.post("/auth/login", json={"email": email, "password": password}).json()
+        client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        project = client.post("/projects", json={"name": "Auto", "auto_process": True}).json()
+        pid = project["id"]
+        assert project["auto_process"] is True and project["shard"] == 0
+        client.post(f"/projects/{pid}/variables", json={"name": "city", "type": "text"})
+        client.post(f"/projects/{pid}/documents", files=[("files", (demo_files[0].name, demo_files[0].read_bytes()))])
+        full = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
+        assert full.status_code == 202 and full.json()["status"] == "queued"  # recorded, not launched
+        (request,) = _for(_tick(settings, instance).run_requests, full.json()["id"])
+        assert _code(settings, instance, request).success
+        # The full run is accepted; the user now only uploads.
+        client.post(f"/projects/{pid}/documents", files=[("files", (demo_files[1].name, demo_files[1].read_bytes()))])
+        tenant_id = uuid.UUID(tokens["workspace_id"])
+    tick = _tick(settings, instance)
+    (auto_request,) = [r for r in tick.run_requests if r.tags.get("coderai/project_id") == pid]
+    assert _code(settings, instance, auto_request).success
+    with tenant_session(session_factory, tenant_id) as session:
+        auto = session.get(Run, uuid.UUID(auto_request.tags[RUN_TAG]))
+        accepted = session.get(Run, uuid.UUID(full.json()["id"]))
+        assert auto.kind == RunKind.auto and auto.prompt_version_id == accepted.prompt_version_id
+        (document_id,) = session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == auto.id))
+        assert session.get(Document, document_id).file_name == demo_files[1].name
+        assert (auto.status, auto.documents_done) == (RunStatus.exporting, 1)
+    # Nothing more to do: no second auto run for the same upload.
+    assert [r for r in _tick(settings, instance).run_requests if r.tags.get("coderai/project_id") == pid] == []
+
+
+def test_a_key_range_run_started_from_the_dagster_ui_gets_a_run_of_its_own(
+    settings, session_factory, tenant, instance, demo_files
+):
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:2])
+    _tick(settings, instance)
+    wanted = {document_key(project_id, d) for d in doc_ids}
+    keys = [k for k in instance.get_dynamic_partitions(Shard(0, 1).partitions_name) if k in wanted]
+
+    class Untagged:
+        tags = {RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1]}
+
+    result = _code(settings, instance, Untagged)
+    assert result.success
+    with tenant_session(session_factory, tenant) as session:
+        (run,) = session.scalars(select(Run).where(Run.project_id == project_id))
+        assert (run.documents_done, run.dagster_run_ids) == (2, [result.run_id])
