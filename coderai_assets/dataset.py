@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import groupby
+from queue import Queue
+from threading import Thread
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Uuid, select, text
 from sqlalchemy.orm import Session
 
 from coderai_assets.codebook import codebook_rows
@@ -16,7 +19,6 @@ from coderai_assets.export_writer import write_dataset
 from coderai_assets.models import (
     Document,
     Export,
-    Extraction,
     Project,
     PromptVersion,
     Run,
@@ -60,32 +62,86 @@ def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uu
 
 
 def dataset_columns(project: Project, variables: list[Variable]) -> list[str]:
+    """Metadata, then each variable's value followed by its provenance (status, confidence, quote, ...)."""
     entity = project.extraction_unit.value == "entity"
-    columns = META_COLUMNS + (ENTITY_COLUMNS if entity else []) + [v.name for v in variables]
-    return columns + [f"{v.name}__{suffix}" for v in variables for suffix in PROVENANCE_SUFFIXES]
+    columns = META_COLUMNS + (ENTITY_COLUMNS if entity else [])
+    for v in variables:
+        columns += [v.name, *(f"{v.name}__{suffix}" for suffix in PROVENANCE_SUFFIXES)]
+    return columns
 
 
-def _values_by_document(session: Session, run_id: uuid.UUID) -> Iterator[tuple[uuid.UUID, list[Extraction]]]:
-    """The run's values, streamed in document order: one query, fetched in batches, never all held at once."""
-    values = session.scalars(
-        select(Extraction)
-        .where(Extraction.run_id == run_id)
-        .order_by(Extraction.document_id, Extraction.entity_index)
-        .execution_options(yield_per=5000)
-    )
-    for document_id, group in groupby(values, key=lambda e: e.document_id):
+# One row per record (a document, or an entity of it), assembled by PostgreSQL from the extractions table alone:
+# the record's cells as one JSON object {variable id: [value, status, confidence, alignment, quote, char_start,
+# char_end]}. One json.loads per record instead of an ORM object, three UUIDs and a JSON decode per value; and no
+# join, so the rows come out of the cell key's index already grouped. At 10,000 x 50 values the export went from
+# 47 s to the figure in the README.
+_RECORDS = text(
+    """
+    SELECT e.document_id, e.entity_index,
+           min(e.entity_text) AS entity_text, min(e.entity_start) AS entity_start, min(e.entity_end) AS entity_end,
+           max(e.prompt_version_id::text) AS prompt_version_id, max(e.model) AS model,
+           json_object_agg(
+               e.variable_id,
+               json_build_array(
+                   e.value, e.status, e.confidence, coalesce(e.alignment, ''), coalesce(e.quote, ''),
+                   e.char_start, e.char_end
+               )
+           )::text AS cells
+    FROM extractions e
+    WHERE e.tenant_id = :tenant_id AND e.run_id = :run_id
+    GROUP BY e.document_id, e.entity_index
+    ORDER BY e.document_id, e.entity_index
+    """
+).columns(document_id=Uuid())
+
+
+def _prefetched(batches: Iterator[Sequence[Any]], depth: int = 4) -> Iterator[Any]:
+    """Rows of `batches`, fetched by a thread of their own: PostgreSQL assembles the next batch (the driver waits
+    without the GIL) while this thread writes the last one, which keeps both cores busy. The connection is used by
+    that thread alone until the batches are done."""
+    queue: Queue[Sequence[Any] | BaseException | None] = Queue(maxsize=depth)
+
+    def fetch() -> None:
+        try:
+            for batch in batches:
+                queue.put(batch)
+            queue.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(exc)
+
+    worker = Thread(target=fetch, name="export-fetch", daemon=True)
+    worker.start()
+    while (item := queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield from item
+    worker.join()
+
+
+def _records_by_document(
+    session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, *, prefetch: bool
+) -> Iterator[tuple[uuid.UUID, list[Any]]]:
+    """The run's records, streamed in document order, fetched in batches, never all held at once. With the tenant
+    in the filter, the cell key's index (tenant, run, document, entity) yields the rows already in order, so
+    PostgreSQL aggregates as it is read instead of sorting first."""
+    result = session.execute(_RECORDS.execution_options(yield_per=2000), {"tenant_id": tenant_id, "run_id": run_id})
+    records = _prefetched(result.partitions()) if prefetch else result
+    for document_id, group in groupby(records, key=lambda r: r.document_id):
         yield document_id, list(group)
 
 
-def iter_rows(
-    session: Session, project: Project, run: Run | None, variables: list[Variable]
-) -> Iterator[dict[str, Any]]:
-    """The dataset's rows: one per document (or per entity), a failed or uncoded document with its error code."""
+def iter_rows(session: Session, project: Project, run: Run | None, variables: list[Variable]) -> Iterator[list[Any]]:
+    """The dataset's rows as lists in `dataset_columns` order: one per document (or per entity); a failed or
+    uncoded document still has its row, with its error code."""
     entity = project.extraction_unit.value == "entity"
-    names = {v.id: v.name for v in variables}
+    ids = [str(v.id) for v in variables]
     versions = {
-        p.id: p.version for p in session.scalars(select(PromptVersion).where(PromptVersion.project_id == project.id))
+        str(p.id): p.version
+        for p in session.execute(
+            select(PromptVersion.id, PromptVersion.version).where(PromptVersion.project_id == project.id)
+        )
     }
+    empty_cell = [None] * (1 + len(PROVENANCE_SUFFIXES))
     pairs = sorted(_pairs(session, project, run), key=lambda pair: pair[0])
     # Documents without their text: the export needs names and status, not megabytes of parsed text.
     documents = {
@@ -96,13 +152,15 @@ def iter_rows(
             )
         )
     }
-    streams: dict[uuid.UUID, Iterator[tuple[uuid.UUID, list[Extraction]]]] = {}
-    pending: dict[uuid.UUID, tuple[uuid.UUID, list[Extraction]] | None] = {}
+    streams: dict[uuid.UUID, Iterator[tuple[uuid.UUID, list[Any]]]] = {}
+    pending: dict[uuid.UUID, tuple[uuid.UUID, list[Any]] | None] = {}
 
-    def values_of(document_id: uuid.UUID, run_id: uuid.UUID) -> list[Extraction]:
+    def records_of(document_id: uuid.UUID, run_id: uuid.UUID) -> list[Any]:
         # A merge over each run's stream: the pairs and the streams are both in document order.
         if run_id not in streams:
-            streams[run_id] = _values_by_document(session, run_id)
+            # One run's export reads one stream, which may run ahead in a thread; the latest values of each
+            # document read several runs' streams from one connection, so those stay in this thread.
+            streams[run_id] = _records_by_document(session, project.tenant_id, run_id, prefetch=run is not None)
             pending[run_id] = next(streams[run_id], None)
         while pending[run_id] is not None and pending[run_id][0] < document_id:  # type: ignore[index]
             pending[run_id] = next(streams[run_id], None)
@@ -113,38 +171,26 @@ def iter_rows(
         document = documents.get(document_id)
         if document is None:
             continue
-        base: dict[str, Any] = {
-            "document_id": str(document.id),
-            "file_name": document.file_name,
-            "document_status": document.status.value,
-            "error_code": document.error_code or "",
-            "run_id": str(run_id) if run_id else "",
-        }
-        by_entity: dict[int, list[Extraction]] = {}
-        for value in values_of(document_id, run_id) if run_id else []:
-            by_entity.setdefault(value.entity_index, []).append(value)
-        if not by_entity:
-            yield base  # a failed or unprocessed document still has its row, with its error code
-            continue
-        for entity_index, cells in sorted(by_entity.items()):
-            row = dict(base)
+        # document_id, file_name, document_status, error_code, run_id (META_COLUMNS without the last two)
+        base = [str(document.id), document.file_name, document.status.value, document.error_code or ""]
+        base.append(str(run_id) if run_id else "")
+        records = records_of(document_id, run_id) if run_id else []
+        if not records:
+            row = [*base, "", ""]
             if entity:
-                row["entity_index"] = entity_index
-                row["entity_text"] = cells[0].entity_text or ""
-                row["entity_start"], row["entity_end"] = cells[0].entity_start, cells[0].entity_end
-            for cell in cells:
-                name = names.get(cell.variable_id)
-                if name is None:
-                    continue
-                row["prompt_version"] = versions.get(cell.prompt_version_id, "") if cell.prompt_version_id else ""
-                row["model"] = cell.model or ""
-                row[name] = cell.value
-                row[f"{name}__status"] = cell.status.value
-                row[f"{name}__confidence"] = cell.confidence
-                row[f"{name}__alignment"] = cell.alignment or ""
-                row[f"{name}__quote"] = cell.quote or ""
-                row[f"{name}__char_start"] = cell.char_start
-                row[f"{name}__char_end"] = cell.char_end
+                row += [None, "", None, None]
+            for _ in ids:
+                row += empty_cell
+            yield row
+            continue
+        for record in records:
+            row = [*base, versions.get(record.prompt_version_id, ""), record.model or ""]
+            if entity:
+                row += [record.entity_index, record.entity_text or "", record.entity_start, record.entity_end]
+            cells = json.loads(record.cells)
+            for variable_id in ids:
+                # [value, status, confidence, alignment, quote, char_start, char_end]: the columns' order
+                row += cells.get(variable_id) or empty_cell
             yield row
 
 
@@ -157,9 +203,10 @@ def project_variables(session: Session, project: Project) -> list[Variable]:
 
 
 def build_rows(session: Session, project: Project, run: Run | None) -> tuple[list[str], list[dict[str, Any]]]:
-    """Columns and every row, in memory: for evaluation and tests; the export streams `iter_rows` instead."""
+    """Columns and every row as a dict, in memory: for evaluation and tests; the export streams `iter_rows`."""
     variables = project_variables(session, project)
-    return dataset_columns(project, variables), list(iter_rows(session, project, run, variables))
+    columns = dataset_columns(project, variables)
+    return columns, [dict(zip(columns, row, strict=True)) for row in iter_rows(session, project, run, variables)]
 
 
 def write_export(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,15 @@ XLSX_MAX_CELL = 32_767  # characters in one cell
 
 def safe_cell(value: Any) -> Any:
     """A value as a spreadsheet may show it: lists joined, text never a formula, no character XLSX rejects."""
-    if isinstance(value, list):
+    kind = type(value)
+    if kind is list:
         value = "; ".join(str(v) for v in value)
-    elif isinstance(value, dict):
+    elif kind is dict:
         value = str(value)
-    if type(value) is not str or not value:
+    elif kind is not str:
+        return value  # numbers, booleans, None
+    # Millions of cells: most strings are plain, and isprintable() (in C) says so without a regex.
+    if not value or (value[0] not in _FORMULA_LEADS and value.isprintable() and len(value) <= XLSX_MAX_CELL):
         return value
     if _XML_ILLEGAL.search(value):
         value = _XML_ILLEGAL.sub(" ", value)
@@ -49,15 +53,15 @@ def _table(entries: list[dict[str, Any]], columns: list[str]) -> list[dict[str, 
 
 
 def write_dataset(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[Sequence[Any]],
     columns: list[str],
     codebook: list[dict[str, Any]],
     about: dict[str, Any],
     csv_path: Path,
     xlsx_path: Path,
 ) -> int:
-    """`rows` keyed by `columns`; the Excel file also holds `codebook` and an `about` sheet (run metadata).
-    Returns the number of data rows written."""
+    """`rows` as sequences in `columns` order; the Excel file also holds `codebook` and an `about` sheet (run
+    metadata). Returns the number of data rows written."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     xlsx_path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -68,10 +72,10 @@ def write_dataset(
         def cleaned() -> Iterator[dict[str, Any]]:
             nonlocal written
             for row in rows:
-                values = [safe_cell(row.get(c)) for c in columns]
-                writer.writerow(["" if v is None else v for v in values])
+                clean = [v if type(v) is not str and type(v) is not list else safe_cell(v) for v in row]
+                writer.writerow(clean)  # csv writes None as ""
                 written += 1
-                yield dict(zip(columns, values, strict=True))
+                yield dict(zip(columns, clean, strict=True))
 
         book_columns = list(codebook[0]) if codebook else ["variable"]
         about_rows = [{"key": k, "value": safe_cell(v)} for k, v in about.items()]

@@ -15,10 +15,7 @@ def test_formula_like_cells_are_neutralised():
 
 
 def test_dataset_files_hold_data_codebook_and_about(tmp_path):
-    rows = [
-        {"file_name": "a.txt", "city": "=cmd|' /C calc'!A0", "participants": 3000},
-        {"file_name": "b.pdf", "city": "Porto", "participants": None},
-    ]
+    rows = [["a.txt", "=cmd|' /C calc'!A0", 3000], ["b.pdf", "Porto", None]]
     codebook = [{"variable": "city", "type": "text"}, {"variable": "participants", "type": "integer"}]
     write_dataset(
         rows,
@@ -39,7 +36,7 @@ def test_dataset_files_hold_data_codebook_and_about(tmp_path):
 
 def test_characters_xlsx_rejects_are_cleaned_and_rows_may_be_a_generator(tmp_path):
     quote = "end of page one\fstart of page two\x00"  # a PDF's form feed and a stray NUL
-    rows = ({"file_name": f"{i}.pdf", "quote": quote, "flag": i % 2 == 0} for i in range(3))
+    rows = ([f"{i}.pdf", quote, i % 2 == 0] for i in range(3))
     count = write_dataset(
         rows, ["file_name", "quote", "flag"], [], {"rows": 3}, tmp_path / "d.csv", tmp_path / "d.xlsx"
     )

@@ -1,4 +1,4 @@
-"""The platform as a service (`make bench-platform`): the real API, Dagster code server, webserver and daemon on
+"""The platform as a service (`make bench-service`): the real API, Dagster code server, webserver and daemon on
 databases of their own, the model an OpenAI-compatible simulator (bench/llm_simulator.py) at 0 ms latency.
 
 Prints, in one run (figures, never asserted; the machine is noisy, read medians and ratios):
