@@ -46,6 +46,22 @@ class ProjectSpec:
     variables: tuple[VariableSpec, ...] = field(default_factory=tuple)
 
 
+def spec_to_json(spec: ProjectSpec, variable_ids: dict[str, str]) -> dict[str, Any]:
+    """The specification as a prompt version stores it, with the id each variable had when it was compiled."""
+    data = asdict(spec)
+    for variable in data["variables"]:
+        variable["id"] = variable_ids.get(variable["name"])
+    return data
+
+
+def spec_from_json(data: dict[str, Any]) -> tuple[ProjectSpec, dict[str, str]]:
+    """(specification, variable name -> id) from `spec_to_json`'s output."""
+    fields = {f.name for f in dataclasses.fields(VariableSpec)}
+    variables = tuple(VariableSpec(**{k: v for k, v in item.items() if k in fields}) for item in data["variables"])
+    ids = {item["name"]: item["id"] for item in data["variables"] if item.get("id")}
+    return ProjectSpec(**{**data, "variables": variables}), ids
+
+
 @dataclass(frozen=True)
 class Codebook:
     system_prompt: str

@@ -21,15 +21,15 @@ from coderai_assets.codebook import ProjectSpec
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.llm import Extractor
-from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument, Variable
+from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument
 from coderai_assets.partitions import RUN_TAG, WORKSPACE_TAG, parse_document_key
 from coderai_assets.pipeline import (
     extract_document,
     parse_document,
     price,
-    project_spec,
     reset_run_document,
     validate_document,
+    version_spec,
 )
 from coderai_assets.runs import run_for_materialisation
 from coderai_assets.settings import Settings
@@ -144,7 +144,8 @@ class DocumentCoder:
             raise ValueError(f"run {run.id} has no prompt version")
         version = session.get(PromptVersion, run.prompt_version_id)
         assert version is not None
-        spec = project_spec(session, project)
+        # The run's own definition, never the live one: an edit during the run changes nothing in it.
+        spec, variable_ids = version_spec(session, version)
         extractor = self.extractor_for(budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens))
         run.model = extractor.model_name
         return _Project(
@@ -155,9 +156,7 @@ class DocumentCoder:
             chunk_chars=self._chunk_chars(spec),
             extractor=extractor,
             prompt_version_id=version.id,
-            variable_ids=dict(
-                session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project.id)).all()
-            ),
+            variable_ids=variable_ids,
             members=members,
         )
 

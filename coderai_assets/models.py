@@ -250,6 +250,9 @@ class PromptVersion(Timestamped, Base):
     json_schema: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # sha256 of the canonical codebook (domain + variables) the prompt was generated from.
     variables_hash: Mapped[str] = mapped_column(String(64))
+    # The whole project specification the prompt was compiled from (codebook.spec_to_json): every stage of a run
+    # and its export read this, never the live variables. Null only for versions older than migration 0005.
+    spec: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     note: Mapped[str] = mapped_column(Text, default="")
 
 
@@ -324,12 +327,6 @@ class Extraction(Timestamped, Base):
         ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(["tenant_id", "document_id"], ["documents.tenant_id", "documents.id"], ondelete="CASCADE"),
         ForeignKeyConstraint(
-            ["tenant_id", "variable_id"],
-            ["variables.tenant_id", "variables.id"],
-            ondelete="CASCADE",
-            name="fk_extractions_variable",
-        ),
-        ForeignKeyConstraint(
             ["tenant_id", "prompt_version_id"],
             ["prompt_versions.tenant_id", "prompt_versions.id"],
             name="fk_extractions_prompt_version",
@@ -344,7 +341,10 @@ class Extraction(Timestamped, Base):
     entity_text: Mapped[str | None] = mapped_column(Text)
     entity_start: Mapped[int | None] = mapped_column(Integer)  # where the entity is named in the document text
     entity_end: Mapped[int | None] = mapped_column(Integer)
+    # The variable as the run's prompt version defined it: no foreign key, so deleting or editing the variable
+    # later never changes a finished run's values.
     variable_id: Mapped[uuid.UUID] = mapped_column()
+    variable_name: Mapped[str] = mapped_column(String(63))
     raw_value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # what the model wrote
     value: Mapped[Any] = mapped_column(JSONB, nullable=True)  # after coercion and validation
     status: Mapped[ValueStatus] = mapped_column(_enum(ValueStatus, "value_status"))

@@ -22,6 +22,8 @@ from coderai_assets.codebook import (
     compile_entity_coder,
     compile_entity_finder,
     entity_text_for,
+    spec_from_json,
+    spec_to_json,
     variable_hashes,
 )
 from coderai_assets.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
@@ -56,10 +58,18 @@ PROMPT_TOO_LARGE = "prompt_too_large"
 # ---- the codebook of a project -------------------------------------------------------------------------------
 
 
+def project_variables(session: Session, project: Project) -> list[Variable]:
+    """The live variables, in the codebook's order."""
+    return list(
+        session.scalars(
+            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+        )
+    )
+
+
 def project_spec(session: Session, project: Project) -> ProjectSpec:
-    variables = session.scalars(
-        select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
-    ).all()
+    """The live specification: what the next prompt version is compiled from. A run reads its version's."""
+    variables = project_variables(session, project)
     return ProjectSpec(
         name=project.name,
         domain_description=project.domain_description,
@@ -88,12 +98,17 @@ def variable_spec(v: Variable) -> VariableSpec:
 
 
 def ensure_prompt_version(session: Session, project: Project, with_quotes: bool = True) -> PromptVersion:
-    """The prompt version for the project's current codebook: the latest one if unchanged, else a new one."""
-    codebook = compile_codebook(project_spec(session, project), with_quotes)
+    """The prompt version for the project's current codebook: the latest one if unchanged, else a new one, which
+    keeps the whole specification (and the variables' ids) for every stage and export of its runs."""
+    spec = project_spec(session, project)
+    codebook = compile_codebook(spec, with_quotes)
     latest = session.scalars(
         select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
     ).first()
+    ids = {v.name: str(v.id) for v in project_variables(session, project)}
     if latest is not None and latest.variables_hash == codebook.variables_hash:
+        if latest.spec is None:  # a version from before snapshots: it gets one now, as it is unchanged
+            latest.spec = spec_to_json(spec, ids)
         return latest
     version = PromptVersion(
         tenant_id=project.tenant_id,
@@ -103,10 +118,22 @@ def ensure_prompt_version(session: Session, project: Project, with_quotes: bool 
         user_template=codebook.user_template,
         json_schema=codebook.json_schema,
         variables_hash=codebook.variables_hash,
+        spec=spec_to_json(spec, ids),
     )
     session.add(version)
     session.flush()
     return version
+
+
+def version_spec(session: Session, version: PromptVersion) -> tuple[ProjectSpec, dict[str, uuid.UUID]]:
+    """The specification a prompt version was compiled from, and the variables' ids then. Versions older than the
+    snapshot (migration 0005) fall back to the live project."""
+    if version.spec is not None:
+        spec, ids = spec_from_json(version.spec)
+        return spec, {name: uuid.UUID(i) for name, i in ids.items()}
+    project = session.get(Project, version.project_id)
+    assert project is not None
+    return project_spec(session, project), {v.name: v.id for v in project_variables(session, project)}
 
 
 def codebook_of(version: PromptVersion) -> Codebook:
@@ -687,6 +714,7 @@ def validate_document(
                     entity_start=record.start,
                     entity_end=record.end,
                     variable_id=variable_ids[v.name],
+                    variable_name=v.name,
                     raw_value=raws[v.name],
                     value=result.value,
                     status=result.status,

@@ -341,3 +341,42 @@ def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, t
         assert values(first) == values(second)
         assert values(second)["participants"] == 450
         assert session.get(Run, second).llm_calls == 1
+
+
+def test_a_finished_runs_export_never_changes_when_variables_are_edited_or_deleted(
+    session_factory, tenant, settings, instance, demo_files
+):
+    """The run reads its prompt version's snapshot of the project, at every stage and in its export."""
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[1:2])  # porto_dockers.html
+    (key,) = _register(instance, project_id, doc_ids)
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        run_id = run.id
+    assert _materialise(project_id, tenant, settings, instance, run_id, key, "documents").success
+    assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success
+
+    def exported() -> tuple[pd.DataFrame, pd.DataFrame]:
+        with tenant_session(session_factory, tenant) as session:
+            export = session.scalars(
+                select(Export).where(Export.run_id == run_id).order_by(Export.created_at.desc())
+            ).first()
+        path = settings.storage_dir / export.xlsx_path
+        return pd.read_csv(settings.storage_dir / export.csv_path), pd.read_excel(path, sheet_name="codebook")
+
+    before_data, before_codebook = exported()
+    assert before_data.loc[0, "protest_type"] == "strike" and before_data.loc[0, "violence"] == True  # noqa: E712
+    with tenant_session(session_factory, tenant) as session:
+        variables = {v.name: v for v in session.scalars(select(Variable).where(Variable.project_id == project_id))}
+        variables["protest_type"].allowed_values = ["march", "rally"]  # "strike" would now be invalid
+        variables["protest_type"].description = "Edited after the run."
+        session.delete(variables["violence"])
+    # Exported again after the edit: the same rows, columns and codebook as before.
+    assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success
+    after_data, after_codebook = exported()
+    pd.testing.assert_frame_equal(before_data, after_data)
+    pd.testing.assert_frame_equal(before_codebook, after_codebook)
+    with tenant_session(session_factory, tenant) as session:
+        kept = session.scalars(
+            select(Extraction).where(Extraction.run_id == run_id, Extraction.variable_name == "violence")
+        ).one()
+        assert kept.value is True

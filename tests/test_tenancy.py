@@ -179,6 +179,7 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
             run_id=run.id,
             document_id=document.id,
             variable_id=variable.id,
+            variable_name=variable.name,
             status=ValueStatus.ok,
             value="x",
             prompt_version_id=version.id,
