@@ -6,7 +6,7 @@ PYTHON ?= python3
 # Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install demo test test-fast up bench lint lock clean
+.PHONY: install demo test test-fast up bench bench-service lint lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ up: install
 
 bench: install
 	$(BIN)/python bench/run.py
+
+# The platform as a service: 200 projects, run launch latency, 100 concurrent clients, 1,000 documents.
+bench-service: install
+	$(BIN)/python bench/service_load.py
 
 lint: install
 	$(BIN)/ruff check coderai_assets coderai_api tests bench migrations

@@ -9,6 +9,7 @@ from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
 from coderai_api.auth.routes import router as auth_router
+from coderai_api.concurrency import RequestLimit, thread_limit
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
@@ -27,9 +28,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Engines are created here, never at import.
         s = settings or get_settings()
         engine = make_engine(s.database_url, pool_size=s.api_db_pool_size, max_overflow=s.api_db_max_overflow)
-        # Sync routes run in this thread pool and each holds one connection: as many threads as connections, so
-        # a burst queues for a thread instead of timing out on the pool.
-        to_thread.current_default_thread_limiter().total_tokens = s.api_db_pool_size + s.api_db_max_overflow
+        # Sync routes run in this thread pool; RequestLimit admits as many requests as the pool has connections.
+        to_thread.current_default_thread_limiter().total_tokens = thread_limit(s)
         app.state.settings = s
         app.state.session_factory = make_session_factory(engine)
         app.state.storage = LocalFileStorage(s.storage_dir)
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="CoderAI", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(RequestLimit)
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
     for router in (auth_router, workspaces_router, projects_router, documents_router, runs_router, exports_router):

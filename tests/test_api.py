@@ -189,3 +189,21 @@ def test_variables_can_be_edited_and_deleted_with_checks(client, project):
     assert client.delete(f"/projects/{pid}/variables/{days['id']}").status_code == 204
     assert client.delete(f"/projects/{pid}/variables/{kind['id']}").status_code == 204
     assert client.get(f"/projects/{pid}/variables").json() == []
+
+
+def test_a_burst_of_100_requests_all_succeed_with_a_small_pool(database, settings):
+    """More concurrent requests than connections: they queue for a turn, none times out on the pool."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    small = settings.model_copy(update={"api_db_pool_size": 3, "api_db_max_overflow": 0})
+    with TestClient(create_app(small), base_url="http://test/api/v1") as client:
+        login_as(client, f"burst-{uuid.uuid4().hex[:8]}@example.org")
+        pid = client.post("/projects", json={"name": "Burst"}).json()["id"]
+
+        def one(i: int) -> int:
+            path = "/projects" if i % 3 == 0 else f"/projects/{pid}" if i % 3 == 1 else f"/projects/{pid}/variables"
+            return client.get(path).status_code
+
+        with ThreadPoolExecutor(max_workers=100) as pool:
+            statuses = list(pool.map(one, range(100)))
+    assert statuses == [200] * 100

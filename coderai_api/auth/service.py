@@ -190,16 +190,27 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
     raise InvalidToken("The refresh token is not valid.")
 
 
+_PRINCIPAL = text(
+    """
+    SELECT s.user_id, s.revoked_at IS NULL AS live, u.id IS NOT NULL AS user_exists, w.tenant_id, w.role
+    FROM auth_sessions s
+    LEFT JOIN users u ON u.id = s.user_id
+    LEFT JOIN LATERAL coderai_user_workspaces(s.user_id) w ON true
+    WHERE s.id = :session_id
+    """
+)
+
+
 def authenticate(session: Session, settings: Settings, token: str, workspace_id: uuid.UUID | None) -> Principal:
-    """The principal of an access token: the session must be live, the user exist and be a member. Runs in the
-    caller's transaction, so a request needs one connection for its authentication and its work."""
+    """The principal of an access token: the session must be live, the user exist and be a member. One query, in
+    the caller's transaction, so a request needs one connection and one round trip to know who is asking."""
     claims = tokens.decode(settings, token, tokens.ACCESS)
-    auth = session.get(AuthSession, claims.session_id)
-    if auth is None or auth.revoked_at is not None or auth.user_id != claims.user_id:
+    rows = session.execute(_PRINCIPAL, {"session_id": claims.session_id}).all()
+    if not rows or not rows[0].live or rows[0].user_id != claims.user_id:
         raise InvalidToken("The session has ended.")
-    if session.get(User, claims.user_id) is None:
+    if not rows[0].user_exists:
         raise InvalidToken("The account no longer exists.")
-    roles = {w.id: w.role for w in workspaces_of(session, claims.user_id)}
+    roles = {r.tenant_id: Role(r.role) for r in rows if r.tenant_id is not None}
     chosen = workspace_id or claims.workspace_id
     if chosen not in roles:
         raise NotAMember("Not a member of this workspace.")
