@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from queue import Empty, Queue
+from threading import Event, Thread
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -89,7 +91,7 @@ class DocumentCoder:
     tags: Mapping[str, str]
     dagster_run_id: str
     warn: Callable[[str], None] = print
-    _projects: dict[uuid.UUID, _Project | None] = field(default_factory=dict)
+    _projects: dict[uuid.UUID, _Project | None] = field(default_factory=dict)  # filled before threads start
 
     def _chunk_chars(self, spec: ProjectSpec) -> int:
         if self.settings.chunk_chars > 0:
@@ -160,18 +162,63 @@ class DocumentCoder:
             members=members,
         )
 
+    def _work(self, keys: list[str]) -> list[tuple[_Project, str, uuid.UUID]]:
+        """The keys this run codes, with their project: the run's own documents, in key order."""
+        work = []
+        for key in keys:
+            ids = parse_document_key(key)
+            if ids is None:
+                self.warn(f"partition key {key!r} names no document: skipped")
+                continue
+            project = self._project(ids[0])
+            if project is not None and (project.members is None or ids[1] in project.members):
+                work.append((project, key, ids[1]))
+        return work
+
     def code(self, keys: list[str]) -> Iterator[StageDone]:
-        """Every key in order; yields each stage as it is committed."""
-        with ParseWorker(parse_limits(self.settings)) as worker:
-            for key in keys:
-                ids = parse_document_key(key)
-                if ids is None:
-                    self.warn(f"partition key {key!r} names no document: skipped")
-                    continue
-                project = self._project(ids[0])
-                if project is None or (project.members is not None and ids[1] not in project.members):
-                    continue
-                yield from self._code_one(worker, project, key, ids[1])
+        """Every document of the run, `settings.document_concurrency` at a time, each in a thread with its own
+        parse child; yields (in this thread) each stage as it is committed. An error that escapes a document
+        stops the others after their current document and is raised here."""
+        work = self._work(keys)
+        threads = max(1, min(self.settings.document_concurrency, len(work)))
+        pending: Queue[tuple[_Project, str, uuid.UUID]] = Queue()
+        for item in work:
+            pending.put(item)
+        results: Queue[StageDone | BaseException | None] = Queue()
+        stop = Event()
+
+        def worker() -> None:
+            try:
+                with ParseWorker(parse_limits(self.settings)) as parser:
+                    while not stop.is_set():
+                        try:
+                            project, key, document_id = pending.get_nowait()
+                        except Empty:
+                            break
+                        for done in self._code_one(parser, project, key, document_id):
+                            results.put(done)
+            except BaseException as exc:  # handed to the consuming thread, which raises it
+                stop.set()
+                results.put(exc)
+            finally:
+                results.put(None)
+
+        pool = [Thread(target=worker, name=f"coder-{i}", daemon=True) for i in range(threads)]
+        for thread in pool:
+            thread.start()
+        running, failure = len(pool), None
+        while running:
+            result = results.get()
+            if result is None:
+                running -= 1
+            elif isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                yield result
+        for thread in pool:
+            thread.join()
+        if failure is not None:
+            raise failure
 
     def _code_one(self, worker: ParseWorker, p: _Project, key: str, document_id: uuid.UUID) -> Iterator[StageDone]:
         s = self.settings

@@ -169,8 +169,14 @@ def fail_document(session: Session, run: Run, document: Document, code: str, mes
 
 
 def refresh_run_counts(session: Session, run: Run) -> None:
-    """Counters recomputed from run_documents, never incremented, so retries cannot double count."""
+    """Counters recomputed from run_documents, never incremented, so retries cannot double count; under the run
+    row's lock, so documents finishing at once (concurrent threads, or runs) each count what the others committed
+    and the last one moves the run to exporting. The lock is taken at the end of the document's transaction and
+    held only until its commit. FOR NO KEY UPDATE, not FOR UPDATE: the rows this transaction inserted that point
+    at the run hold a key-share lock on it, which FOR UPDATE would wait for in the other transactions (a
+    deadlock between two documents finishing at once, seen with four threads)."""
     session.flush()
+    session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
     counts = dict(
         session.execute(
             select(RunDocument.status, func.count()).where(RunDocument.run_id == run.id).group_by(RunDocument.status)

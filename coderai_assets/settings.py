@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     max_zip_entries: int = 10_000
     max_zip_ratio: float = 200.0
 
+    # Documents of a run coded at once, each in a thread of its own (with its own parse child and connection):
+    # while one waits on the model or the database, another computes.
+    document_concurrency: int = Field(default=4, ge=1, le=64)
+
     # Chunking, in characters; 0 means "what fits the context beside the project's prompt" (budget.py).
     chunk_chars: int = 0
     chunk_overlap_chars: int = 200

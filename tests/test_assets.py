@@ -380,3 +380,29 @@ def test_a_finished_runs_export_never_changes_when_variables_are_edited_or_delet
             select(Extraction).where(Extraction.run_id == run_id, Extraction.variable_name == "violence")
         ).one()
         assert kept.value is True
+
+
+def test_documents_coded_in_parallel_threads_are_all_counted(session_factory, tenant, settings, instance, demo_files):
+    """Four threads finish documents at once: the run row's lock makes every count land and the last document
+    move the run to exporting (without it, counts were recomputed over each other; with FOR UPDATE, deadlocks)."""
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files * 4)
+    keys = _register(instance, project_id, doc_ids)
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        run_id = run.id
+    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
+    result = _materialise(
+        project_id,
+        tenant,
+        settings,
+        instance,
+        run_id,
+        None,
+        "documents",
+        tags={RANGE_START_TAG: ordered[0], RANGE_END_TAG: ordered[-1]},
+    )
+    assert result.success
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.documents_done, run.documents_failed, run.status) == (16, 0, RunStatus.exporting)
+        assert run.llm_calls + run.cached_calls == 16  # the same four texts: later copies may come from the cache

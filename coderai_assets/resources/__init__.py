@@ -20,11 +20,14 @@ _factories: dict[str, sessionmaker[Session]] = {}
 
 class DatabaseResource(ConfigurableResource):
     url: str
+    # A run's documents are coded in several threads, each with a connection of its own.
+    pool_size: int = 5
 
     def factory(self) -> sessionmaker[Session]:
         # One engine (and pool) per process and URL, not one per asset invocation.
         if self.url not in _factories:
-            _factories[self.url] = make_session_factory(make_engine(self.url, pool_size=2, max_overflow=2))
+            engine = make_engine(self.url, pool_size=self.pool_size, max_overflow=2)
+            _factories[self.url] = make_session_factory(engine)
         return _factories[self.url]
 
     @contextmanager
@@ -53,7 +56,7 @@ class StorageResource(ConfigurableResource):
 def default_resources(settings: Settings) -> dict[str, object]:
     """The one place that decides the resources of the code location, from settings."""
     return {
-        "db": DatabaseResource(url=settings.database_url),
+        "db": DatabaseResource(url=settings.database_url, pool_size=settings.document_concurrency + 1),
         "llm": LLMResource(),
         "files": StorageResource(root=str(settings.storage_dir)),
     }
