@@ -383,8 +383,8 @@ def test_a_finished_runs_export_never_changes_when_variables_are_edited_or_delet
 
 
 def test_documents_coded_in_parallel_threads_are_all_counted(session_factory, tenant, settings, instance, demo_files):
-    """Four threads finish documents at once: the run row's lock makes every count land and the last document
-    move the run to exporting (without it, counts were recomputed over each other; with FOR UPDATE, deadlocks)."""
+    """Four threads finish documents at once: every count lands, the last document moves the run to exporting,
+    and no two transactions deadlock on the run row (they did with FOR UPDATE)."""
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files * 4)
     keys = _register(instance, project_id, doc_ids)
     with tenant_session(session_factory, tenant) as session:
@@ -406,3 +406,41 @@ def test_documents_coded_in_parallel_threads_are_all_counted(session_factory, te
         run = session.get(Run, run_id)
         assert (run.documents_done, run.documents_failed, run.status) == (16, 0, RunStatus.exporting)
         assert run.llm_calls + run.cached_calls == 16  # the same four texts: later copies may come from the cache
+
+
+def test_two_documents_finishing_at_once_both_count(session_factory, tenant, settings, demo_files):
+    """The second transaction to recount waits for the first to commit, so it counts both documents; without the
+    lock it counted only its own and, committing last, left the run at 1 of 2 and never exporting."""
+    import threading
+
+    from coderai_assets.models import RunDocument, RunDocumentStatus
+    from coderai_assets.pipeline import refresh_run_counts
+
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:2])
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        run_id = run.id
+
+    def finish(session, document_id) -> None:
+        row = session.get(RunDocument, (run_id, document_id))
+        row.status = RunDocumentStatus.done
+        refresh_run_counts(session, session.get(Run, run_id))
+
+    first = session_factory()
+    first.info["tenant_id"] = tenant
+    finish(first, doc_ids[0])  # counted, holding the lock, not committed
+    second = threading.Thread(target=lambda: _in_session(session_factory, tenant, finish, doc_ids[1]))
+    second.start()
+    second.join(timeout=1.0)
+    assert second.is_alive()  # waiting for the first to commit
+    first.commit()
+    first.close()
+    second.join(timeout=10)
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.documents_done, run.status) == (2, RunStatus.exporting)
+
+
+def _in_session(session_factory, tenant, work, *args) -> None:
+    with tenant_session(session_factory, tenant) as session:
+        work(session, *args)
