@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session
 
 from coderai_assets import budget
 from coderai_assets.codebook import ProjectSpec
+from coderai_assets.dataset import write_export
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.llm import Extractor
-from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument
+from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument, RunStatus, utcnow
 from coderai_assets.partitions import RUN_TAG, WORKSPACE_TAG, parse_document_key
 from coderai_assets.pipeline import (
     extract_document,
@@ -51,6 +52,14 @@ class StageDone:
     run_id: uuid.UUID
     project_id: uuid.UUID
     metadata: dict[str, str | int]
+
+
+@dataclass(frozen=True)
+class ExportDone:
+    project_id: uuid.UUID
+    run_id: uuid.UUID
+    export_id: uuid.UUID
+    rows: int
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -219,6 +228,22 @@ class DocumentCoder:
             thread.join()
         if failure is not None:
             raise failure
+
+    def finish(self) -> Iterator[ExportDone]:
+        """Exports the dataset of every run of this Dagster run that has no pending document left, in this run:
+        a second Dagster run per application run only for the export cost a run worker's start (seconds) each.
+        Under the run row's lock, so two Dagster runs finishing the same run's documents export it once."""
+        for p in self._projects.values():
+            if p is None:
+                continue
+            with self.session(p.tenant_id) as session:
+                session.execute(select(Run.id).where(Run.id == p.run_id).with_for_update(key_share=True))
+                run, project = session.get(Run, p.run_id), session.get(Project, p.id)
+                if run is None or project is None or run.status != RunStatus.exporting:
+                    continue
+                export = write_export(session, self.storage, project, run, self.dagster_run_id)
+                run.status, run.finished_at = RunStatus.succeeded, utcnow()
+                yield ExportDone(p.id, run.id, export.id, export.row_count)
 
     def _code_one(self, worker: ParseWorker, p: _Project, key: str, document_id: uuid.UUID) -> Iterator[StageDone]:
         s = self.settings

@@ -166,10 +166,11 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
     materialised = {
         (e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events() if e.partition
     }
-    assert materialised == {(stage, keys[1]) for stage in ("parsed_document", "extractions", "validated_rows")}
+    stages = {(stage, keys[1]) for stage in ("parsed_document", "extractions", "validated_rows")}
+    assert materialised == stages | {("export", project_id.hex)}  # the run's last document: exported in the run
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
-        assert (run.status, run.documents_done, run.llm_calls) == (RunStatus.exporting, 1, 1)
+        assert (run.status, run.documents_done, run.llm_calls) == (RunStatus.succeeded, 1, 1)
         values = {
             name: e
             for e, name in session.execute(
@@ -207,7 +208,9 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
 
     assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success
     with tenant_session(session_factory, tenant) as session:
-        export = session.scalars(select(Export).where(Export.run_id == run_id)).one()
+        export = session.scalars(
+            select(Export).where(Export.run_id == run_id).order_by(Export.created_at.desc())
+        ).first()
         assert session.get(Run, run_id).status == RunStatus.succeeded
     frame = pd.read_csv(settings.storage_dir / export.csv_path)
     assert len(frame) == 1 and frame.loc[0, "file_name"] == "porto_dockers.html"
@@ -235,12 +238,12 @@ def test_a_bad_document_fails_alone(session_factory, tenant, settings, instance,
         tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[1]},
     )
     assert result.success
-    # Only the good document is recorded as materialised.
-    assert {e.partition for e in result.get_asset_materialization_events()} == {keys[1]}
+    # Only the good document is recorded as materialised (and the project's export).
+    assert {e.partition for e in result.get_asset_materialization_events()} == {keys[1], project_id.hex}
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
         bad = session.get(Document, doc_ids[0])
-        assert (run.documents_done, run.documents_failed, run.status) == (1, 1, RunStatus.exporting)
+        assert (run.documents_done, run.documents_failed, run.status) == (1, 1, RunStatus.succeeded)
         assert bad.status.value == "failed" and bad.error_code == "corrupt_file"
         assert session.get(Document, doc_ids[1]).status.value == "done"
 
@@ -404,7 +407,7 @@ def test_documents_coded_in_parallel_threads_are_all_counted(session_factory, te
     assert result.success
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
-        assert (run.documents_done, run.documents_failed, run.status) == (16, 0, RunStatus.exporting)
+        assert (run.documents_done, run.documents_failed, run.status) == (16, 0, RunStatus.succeeded)
         assert run.llm_calls + run.cached_calls == 16  # the same four texts: later copies may come from the cache
 
 

@@ -16,7 +16,6 @@ from coderai_assets.db import tenant_session
 from coderai_assets.definitions import build_definitions
 from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus
 from coderai_assets.partitions import (
-    PROJECTS_PARTITIONS,
     RANGE_END_TAG,
     RANGE_START_TAG,
     RUN_TAG,
@@ -139,19 +138,27 @@ def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_facto
     assert result.success
     materialised = {(e.asset_key.path[-1], e.partition) for e in result.get_asset_materialization_events()}
     keys = {document_key(project_id, d) for d in sampled_ids}
-    assert materialised == {(stage, k) for stage in ("parsed_document", "extractions", "validated_rows") for k in keys}
+    stages = {(stage, k) for stage in ("parsed_document", "extractions", "validated_rows") for k in keys}
+    # The run's last document done, the same Dagster run writes the export and records its project partition.
+    assert materialised == stages | {("export", project_id.hex)}
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
-        assert (run.status, run.documents_done, run.documents_total) == (RunStatus.exporting, 3, 3)
+        assert (run.status, run.documents_done, run.documents_total) == (RunStatus.succeeded, 3, 3)
         assert run.dagster_run_ids == [result.run_id]
         # The documents the range passed over (unsampled, or another project's) were not touched.
         untouched = [d for d in doc_ids if d not in sampled_ids] + other_docs
         assert {session.get(Document, d).status.value for d in untouched} == {"uploaded"}
+    lifecycle = _tick(settings, instance, "run_lifecycle")
+    assert _for(lifecycle.run_requests, run_id) == []  # exported already: no export job
+    with tenant_session(session_factory, tenant) as session:
+        assert session.get(Run, run_id).dagster_status == {}  # no longer active, so no longer followed
 
-    export = _tick(settings, instance, "run_lifecycle")
-    (export_request,) = _for(export.run_requests, run_id)
+    # A documents run that ended before it could export (a crash after the last document): the sensor launches
+    # the export job for it.
+    with tenant_session(session_factory, tenant) as session:
+        session.get(Run, run_id).status = RunStatus.exporting
+    (export_request,) = _for(_tick(settings, instance, "run_lifecycle").run_requests, run_id)
     assert export_request.partition_key == project_id.hex and export_request.job_name == shard.export_job
-    assert project_id.hex in instance.get_dynamic_partitions(PROJECTS_PARTITIONS)
     with tenant_session(session_factory, tenant) as session:
         assert session.get(Run, run_id).dagster_status == {result.run_id: "SUCCESS"}
 
@@ -186,7 +193,7 @@ def test_a_new_upload_is_coded_by_the_sensor_without_any_api_call(
         assert auto.kind == RunKind.auto and auto.prompt_version_id == accepted.prompt_version_id
         (document_id,) = session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == auto.id))
         assert session.get(Document, document_id).file_name == demo_files[1].name
-        assert (auto.status, auto.documents_done) == (RunStatus.exporting, 1)
+        assert (auto.status, auto.documents_done) == (RunStatus.succeeded, 1)
     # Nothing more to do: no second auto run for the same upload.
     assert [r for r in _tick(settings, instance).run_requests if r.tags.get("coderai/project_id") == pid] == []
 

@@ -3,12 +3,14 @@
 One op materialises the three assets, document by document (parse, extract, validate, each committed), and records
 each asset for a partition as soon as that document's stage is committed: the run's progress is visible while it
 runs, a document that fails never fails the others (its error code is in the application database), and a key of
-the range that is not the run's is never recorded (coding.py)."""
+the range that is not the run's is never recorded (coding.py). When the run has no document left, the op writes
+its export too and records the project's `export` partition; the export job is the fallback the lifecycle sensor
+launches when a Dagster run ended before it could."""
 
 from dagster import AssetExecutionContext, AssetMaterialization, AssetSpec, multi_asset
 
 from coderai_assets.coding import EXTRACTED, PARSED, VALIDATED, DocumentCoder
-from coderai_assets.partitions import Shard
+from coderai_assets.partitions import PROJECTS_PARTITIONS, Shard, project_partition
 from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
 from coderai_assets.settings import Settings
 
@@ -81,5 +83,13 @@ def build_document_assets(shard: Shard, settings: Settings):
             counts[done.stage] += 1
             yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
         context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
+        for export in coder.finish():
+            partition = project_partition(export.project_id)
+            context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
+            yield AssetMaterialization(
+                asset_key=shard.asset_key("export"),
+                partition=partition,
+                metadata={"run_id": str(export.run_id), "export_id": str(export.export_id), "rows": export.rows},
+            )
 
     return code_documents

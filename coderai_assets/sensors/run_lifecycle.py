@@ -1,6 +1,7 @@
-"""Moves application runs along: records the status of their Dagster runs (the API reads it from there), requests
-the export once no document of a run is pending, and fails runs whose Dagster runs ended without finishing their
-documents (a crash, a cancel)."""
+"""Moves application runs along: records the status of their Dagster runs (the API reads it from there), launches
+the export job for a run whose documents are done but whose Dagster runs ended without exporting it (the documents'
+run exports by itself), and fails runs whose Dagster runs ended without finishing their documents (a crash, a
+cancel)."""
 
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
                     run.dagster_run_ids = sorted(set(run.dagster_run_ids or []) | set(status))
                 shard = shards[min(project.shard, len(shards) - 1)]
                 if run.status == RunStatus.exporting:
+                    if not all(r.status in _FINISHED for r in dagster_runs):
+                        continue  # the documents' run writes the export itself when it finishes them
                     exports = [r for r in dagster_runs if r.job_name == shard.export_job]
-                    if exports and all(r.status in _FINISHED for r in exports):
+                    if exports:
                         if not any(r.status == DagsterRunStatus.SUCCESS for r in exports):
                             run.status, run.error, run.finished_at = RunStatus.failed, "the export failed", utcnow()
                         continue
