@@ -220,7 +220,7 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from coderai_assets.cli import ensure_database, run_migrations
+    from coderai_assets.database_setup import ensure_database, run_migrations
     from coderai_assets.db import make_engine, make_session_factory, tenant_session
     from coderai_assets.models import Document, Project, RunKind, Tenant, Variable
     from coderai_assets.partition_keys import document_key
@@ -380,10 +380,11 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
             session.execute(
                 text(
                     "insert into extractions (id, tenant_id, run_id, document_id, entity_index, variable_id, "
-                    "raw_value, value, status, confidence, quote, char_start, char_end, alignment, chunk_index, "
-                    "model) select gen_random_uuid(), :t, :r, d.id, 0, v.id, to_jsonb(d.file_name || ' ' || v.name), "
-                    "to_jsonb(d.file_name || ' ' || v.name), 'ok', 0.9, 'a supporting quote for ' || v.name || "
-                    "chr(12) || 'across a page break', 10, 60, 'exact', 0, 'simulator' from documents d "
+                    "variable_name, raw_value, value, status, confidence, quote, char_start, char_end, alignment, "
+                    "chunk_index, model) select gen_random_uuid(), :t, :r, d.id, 0, v.id, v.name, "
+                    "to_jsonb(d.file_name || ' ' || v.name), to_jsonb(d.file_name || ' ' || v.name), 'ok', 0.9, "
+                    "'a supporting quote for ' || v.name || chr(12) || 'across a page break', 10, 60, 'exact', 0, "
+                    "'simulator' from documents d "
                     "cross join variables v where d.project_id = :p and d.storage_path = 'none'"
                 ),
                 params,

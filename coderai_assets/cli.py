@@ -19,75 +19,12 @@ app = typer.Typer(
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ensure_database(url: str) -> bool:
-    """Create the database named in `url` if it does not exist; True when it was created."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    admin = create_engine(
-        target.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT"
-    )
-    try:
-        with admin.connect() as connection:
-            exists = connection.scalar(text("select 1 from pg_database where datname = :n"), {"n": target.database})
-            if not exists:
-                connection.execute(text(f'CREATE DATABASE "{target.database}"'))
-                return True
-            return False
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    """Drop the database named in `url`, ending its connections first (tests and benchmarks)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
-
-def set_app_role_password(url: str, password: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            # A bind parameter cannot stand for a password in ALTER ROLE: quote it as a literal instead.
-            literal = connection.scalar(text("select quote_literal(:p)"), {"p": password})
-            connection.execute(text(f"ALTER ROLE coderai_app PASSWORD {literal}"))
-    finally:
-        engine.dispose()
-
-
-def run_migrations(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["url"] = url
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-
-
 @app.command()
 def migrate() -> None:
     """Create the databases if needed and upgrade the application schema."""
-    settings = get_settings()
-    for url in (settings.migration_database_url, settings.dagster_database_url):
-        if ensure_database(url):
-            typer.echo(f"created database {url.rsplit('/', 1)[-1]}")
-    run_migrations(settings.migration_database_url)
-    if settings.app_database_password:
-        set_app_role_password(settings.migration_database_url, settings.app_database_password)
-    typer.echo("database schema is up to date")
+    from coderai_assets.database_setup import migrate_databases
+
+    migrate_databases(get_settings(), typer.echo)
 
 
 @app.command("local-llm")

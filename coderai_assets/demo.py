@@ -175,10 +175,10 @@ def drive(base_url: str, output: Path) -> Path:
 
 
 def run_demo(settings: Settings, output: Path) -> int:
-    from coderai_assets.cli import migrate
+    from coderai_assets.database_setup import migrate_databases
 
     started = time.monotonic()
-    migrate()
+    migrate_databases(settings)
     platform = Platform(settings, ROOT / "var" / "logs")
     try:
         print("starting the platform (model server, Dagster, API); logs in var/logs ...", flush=True)

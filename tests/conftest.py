@@ -51,7 +51,7 @@ def settings():
 @pytest.fixture(scope="session")
 def database(settings):
     """The migrated test database, dropped at the end of the session."""
-    from coderai_assets.cli import drop_database, ensure_database, run_migrations
+    from coderai_assets.database_setup import drop_database, ensure_database, run_migrations
 
     ensure_database(settings.migration_database_url)
     ensure_database(settings.dagster_database_url)

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from coderai_assets.cli import ROOT, drop_database, ensure_database
+from coderai_assets.database_setup import ROOT, drop_database, ensure_database
 from coderai_assets.models import Base
 
 
