@@ -86,7 +86,9 @@ class _Project:
     spec: ProjectSpec
     chunk_chars: int
     extractor: Extractor
-    prompt_version_id: uuid.UUID
+    # Read once and kept detached (only read from): its prompt, schema and snapshot are large JSON, and every
+    # document's extract and validate transactions would otherwise load them again.
+    version: PromptVersion
     variable_ids: dict[str, uuid.UUID]
     members: set[uuid.UUID] | None  # the run's documents; None: every key given
 
@@ -166,7 +168,7 @@ class DocumentCoder:
             spec=spec,
             chunk_chars=self._chunk_chars(spec),
             extractor=extractor,
-            prompt_version_id=version.id,
+            version=version,
             variable_ids=variable_ids,
             members=members,
         )
@@ -274,14 +276,13 @@ class DocumentCoder:
         yield parsed
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
-            version = session.get(PromptVersion, p.prompt_version_id)
-            assert run is not None and document is not None and version is not None
+            assert run is not None and document is not None
             ok = extract_document(
                 session,
                 p.extractor,
                 run,
                 document,
-                version,
+                p.version,
                 use_cache=s.llm_cache,
                 context_tokens=s.llm_context_tokens,
                 spec=p.spec,
@@ -297,14 +298,13 @@ class DocumentCoder:
         yield extracted
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
-            version = session.get(PromptVersion, p.prompt_version_id)
-            assert run is not None and document is not None and version is not None
+            assert run is not None and document is not None
             rows = validate_document(
                 session,
                 run,
                 document,
                 p.spec,
-                version,
+                p.version,
                 p.variable_ids,
                 uncertainty_threshold=s.uncertainty_threshold,
             )

@@ -116,7 +116,7 @@ def _code(settings, instance, request):
 def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_factory, tenant, instance, demo_files):
     shard = Shard(0, 1)
     other_project, other_docs = _project(session_factory, tenant, settings, demo_files[:2])
-    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files * 2)  # 8 documents
     first = _tick(settings, instance)
     registered = instance.get_dynamic_partitions(shard.partitions_name)
     # Each project's uploads go in together, so its full run is one contiguous range.
@@ -126,7 +126,7 @@ def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_facto
     with tenant_session(session_factory, tenant) as session:
         assert all(d.registered_at is not None for d in session.scalars(select(Document)))
         run, sampled = create_run(
-            session, session.get(Project, project_id), RunKind.sample, 3, seed=4, with_quotes=True
+            session, session.get(Project, project_id), RunKind.sample, 5, seed=4, with_quotes=True
         )
         run_id, sampled_ids = run.id, {d.id for d in sampled}
     (request,) = _for(_tick(settings, instance).run_requests, run_id)
@@ -143,7 +143,7 @@ def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_facto
     assert materialised == stages | {("export", project_id.hex)}
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
-        assert (run.status, run.documents_done, run.documents_total) == (RunStatus.succeeded, 3, 3)
+        assert (run.status, run.documents_done, run.documents_total) == (RunStatus.succeeded, 5, 5)
         assert run.dagster_run_ids == [result.run_id]
         # The documents the range passed over (unsampled, or another project's) were not touched.
         untouched = [d for d in doc_ids if d not in sampled_ids] + other_docs
