@@ -78,7 +78,7 @@ def bench_grounding(n_quotes: int = 1000) -> None:
     15% with a typo, 10% invented (must not be found)."""
     import random
 
-    from coderai_assets.grounding import Aligner
+    from coderai_assets.engine.grounding import Aligner
     from coderai_assets.ingest.parse import parse
 
     corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus"))
@@ -138,11 +138,11 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
 
     import llama_cpp
 
-    from coderai_assets import budget
-    from coderai_assets.codebook import ProjectSpec, VariableSpec, compile_codebook
+    from coderai_assets.engine import budget
+    from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, compile_codebook
+    from coderai_assets.engine.llm import local_model_path
     from coderai_assets.ingest.chunk import chunk_text
     from coderai_assets.ingest.parse import parse
-    from coderai_assets.llm import local_model_path
     from coderai_assets.settings import get_settings
 
     corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
@@ -221,12 +221,12 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
     from sqlalchemy.engine import make_url
 
     from coderai_assets.database_setup import ensure_database, run_migrations
-    from coderai_assets.db import make_engine, make_session_factory, tenant_session
-    from coderai_assets.models import Document, Project, RunKind, Tenant, Variable
-    from coderai_assets.partition_keys import document_key
-    from coderai_assets.runs import create_run
     from coderai_assets.settings import get_settings
-    from coderai_assets.storage import LocalFileStorage
+    from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import Document, Project, RunKind, Tenant, Variable
+    from coderai_assets.storage.partition_keys import document_key
+    from coderai_assets.storage.runs import create_run
 
     settings = get_settings()
     name = f"coderai_bench_{uuid.uuid4().hex[:8]}"
@@ -285,8 +285,8 @@ def materialise_documents(scratch: dict, llm) -> tuple[bool, float]:
     from dagster import DagsterInstance, materialize
 
     from coderai_assets.definitions import build_definitions
-    from coderai_assets.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG, Shard
-    from coderai_assets.resources import DatabaseResource, StorageResource
+    from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG, Shard
+    from coderai_assets.defs.resources import DatabaseResource, StorageResource
     from coderai_assets.settings import get_settings
 
     keys = scratch["keys"]
@@ -315,10 +315,10 @@ def materialise_documents(scratch: dict, llm) -> tuple[bool, float]:
 
 
 def bench_pipeline(n_documents: int = 50) -> None:
-    from coderai_assets.db import tenant_session
-    from coderai_assets.llm import Extractor
-    from coderai_assets.models import Run
-    from coderai_assets.resources import LLMResource
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.llm import Extractor
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Run
     from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
 
     class InstantModel(LLMResource):
@@ -353,7 +353,7 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
 
     from sqlalchemy import text
 
-    from coderai_assets.db import tenant_session
+    from coderai_assets.storage.db import tenant_session
 
     variables = [{"name": f"v{i:02d}", "type": "text", "description": f"variable {i}"} for i in range(n_variables)]
     with scratch_project("Export benchmark.", variables, [("seed.txt", b"seed")]) as scratch:
@@ -393,10 +393,10 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
         code = (
             "import resource, sys, time, uuid\n"
             "from pathlib import Path\n"
-            "from coderai_assets.dataset import write_export\n"
-            "from coderai_assets.db import make_engine, make_session_factory, tenant_session\n"
-            "from coderai_assets.models import Project, Run\n"
-            "from coderai_assets.storage import LocalFileStorage\n"
+            "from coderai_assets.storage.dataset import write_export\n"
+            "from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session\n"
+            "from coderai_assets.storage.models import Project, Run\n"
+            "from coderai_assets.storage.files import LocalFileStorage\n"
             "url, tenant, project, run, root = sys.argv[1:6]\n"
             "factory = make_session_factory(make_engine(url))\n"
             "t = time.perf_counter()\n"
@@ -448,14 +448,14 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
     import httpx
     import pandas as pd
 
-    from coderai_assets.codebook import VariableSpec
-    from coderai_assets.dataset import build_rows
-    from coderai_assets.db import tenant_session
-    from coderai_assets.evaluation import evaluate, file_key, write_report
-    from coderai_assets.llm import Extractor, build_chat_model
-    from coderai_assets.models import Project, Run
-    from coderai_assets.resources import LLMResource
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.codebook import VariableSpec
+    from coderai_assets.engine.evaluation import evaluate, file_key, write_report
+    from coderai_assets.engine.llm import Extractor, build_chat_model
     from coderai_assets.settings import Settings
+    from coderai_assets.storage.dataset import build_rows
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Project, Run
 
     corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
     if not corpus.is_dir():

@@ -19,11 +19,11 @@ from starlette.requests import HTTPConnection
 
 from coderai_api.auth.service import Principal, authenticate
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.db import set_tenant, tenant_session
 from coderai_assets.errors import CoderAIError
-from coderai_assets.models import Role
 from coderai_assets.settings import Settings
-from coderai_assets.storage import FileStorage
+from coderai_assets.storage.db import set_tenant, tenant_session
+from coderai_assets.storage.files import FileStorage
+from coderai_assets.storage.models import Role
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /api/v1/auth/login")
 WORKSPACE_HEADER = "X-Workspace-Id"

@@ -17,9 +17,9 @@ from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
 from coderai_api.workspaces.routes import router as workspaces_router
-from coderai_assets.db import make_engine, make_session_factory
 from coderai_assets.settings import Settings, get_settings
-from coderai_assets.storage import LocalFileStorage
+from coderai_assets.storage.db import make_engine, make_session_factory
+from coderai_assets.storage.files import LocalFileStorage
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -30,7 +30,7 @@ def migrate() -> None:
 @app.command("local-llm")
 def local_llm() -> None:
     """Serve the embedded SmolLM2 model through llama.cpp's OpenAI-compatible server (foreground)."""
-    from coderai_assets.llm import local_model_path
+    from coderai_assets.engine.llm import local_model_path
 
     settings = get_settings()
     model = local_model_path(settings)
@@ -94,8 +94,8 @@ def evaluate_command(
     """Score a dataset against gold: per-variable accuracy, exact and normalised match, entity P/R/F1."""
     import pandas as pd
 
-    from coderai_assets.codebook import VariableSpec
-    from coderai_assets.evaluation import evaluate, write_report
+    from coderai_assets.engine.codebook import VariableSpec
+    from coderai_assets.engine.evaluation import evaluate, write_report
 
     variables = {}
     for item in mapping:

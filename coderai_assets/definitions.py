@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from coderai_assets.assets.documents import build_document_assets
-from coderai_assets.assets.export import build_export_asset
-from coderai_assets.jobs import build_shard_jobs
-from coderai_assets.partitions import shards as make_shards
-from coderai_assets.resources import default_resources
-from coderai_assets.sensors.intake import build_intake_sensor
-from coderai_assets.sensors.run_lifecycle import build_run_lifecycle_sensor
+from coderai_assets.defs.assets.documents import build_document_assets
+from coderai_assets.defs.assets.export import build_export_asset
+from coderai_assets.defs.jobs import build_shard_jobs
+from coderai_assets.defs.partitions import shards as make_shards
+from coderai_assets.defs.resources import default_resources
+from coderai_assets.defs.sensors.intake import build_intake_sensor
+from coderai_assets.defs.sensors.run_lifecycle import build_run_lifecycle_sensor
 from coderai_assets.settings import Settings, get_settings
 
 

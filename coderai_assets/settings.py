@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     # while one waits on the model or the database, another computes.
     document_concurrency: int = Field(default=4, ge=1, le=64)
 
-    # Chunking, in characters; 0 means "what fits the context beside the project's prompt" (budget.py).
+    # Chunking, in characters; 0 means "what fits the context beside the project's prompt" (engine/budget.py).
     chunk_chars: int = 0
     chunk_overlap_chars: int = 200
 

@@ -57,7 +57,7 @@ def database(settings):
     ensure_database(settings.dagster_database_url)
     run_migrations(settings.migration_database_url)
     yield settings.database_url
-    from coderai_assets.resources import _factories
+    from coderai_assets.defs.resources import _factories
 
     for factory in _factories.values():
         factory.kw["bind"].dispose()
@@ -68,7 +68,7 @@ def database(settings):
 
 @pytest.fixture(scope="session")
 def session_factory(database):
-    from coderai_assets.db import make_engine, make_session_factory
+    from coderai_assets.storage.db import make_engine, make_session_factory
 
     engine = make_engine(database)
     yield make_session_factory(engine)
@@ -77,8 +77,8 @@ def session_factory(database):
 
 @pytest.fixture
 def tenant(session_factory):
-    from coderai_assets.db import tenant_session
-    from coderai_assets.models import Tenant
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Tenant
 
     tenant_id = uuid.uuid4()
     # Row-level security: a workspace row is only written with itself as the transaction's tenant.

@@ -8,7 +8,7 @@ from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from coderai_assets.codebook import TOOL_NAME
+from coderai_assets.engine.codebook import TOOL_NAME
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):

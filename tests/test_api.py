@@ -134,8 +134,8 @@ def test_openapi_lists_the_routes(client):
 
 
 def test_websocket_streams_run_progress_until_it_ends(client, project, session_factory):
-    from coderai_assets.db import tenant_session
-    from coderai_assets.models import Run, RunKind, RunStatus
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Run, RunKind, RunStatus
 
     tenant_id = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
     with tenant_session(session_factory, tenant_id) as session:

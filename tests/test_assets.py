@@ -9,10 +9,22 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import select
 
-from coderai_assets.db import tenant_session
 from coderai_assets.definitions import build_definitions
-from coderai_assets.llm import Extractor
-from coderai_assets.models import (
+from coderai_assets.defs.partitions import (
+    PROJECTS_PARTITIONS,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_TAG,
+    WORKSPACE_TAG,
+    Shard,
+    document_key,
+    project_partition,
+)
+from coderai_assets.defs.resources import DatabaseResource, LLMResource, StorageResource
+from coderai_assets.engine.llm import Extractor
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.files import LocalFileStorage
+from coderai_assets.storage.models import (
     Document,
     Export,
     Extraction,
@@ -24,19 +36,7 @@ from coderai_assets.models import (
     Variable,
     VariableType,
 )
-from coderai_assets.partitions import (
-    PROJECTS_PARTITIONS,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    RUN_TAG,
-    WORKSPACE_TAG,
-    Shard,
-    document_key,
-    project_partition,
-)
-from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
-from coderai_assets.runs import create_run
-from coderai_assets.storage import LocalFileStorage
+from coderai_assets.storage.runs import create_run
 from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
 
 
@@ -147,7 +147,7 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
         project = session.get(Project, project_id)
         run, _ = create_run(session, project, RunKind.sample, 1, seed=0, with_quotes=True)
         # Pin the sample to the HTML report for a predictable check.
-        from coderai_assets.models import RunDocument
+        from coderai_assets.storage.models import RunDocument
 
         session.query(RunDocument).filter(RunDocument.run_id == run.id).delete()
         session.add(RunDocument(run_id=run.id, document_id=html_doc, tenant_id=tenant))
@@ -280,7 +280,7 @@ def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instan
 def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reason(
     session_factory, tenant, settings, instance, demo_files
 ):
-    from coderai_assets.pipeline import PROMPT_TOO_LARGE, extract_document
+    from coderai_assets.pipeline.extract import PROMPT_TOO_LARGE, extract_document
 
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
     (key,) = _register(instance, project_id, doc_ids)
@@ -291,7 +291,7 @@ def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reaso
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
-        from coderai_assets.models import PromptVersion
+        from coderai_assets.storage.models import PromptVersion
 
         version = session.get(PromptVersion, run.prompt_version_id)
         ok = extract_document(
@@ -416,8 +416,8 @@ def test_two_documents_finishing_at_once_both_count(session_factory, tenant, set
     lock it counted only its own and, committing last, left the run at 1 of 2 and never exporting."""
     import threading
 
-    from coderai_assets.models import RunDocument, RunDocumentStatus
-    from coderai_assets.pipeline import refresh_run_counts
+    from coderai_assets.pipeline.bookkeeping import refresh_run_counts
+    from coderai_assets.storage.models import RunDocument, RunDocumentStatus
 
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:2])
     with tenant_session(session_factory, tenant) as session:

@@ -1,7 +1,7 @@
 """Chunks are sized so that prompt, schema, text and answer fit the model's context."""
 
-from coderai_assets import budget
-from coderai_assets.codebook import ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.engine import budget
+from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, compile_codebook
 
 
 def _codebook(n: int):

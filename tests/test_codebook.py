@@ -1,6 +1,6 @@
 """The codebook compiled once: prompts, JSON schema, hash."""
 
-from coderai_assets.codebook import ProjectSpec, VariableSpec, codebook_rows, compile_codebook
+from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, codebook_rows, compile_codebook
 
 VARIABLES = (
     VariableSpec("city", "text", description="City of the protest"),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from coderai_assets.codebook import VariableSpec
-from coderai_assets.coercion import apply_dependencies, coerce_value
+from coderai_assets.engine.codebook import VariableSpec
+from coderai_assets.engine.coercion import apply_dependencies, coerce_value
 
 
 def v(type_, **kw):
@@ -68,7 +68,7 @@ def test_dependent_variable_is_skipped_unless_its_condition_holds():
 
 
 def test_unsure_values_follow_the_if_uncertain_rule():
-    from coderai_assets.coercion import apply_uncertainty
+    from coderai_assets.engine.coercion import apply_uncertainty
 
     value = coerce_value(v("integer"), 300)
     assert apply_uncertainty(v("integer"), value, 0.9, 0.5) == value  # sure: unchanged

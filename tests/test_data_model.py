@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from coderai_assets.database_setup import ROOT, drop_database, ensure_database
-from coderai_assets.models import Base
+from coderai_assets.storage.models import Base
 
 
 def _config(url: str) -> Config:

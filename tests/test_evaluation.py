@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from coderai_assets.codebook import VariableSpec
-from coderai_assets.coercion import coerce_value
-from coderai_assets.evaluation import evaluate, file_key
+from coderai_assets.engine.codebook import VariableSpec
+from coderai_assets.engine.coercion import coerce_value
+from coderai_assets.engine.evaluation import evaluate, file_key
 
 VARIABLES = {
     "agreement_date": ("Agreement Date-Answer", VariableSpec("agreement_date", "date")),

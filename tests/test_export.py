@@ -3,7 +3,7 @@
 import openpyxl
 import pandas as pd
 
-from coderai_assets.export_writer import safe_cell, write_dataset
+from coderai_assets.storage.export_writer import safe_cell, write_dataset
 
 
 def test_formula_like_cells_are_neutralised():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from coderai_assets.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, normalise_quote
+from coderai_assets.engine.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, normalise_quote
 
 TEXT = (
     "LYON, 12 March 2024 - About 3,000 nurses\nmarched through the centre of Lyon on Tuesday.\n\n"

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from coderai_api.main import create_app
-from coderai_assets.db import tenant_session
-from coderai_assets.models import Export, Run, RunKind, RunStatus
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import Export, Run, RunKind, RunStatus
 
 PASSWORD = "correct horse battery"
 PUBLIC = {

@@ -6,10 +6,14 @@ import uuid
 
 from sqlalchemy import select
 
-from coderai_assets.db import tenant_session
+from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-from coderai_assets.llm import Answer, Extractor
-from coderai_assets.models import (
+from coderai_assets.pipeline.extract import extract_document
+from coderai_assets.pipeline.parse import parse_document
+from coderai_assets.pipeline.validate import validate_document
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.files import LocalFileStorage
+from coderai_assets.storage.models import (
     Document,
     DocumentChunk,
     Extraction,
@@ -22,9 +26,8 @@ from coderai_assets.models import (
     Variable,
     VariableType,
 )
-from coderai_assets.pipeline import extract_document, parse_document, project_spec, validate_document
-from coderai_assets.runs import create_run
-from coderai_assets.storage import LocalFileStorage
+from coderai_assets.storage.runs import create_run
+from coderai_assets.storage.specs import project_spec
 
 FILLER = "The weather was mild and the streets were quiet for most of the day. " * 4
 
@@ -191,8 +194,8 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
 
 
 def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory, tenant, settings):
-    from coderai_assets import budget
-    from coderai_assets.codebook import ProjectSpec, VariableSpec
+    from coderai_assets.engine import budget
+    from coderai_assets.engine.codebook import ProjectSpec, VariableSpec
 
     names = [f"clause_{i}" for i in range(30)]
     variables = [

@@ -12,10 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from coderai_api.main import create_app
-from coderai_assets.db import tenant_session
 from coderai_assets.definitions import build_definitions
-from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus
-from coderai_assets.partitions import (
+from coderai_assets.defs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     RUN_TAG,
@@ -23,8 +21,10 @@ from coderai_assets.partitions import (
     document_key,
     parse_document_key,
 )
-from coderai_assets.resources import DatabaseResource, StorageResource, default_resources
-from coderai_assets.runs import create_run
+from coderai_assets.defs.resources import DatabaseResource, StorageResource, default_resources
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunKind, RunStatus
+from coderai_assets.storage.runs import create_run
 from tests.test_assets import FakeLLM, _project
 
 # The asset graph as reviewers should see it change: keys, their dependencies and groups, for one shard.

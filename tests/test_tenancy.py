@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from coderai_assets.db import make_engine, make_session_factory, tenant_session
-from coderai_assets.models import (
+from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
+from coderai_assets.storage.models import (
     Document,
     DocumentChunk,
     Export,

@@ -42,7 +42,7 @@ def logout(principal: CurrentPrincipal, request: Request) -> Response:
 
 @router.get("/me", response_model=UserRead)
 def me(principal: CurrentPrincipal, request: Request):
-    from coderai_assets.models import User
+    from coderai_assets.storage.models import User
 
     with request.app.state.session_factory() as session:
         user = session.get(User, principal.user_id)

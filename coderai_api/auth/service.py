@@ -14,10 +14,10 @@ from coderai_api.auth import tokens
 from coderai_api.auth.passwords import hash_password, verify_password
 from coderai_api.auth.schemas import TokenPair, WorkspaceRead
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.db import tenant_session
 from coderai_assets.errors import CoderAIError, Conflict
-from coderai_assets.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
 from coderai_assets.settings import Settings
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
 
 
 class TooManyAttempts(CoderAIError):

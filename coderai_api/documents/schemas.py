@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from coderai_assets.models import DocumentStatus
+from coderai_assets.storage.models import DocumentStatus
 
 
 class DocumentRead(BaseModel):

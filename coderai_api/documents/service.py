@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from coderai_assets.errors import InvalidInput
 from coderai_assets.ingest import codes
-from coderai_assets.models import Document, Project
-from coderai_assets.storage import FileStorage
+from coderai_assets.storage.files import FileStorage
+from coderai_assets.storage.models import Document, Project
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 

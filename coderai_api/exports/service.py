@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import NotFound
-from coderai_assets.models import Export, Project
+from coderai_assets.storage.models import Export, Project
 
 
 def find_export(session: Session, project: Project, run_id: uuid.UUID | None) -> Export:

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from coderai_assets.models import ExtractionUnit, IfMultiple, IfUncertain, VariableType
+from coderai_assets.storage.models import ExtractionUnit, IfMultiple, IfUncertain, VariableType
 
 
 class Strict(BaseModel):

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
-from coderai_assets.models import Project, Variable
-from coderai_assets.partition_keys import shard_for
+from coderai_assets.storage.models import Project, Variable
+from coderai_assets.storage.partition_keys import shard_for
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:

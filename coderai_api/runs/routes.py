@@ -12,7 +12,7 @@ from coderai_api.projects.service import get_project
 from coderai_api.runs import service
 from coderai_api.runs.schemas import RunCreate, RunRead
 from coderai_assets.errors import CoderAIError, NotFound
-from coderai_assets.models import RunStatus
+from coderai_assets.storage.models import RunStatus
 
 router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
 

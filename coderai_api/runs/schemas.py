@@ -5,7 +5,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from coderai_assets.models import RunKind, RunStatus
+from coderai_assets.storage.models import RunKind, RunStatus
 
 
 class RunCreate(BaseModel):

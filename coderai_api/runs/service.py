@@ -8,8 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import NotFound
-from coderai_assets.models import Project, Run, RunKind
-from coderai_assets.runs import create_run
+from coderai_assets.storage.models import Project, Run, RunKind
+from coderai_assets.storage.runs import create_run
 
 
 def start_run(

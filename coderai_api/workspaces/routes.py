@@ -10,7 +10,7 @@ from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.workspaces import service
 from coderai_api.workspaces.schemas import MemberInvite, MemberRead, MemberUpdate, WorkspaceCreate
-from coderai_assets.models import Role
+from coderai_assets.storage.models import Role
 
 router = APIRouter(prefix="/workspaces", tags=["workspaces"], responses=ERROR_RESPONSES)
 

@@ -4,7 +4,7 @@ import uuid
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from coderai_assets.models import Role
+from coderai_assets.storage.models import Role
 
 
 class WorkspaceCreate(BaseModel):

@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_api.auth.service import Principal, normalise_email
 from coderai_api.workspaces.schemas import MemberRead
-from coderai_assets.db import tenant_session
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
-from coderai_assets.models import Invitation, Membership, Role, Tenant, User
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import Invitation, Membership, Role, Tenant, User
 
 
 def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:

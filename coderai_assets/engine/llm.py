@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import SecretStr
 
-from coderai_assets.codebook import Codebook
+from coderai_assets.engine.codebook import Codebook
 from coderai_assets.errors import LLMConfigurationError, LLMError
 from coderai_assets.settings import Settings
 

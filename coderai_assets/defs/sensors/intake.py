@@ -27,8 +27,7 @@ from dagster import (
 )
 from sqlalchemy import select, text, update
 
-from coderai_assets.models import Document, Project, Run, RunDocument, RunStatus, Tenant, utcnow
-from coderai_assets.partitions import (
+from coderai_assets.defs.partitions import (
     PROJECT_NAME_TAG,
     PROJECT_TAG,
     RANGE_END_TAG,
@@ -39,8 +38,9 @@ from coderai_assets.partitions import (
     Shard,
     document_key,
 )
-from coderai_assets.resources import DatabaseResource
-from coderai_assets.runs import create_auto_run
+from coderai_assets.defs.resources import DatabaseResource
+from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunStatus, Tenant, utcnow
+from coderai_assets.storage.runs import create_auto_run
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
 

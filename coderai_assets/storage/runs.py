@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import InvalidInput
-from coderai_assets.models import Document, Project, Run, RunDocument, RunKind, RunStatus, utcnow
-from coderai_assets.pipeline import ensure_prompt_version
+from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunKind, RunStatus, utcnow
+from coderai_assets.storage.specs import ensure_prompt_version
 
 
 def create_run(

@@ -1,9 +1,18 @@
-"""Partition keys and shard placement, without Dagster: the facade assigns shards and must not import Dagster."""
+"""Partition keys, shard placement and the tags Dagster runs carry, without Dagster: the facade assigns shards and
+must not import Dagster, and the pipeline reads a run's tags."""
 
 from __future__ import annotations
 
 import uuid
 import zlib
+
+RUN_TAG = "coderai/run_id"
+PROJECT_TAG = "coderai/project_id"
+WORKSPACE_TAG = "coderai/workspace_id"
+PROJECT_NAME_TAG = "coderai/project"
+WORKSPACE_NAME_TAG = "coderai/workspace"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def shard_for(project_id: uuid.UUID, count: int) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from coderai_assets.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.engine.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
 
 CHARS_PER_TOKEN = 3.5
 ANSWER_TOKENS_PER_VARIABLE = 60  # a value and its quote; measured all-null answers need 20 to 50

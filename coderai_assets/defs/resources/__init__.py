@@ -10,10 +10,10 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from sqlalchemy.orm import Session, sessionmaker
 
-from coderai_assets.db import make_engine, make_session_factory, tenant_session
-from coderai_assets.llm import Extractor, build_chat_model
+from coderai_assets.engine.llm import Extractor, build_chat_model
 from coderai_assets.settings import Settings, get_settings
-from coderai_assets.storage import FileStorage, LocalFileStorage
+from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
+from coderai_assets.storage.files import FileStorage, LocalFileStorage
 
 _factories: dict[str, sessionmaker[Session]] = {}
 

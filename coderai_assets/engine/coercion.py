@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from coderai_assets.codebook import VariableSpec
+from coderai_assets.engine.codebook import VariableSpec
 
 
 @dataclass(frozen=True)

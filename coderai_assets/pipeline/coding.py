@@ -18,25 +18,22 @@ from threading import Event, Thread
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from coderai_assets import budget
-from coderai_assets.codebook import ProjectSpec
-from coderai_assets.dataset import write_export
+from coderai_assets.engine import budget
+from coderai_assets.engine.codebook import ProjectSpec
+from coderai_assets.engine.llm import Extractor
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-from coderai_assets.llm import Extractor
-from coderai_assets.models import Document, Project, PromptVersion, Run, RunDocument, RunStatus, utcnow
-from coderai_assets.partitions import RUN_TAG, WORKSPACE_TAG, parse_document_key
-from coderai_assets.pipeline import (
-    extract_document,
-    parse_document,
-    price,
-    reset_run_document,
-    validate_document,
-    version_spec,
-)
-from coderai_assets.runs import run_for_materialisation
+from coderai_assets.pipeline.bookkeeping import price, reset_run_document
+from coderai_assets.pipeline.extract import extract_document
+from coderai_assets.pipeline.parse import parse_document
+from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.settings import Settings
-from coderai_assets.storage import FileStorage
+from coderai_assets.storage.dataset import write_export
+from coderai_assets.storage.files import FileStorage
+from coderai_assets.storage.models import Document, Project, PromptVersion, Run, RunDocument, RunStatus, utcnow
+from coderai_assets.storage.partition_keys import RUN_TAG, WORKSPACE_TAG, parse_document_key
+from coderai_assets.storage.runs import run_for_materialisation
+from coderai_assets.storage.specs import version_spec
 
 PARSED, EXTRACTED, VALIDATED = "parsed_document", "extractions", "validated_rows"
 # DatabaseResource.session: one transaction as the given tenant.

@@ -13,17 +13,36 @@ from dataclasses import dataclass
 
 from dagster import AssetKey, DynamicPartitionsDefinition
 
-from coderai_assets.partition_keys import document_key, parse_document_key, project_partition, shard_for
+from coderai_assets.storage.partition_keys import (
+    PROJECT_NAME_TAG,
+    PROJECT_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    RUN_TAG,
+    WORKSPACE_NAME_TAG,
+    WORKSPACE_TAG,
+    document_key,
+    parse_document_key,
+    project_partition,
+    shard_for,
+)
 
-__all__ = ["Shard", "document_key", "parse_document_key", "project_partition", "shard_for", "shards"]
+__all__ = [
+    "PROJECT_NAME_TAG",
+    "PROJECT_TAG",
+    "RANGE_END_TAG",
+    "RANGE_START_TAG",
+    "RUN_TAG",
+    "WORKSPACE_NAME_TAG",
+    "WORKSPACE_TAG",
+    "Shard",
+    "document_key",
+    "parse_document_key",
+    "project_partition",
+    "shard_for",
+    "shards",
+]
 
-RUN_TAG = "coderai/run_id"
-PROJECT_TAG = "coderai/project_id"
-WORKSPACE_TAG = "coderai/workspace_id"
-PROJECT_NAME_TAG = "coderai/project"
-WORKSPACE_NAME_TAG = "coderai/workspace"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 PROJECTS_PARTITIONS = "projects"
 GROUP = "coding"
 

@@ -4,11 +4,11 @@ import uuid
 
 from dagster import AllPartitionMapping, AssetDep, AssetExecutionContext, MaterializeResult, asset
 
-from coderai_assets.coding import project_tenant
-from coderai_assets.dataset import write_export
-from coderai_assets.models import Project, Run, RunStatus, utcnow
-from coderai_assets.partitions import RUN_TAG, WORKSPACE_TAG, Shard, projects_partitions
-from coderai_assets.resources import DatabaseResource, StorageResource
+from coderai_assets.defs.partitions import RUN_TAG, WORKSPACE_TAG, Shard, projects_partitions
+from coderai_assets.defs.resources import DatabaseResource, StorageResource
+from coderai_assets.pipeline.coding import project_tenant
+from coderai_assets.storage.dataset import write_export
+from coderai_assets.storage.models import Project, Run, RunStatus, utcnow
 
 
 def build_export_asset(shard: Shard):

@@ -17,8 +17,7 @@ from dagster import (
 )
 from sqlalchemy import text
 
-from coderai_assets.models import Project, Run, RunStatus, utcnow
-from coderai_assets.partitions import (
+from coderai_assets.defs.partitions import (
     PROJECT_TAG,
     PROJECTS_PARTITIONS,
     RUN_TAG,
@@ -26,7 +25,8 @@ from coderai_assets.partitions import (
     Shard,
     project_partition,
 )
-from coderai_assets.resources import DatabaseResource
+from coderai_assets.defs.resources import DatabaseResource
+from coderai_assets.storage.models import Project, Run, RunStatus, utcnow
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 

@@ -14,9 +14,10 @@ from typing import Any
 from sqlalchemy import Uuid, select, text
 from sqlalchemy.orm import Session
 
-from coderai_assets.codebook import ProjectSpec, codebook_rows
-from coderai_assets.export_writer import write_dataset
-from coderai_assets.models import (
+from coderai_assets.engine.codebook import ProjectSpec, codebook_rows
+from coderai_assets.storage.export_writer import write_dataset
+from coderai_assets.storage.files import FileStorage
+from coderai_assets.storage.models import (
     Document,
     Export,
     Project,
@@ -25,8 +26,7 @@ from coderai_assets.models import (
     RunDocument,
     RunDocumentStatus,
 )
-from coderai_assets.pipeline import project_spec, version_spec
-from coderai_assets.storage import FileStorage
+from coderai_assets.storage.specs import project_spec, version_spec
 
 META_COLUMNS = [
     "document_id",

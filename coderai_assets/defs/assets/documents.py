@@ -3,15 +3,15 @@
 One op materialises the three assets, document by document (parse, extract, validate, each committed), and records
 each asset for a partition as soon as that document's stage is committed: the run's progress is visible while it
 runs, a document that fails never fails the others (its error code is in the application database), and a key of
-the range that is not the run's is never recorded (coding.py). When the run has no document left, the op writes
+the range that is not the run's is never recorded (pipeline/coding.py). When the run has no document left, the op writes
 its export too and records the project's `export` partition; the export job is the fallback the lifecycle sensor
 launches when a Dagster run ended before it could."""
 
 from dagster import AssetExecutionContext, AssetMaterialization, AssetSpec, multi_asset
 
-from coderai_assets.coding import EXTRACTED, PARSED, VALIDATED, DocumentCoder
-from coderai_assets.partitions import PROJECTS_PARTITIONS, Shard, project_partition
-from coderai_assets.resources import DatabaseResource, LLMResource, StorageResource
+from coderai_assets.defs.partitions import PROJECTS_PARTITIONS, Shard, project_partition
+from coderai_assets.defs.resources import DatabaseResource, LLMResource, StorageResource
+from coderai_assets.pipeline.coding import EXTRACTED, PARSED, VALIDATED, DocumentCoder
 from coderai_assets.settings import Settings
 
 DESCRIPTIONS = {

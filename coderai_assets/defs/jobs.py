@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import AssetSelection, define_asset_job, in_process_executor
 
-from coderai_assets.partitions import Shard, projects_partitions
+from coderai_assets.defs.partitions import Shard, projects_partitions
 
 
 def build_shard_jobs(shard: Shard, document_assets, export_asset) -> list:

@@ -1,0 +1,259 @@
+"""Stage 3: the stored answers become typed, validated values, each grounded in the text with its offsets and a
+confidence; entities pooled across chunks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.engine.codebook import (
+    ProjectSpec,
+    VariableSpec,
+)
+from coderai_assets.engine.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
+from coderai_assets.engine.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
+from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
+from coderai_assets.storage.models import (
+    Document,
+    DocumentChunk,
+    DocumentStatus,
+    Extraction,
+    LlmAnswer,
+    PromptVersion,
+    Run,
+    RunDocumentStatus,
+)
+
+LLM_UNPARSEABLE = "llm_unparseable"
+
+
+@dataclass
+class Candidate:
+    raw: Any
+    quote: str
+    chunk_index: int
+    confidence: float | None = None  # as the model reported it
+
+
+def _field(record: dict[str, Any], name: str) -> tuple[Any, str, float | None]:
+    """(value, quote, the model's confidence) of one variable in one record of the answer."""
+    quotes = record.get("quotes")
+    quote = quotes.get(name) if isinstance(quotes, dict) else None
+    confidences = record.get("confidence")
+    reported = confidences.get(name) if isinstance(confidences, dict) else None
+    confidence = min(1.0, max(0.0, float(reported))) if isinstance(reported, int | float) else None
+    return record.get(name), str(quote or ""), confidence
+
+
+def _value_needles(raw: Any) -> list[str]:
+    """How a value the model gave may be written in the text, for grounding it without a quote."""
+    if isinstance(raw, bool) or raw is None:
+        return []
+    if isinstance(raw, int | float):
+        number = int(raw) if raw == int(raw) else raw
+        return [f"{number:,}", str(number)]
+    text = str(raw).strip()
+    return [text] if len(text) >= 2 else []
+
+
+def ground(aligner: Aligner, candidate: Candidate, start: int, end: int) -> tuple[str | None, Alignment]:
+    """(quote, alignment): the model's quote aligned to the text (exact, fuzzy or not found), or else the value
+    itself found verbatim in its chunk. A value nobody can find stays not found: flagged, never grounded."""
+    if candidate.quote:
+        alignment = aligner.align(candidate.quote, (start, end))
+        if alignment.found and alignment.start is not None:
+            return aligner.text[alignment.start : alignment.end], alignment
+        return candidate.quote, alignment
+    raws = candidate.raw if isinstance(candidate.raw, list) else [candidate.raw]
+    for raw in raws:
+        for needle in _value_needles(raw):
+            alignment = aligner.align(needle, (start, end))
+            if alignment.status == EXACT and alignment.start is not None and start <= alignment.start < end:
+                return aligner.text[alignment.start : alignment.end], alignment
+    return None, Alignment(NOT_FOUND)
+
+
+@dataclass
+class Record:
+    """One row of the dataset: the document, or one entity of it with where it is named."""
+
+    entity_text: str | None
+    start: int | None
+    end: int | None
+    candidates: dict[str, list[Candidate]]
+
+
+def _candidates(spec: ProjectSpec, payload: dict[str, Any], chunk_index: int) -> dict[str, list[Candidate]]:
+    found: dict[str, list[Candidate]] = {}
+    for v in spec.variables:
+        raw, quote, confidence = _field(payload, v.name)
+        found[v.name] = [Candidate(raw, quote, chunk_index, confidence)] if raw not in (None, "", []) else []
+    return found
+
+
+def _records(
+    spec: ProjectSpec, answers: list[LlmAnswer], aligner: Aligner, chunks: dict[int, DocumentChunk]
+) -> list[Record]:
+    """Per record (one for a document, one per entity), the candidate answers of each variable from every chunk.
+
+    Entities: the same entity named in two chunks (overlap, or a long document returning to it) is one record when
+    its names match after normalisation or point at overlapping text; its values are pooled, so a value found in
+    either chunk is kept and several values follow the variable's rule for multiple values."""
+    if spec.extraction_unit != "entity":
+        merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
+        for answer in answers:
+            for name, found in _candidates(spec, answer.payload or {}, answer.chunk_index).items():
+                merged[name].extend(found)
+        return [Record(None, None, None, merged)]
+    records: list[Record] = []
+    for answer in answers:
+        chunk = chunks.get(answer.chunk_index)
+        hint = (chunk.char_start, chunk.char_end) if chunk else None
+        for entity in (answer.payload or {}).get("entities") or []:
+            if not isinstance(entity, dict):
+                continue
+            label = str(entity.get("entity_text") or "").strip()
+            alignment = aligner.align(label, hint) if label else Alignment(NOT_FOUND)
+            start, end = (alignment.start, alignment.end) if alignment.found else (None, None)
+            pooled = _candidates(spec, entity, answer.chunk_index)
+            same = next((r for r in records if _same_entity(r, label, start, end)), None)
+            if same is None:
+                records.append(Record(label, start, end, pooled))
+                continue
+            for name, candidates in pooled.items():
+                same.candidates[name].extend(candidates)
+    return records
+
+
+_ARTICLES = re.compile(r"^(?:the|a|an) ")
+
+
+def entity_key(label: str) -> str:
+    """An entity's name for matching: lower case, punctuation dropped, without a leading article."""
+    return _ARTICLES.sub("", re.sub(r"\W+", " ", label.lower()).strip())
+
+
+def _same_entity(record: Record, label: str, start: int | None, end: int | None) -> bool:
+    key = entity_key(label)
+    if key and key == entity_key(record.entity_text or ""):
+        return True
+    return None not in (start, end, record.start, record.end) and start < record.end and record.start < end  # type: ignore[operator]
+
+
+def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None]:
+    """One raw value from the chunks' answers: the single answer, or the distinct answers as a list."""
+    if not candidates:
+        return None, None
+    distinct: list[Any] = []
+    for c in candidates:
+        items = c.raw if isinstance(c.raw, list) else [c.raw]
+        for item in items:
+            if item not in distinct:
+                distinct.append(item)
+    if v.type == "list" or len(distinct) > 1:
+        return distinct, candidates[0]
+    return distinct[0], candidates[0]
+
+
+_STATUS_FACTOR = {"ok": 1.0, "coerced": 0.8, "defaulted": 0.35}
+_ALIGNMENT_FACTOR = {EXACT: 1.0, FUZZY: 0.8, NOT_FOUND: 0.5}
+DEFAULT_MODEL_CONFIDENCE = 0.9  # for models that do not report one
+
+
+def _confidence(result: Coerced, alignment: Alignment, reported: float | None) -> float | None:
+    """The model's own confidence (or a default), times what post-processing had to do, times how well the value
+    is grounded in the text."""
+    if result.value is None:
+        return None
+    base = reported if reported is not None else DEFAULT_MODEL_CONFIDENCE
+    return round(base * _STATUS_FACTOR.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
+
+
+def validate_document(
+    session: Session,
+    run: Run,
+    document: Document,
+    spec: ProjectSpec,
+    prompt_version: PromptVersion,
+    variable_ids: dict[str, uuid.UUID],
+    *,
+    uncertainty_threshold: float = 0.5,
+) -> int:
+    """Turn the stored answers into typed, validated values; returns the number of records (rows)."""
+    if document_failed_in_run(session, run, document):
+        return 0
+    session.execute(delete(Extraction).where(Extraction.run_id == run.id, Extraction.document_id == document.id))
+    answers = session.scalars(
+        select(LlmAnswer)
+        .where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
+        .order_by(LlmAnswer.chunk_index)
+    ).all()
+    usable = [a for a in answers if a.payload is not None]
+    if answers and not usable:
+        fail_document(session, run, document, LLM_UNPARSEABLE, answers[0].error or "no answer could be parsed")
+        return 0
+    chunks = {
+        c.index: c for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
+    }
+    aligner = Aligner(document.text or "")
+    text_length = len(aligner.text)
+    records = _records(spec, usable, aligner, chunks)
+    for entity_index, record in enumerate(records):
+        entity_text, candidates = record.entity_text, record.candidates
+        coerced: dict[str, Coerced] = {}
+        picked: dict[str, Candidate | None] = {}
+        raws: dict[str, Any] = {}
+        for v in spec.variables:
+            raw, candidate = _merge(v, candidates.get(v.name, []))
+            raws[v.name], picked[v.name] = raw, candidate
+            reported = candidate.confidence if candidate is not None else None
+            coerced[v.name] = apply_uncertainty(v, coerce_value(v, raw), reported, uncertainty_threshold)
+        coerced = apply_dependencies(list(spec.variables), coerced)
+        for v in spec.variables:
+            result, candidate = coerced[v.name], picked[v.name]
+            quote, alignment = None, Alignment(NOT_FOUND)
+            if candidate is not None and result.value is not None:
+                chunk = chunks.get(candidate.chunk_index)
+                quote, alignment = ground(
+                    aligner, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else text_length
+                )
+            offsets = (alignment.start, alignment.end) if alignment.found else None
+            message = result.message
+            if result.value is not None and offsets is None:
+                message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
+            session.add(
+                Extraction(
+                    tenant_id=document.tenant_id,
+                    run_id=run.id,
+                    document_id=document.id,
+                    entity_index=entity_index,
+                    entity_text=entity_text,
+                    entity_start=record.start,
+                    entity_end=record.end,
+                    variable_id=variable_ids[v.name],
+                    variable_name=v.name,
+                    raw_value=raws[v.name],
+                    value=result.value,
+                    status=result.status,
+                    message=message,
+                    confidence=_confidence(result, alignment, candidate.confidence if candidate else None),
+                    alignment=alignment.status if result.value is not None else None,
+                    quote=quote,
+                    char_start=offsets[0] if offsets else None,
+                    char_end=offsets[1] if offsets else None,
+                    chunk_index=candidate.chunk_index if candidate else None,
+                    prompt_version_id=prompt_version.id,
+                    model=usable[0].model if usable else None,
+                )
+            )
+    document.status = DocumentStatus.done
+    row = run_document(session, run, document)
+    row.status = RunDocumentStatus.done
+    row.error_code = None
+    refresh_run_counts(session, run)
+    return len(records)

@@ -1,0 +1,105 @@
+"""A project's specification: the live one (from its variables), and the snapshot each prompt version keeps, which
+every stage of a run and its export read."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coderai_assets.engine.codebook import (
+    Codebook,
+    ProjectSpec,
+    VariableSpec,
+    compile_codebook,
+    spec_from_json,
+    spec_to_json,
+)
+from coderai_assets.storage.models import (
+    Project,
+    PromptVersion,
+    Variable,
+)
+
+
+def project_variables(session: Session, project: Project) -> list[Variable]:
+    """The live variables, in the codebook's order."""
+    return list(
+        session.scalars(
+            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+        )
+    )
+
+
+def project_spec(session: Session, project: Project) -> ProjectSpec:
+    """The live specification: what the next prompt version is compiled from. A run reads its version's."""
+    variables = project_variables(session, project)
+    return ProjectSpec(
+        name=project.name,
+        domain_description=project.domain_description,
+        extraction_unit=project.extraction_unit.value,
+        entity_description=project.entity_description,
+        variables=tuple(variable_spec(v) for v in variables),
+    )
+
+
+def variable_spec(v: Variable) -> VariableSpec:
+    return VariableSpec(
+        name=v.name,
+        type=v.type.value,
+        display_name=v.display_name,
+        description=v.description,
+        allowed_values=list(v.allowed_values) if v.allowed_values else None,
+        if_uncertain=v.if_uncertain.value,
+        uncertain_code=v.uncertain_code,
+        if_multiple_values=v.if_multiple_values.value,
+        max_values=v.max_values,
+        default_value=v.default_value,
+        depends_on=v.depends_on,
+        depends_on_value=v.depends_on_value,
+        validation=v.validation,
+    )
+
+
+def ensure_prompt_version(session: Session, project: Project, with_quotes: bool = True) -> PromptVersion:
+    """The prompt version for the project's current codebook: the latest one if unchanged, else a new one, which
+    keeps the whole specification (and the variables' ids) for every stage and export of its runs."""
+    spec = project_spec(session, project)
+    codebook = compile_codebook(spec, with_quotes)
+    latest = session.scalars(
+        select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
+    ).first()
+    ids = {v.name: str(v.id) for v in project_variables(session, project)}
+    if latest is not None and latest.variables_hash == codebook.variables_hash:
+        if latest.spec is None:  # a version from before snapshots: it gets one now, as it is unchanged
+            latest.spec = spec_to_json(spec, ids)
+        return latest
+    version = PromptVersion(
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        version=(latest.version + 1) if latest else 1,
+        system_prompt=codebook.system_prompt,
+        user_template=codebook.user_template,
+        json_schema=codebook.json_schema,
+        variables_hash=codebook.variables_hash,
+        spec=spec_to_json(spec, ids),
+    )
+    session.add(version)
+    session.flush()
+    return version
+
+
+def version_spec(session: Session, version: PromptVersion) -> tuple[ProjectSpec, dict[str, uuid.UUID]]:
+    """The specification a prompt version was compiled from, and the variables' ids then. Versions older than the
+    snapshot (migration 0005) fall back to the live project."""
+    if version.spec is not None:
+        spec, ids = spec_from_json(version.spec)
+        return spec, {name: uuid.UUID(i) for name, i in ids.items()}
+    project = session.get(Project, version.project_id)
+    assert project is not None
+    return project_spec(session, project), {v.name: v.id for v in project_variables(session, project)}
+
+
+def codebook_of(version: PromptVersion) -> Codebook:
+    return Codebook(version.system_prompt, version.user_template, version.json_schema, version.variables_hash)
