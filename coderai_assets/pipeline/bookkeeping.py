@@ -51,24 +51,22 @@ def refresh_run_counts(session: Session, run: Run) -> None:
     deadlock between two documents finishing at once, seen with four threads)."""
     session.flush()
     session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
-    counts = dict(
-        session.execute(
-            select(RunDocument.status, func.count()).where(RunDocument.run_id == run.id).group_by(RunDocument.status)
-        ).all()
-    )
-    tokens = session.execute(
+    # One query while the lock is held: every document of the run waits for it.
+    totals = session.execute(
         select(
+            func.count(),
+            func.count().filter(RunDocument.status == RunDocumentStatus.done),
+            func.count().filter(RunDocument.status == RunDocumentStatus.failed),
+            func.count().filter(RunDocument.status == RunDocumentStatus.pending),
             func.coalesce(func.sum(RunDocument.llm_calls), 0),
             func.coalesce(func.sum(RunDocument.input_tokens), 0),
             func.coalesce(func.sum(RunDocument.output_tokens), 0),
             func.coalesce(func.sum(RunDocument.cached_calls), 0),
         ).where(RunDocument.run_id == run.id)
     ).one()
-    run.documents_total = sum(counts.values())
-    run.documents_done = counts.get(RunDocumentStatus.done, 0)
-    run.documents_failed = counts.get(RunDocumentStatus.failed, 0)
-    run.llm_calls, run.input_tokens, run.output_tokens, run.cached_calls = (int(t) for t in tokens)
-    if run.status in (RunStatus.queued, RunStatus.running) and counts.get(RunDocumentStatus.pending, 0) == 0:
+    run.documents_total, run.documents_done, run.documents_failed = totals[0], totals[1], totals[2]
+    run.llm_calls, run.input_tokens, run.output_tokens, run.cached_calls = (int(t) for t in totals[4:])
+    if run.status in (RunStatus.queued, RunStatus.running) and totals[3] == 0:
         run.status = RunStatus.exporting
 
 

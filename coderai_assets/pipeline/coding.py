@@ -286,9 +286,9 @@ class DocumentCoder:
                 with_quotes=s.request_quotes,
                 max_output_tokens=s.llm_max_output_tokens,
             )
-            price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
             run.model = p.extractor.model_name
             if not ok:
+                price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
                 self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
                 return
             extracted = stage(EXTRACTED, model=p.extractor.model_name)
@@ -305,6 +305,7 @@ class DocumentCoder:
                 p.variable_ids,
                 uncertainty_threshold=s.uncertainty_threshold,
             )
+            price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
             if document.status.value != "done":
                 return
             validated = stage(VALIDATED, rows=rows)

@@ -23,7 +23,7 @@ from coderai_assets.engine.codebook import (
 from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
-from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
+from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, run_document
 from coderai_assets.pipeline.validate import entity_key
 from coderai_assets.storage.models import (
     Document,
@@ -290,5 +290,6 @@ def extract_document(
             )
         )
     document.status = DocumentStatus.extracted
-    refresh_run_counts(session, run)
+    # The run's counters are recounted when the document is validated, right after: one wait for the run row's
+    # lock per document instead of two.
     return True
