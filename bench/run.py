@@ -139,8 +139,9 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
     import llama_cpp
 
     from coderai_assets.engine import budget
-    from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, compile_codebook
+    from coderai_assets.engine.codebook import ProjectSpec, compile_codebook
     from coderai_assets.engine.llm import local_model_path
+    from coderai_assets.engine.variables import VariableSpec
     from coderai_assets.ingest.chunk import chunk_text
     from coderai_assets.ingest.parse import parse
     from coderai_assets.settings import get_settings
@@ -221,6 +222,7 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
     from sqlalchemy.engine import make_url
 
     from coderai_assets.database_setup import ensure_database, run_migrations
+    from coderai_assets.engine.variables import VariableSpec
     from coderai_assets.settings import get_settings
     from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
     from coderai_assets.storage.files import LocalFileStorage
@@ -249,7 +251,9 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
             session.add(project)
             session.flush()
             for i, variable in enumerate(variables):
-                session.add(Variable(tenant_id=tenant_id, project_id=project.id, position=i, **variable))
+                session.add(
+                    Variable.of(VariableSpec(**variable), tenant_id=tenant_id, project_id=project.id, position=i)
+                )
             keys = []
             for file_name, data in documents:
                 doc_id = uuid.uuid4()
@@ -449,9 +453,9 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
     import pandas as pd
 
     from coderai_assets.defs.resources import LLMResource
-    from coderai_assets.engine.codebook import VariableSpec
     from coderai_assets.engine.evaluation import evaluate, file_key, write_report
     from coderai_assets.engine.llm import Extractor, build_chat_model
+    from coderai_assets.engine.variables import VariableSpec
     from coderai_assets.settings import Settings
     from coderai_assets.storage.dataset import build_rows
     from coderai_assets.storage.db import tenant_session

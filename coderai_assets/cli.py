@@ -94,8 +94,8 @@ def evaluate_command(
     """Score a dataset against gold: per-variable accuracy, exact and normalised match, entity P/R/F1."""
     import pandas as pd
 
-    from coderai_assets.engine.codebook import VariableSpec
     from coderai_assets.engine.evaluation import evaluate, write_report
+    from coderai_assets.engine.variables import VariableSpec
 
     variables = {}
     for item in mapping:
@@ -103,7 +103,7 @@ def evaluate_command(
         gold_column, _, kind = target.rpartition(":") if ":" in target else (target, "", "text")
         if not column or not gold_column:
             raise typer.BadParameter(f"--map {item!r}: expected dataset_column=Gold Column:type")
-        variables[column] = (gold_column, VariableSpec(name=column, type=kind or "text"))
+        variables[column] = (gold_column, VariableSpec.model_validate({"name": column, "type": kind or "text"}))
     report = evaluate(
         pd.read_csv(dataset, dtype=str),
         pd.read_csv(gold, dtype=str),

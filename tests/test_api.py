@@ -207,3 +207,22 @@ def test_a_burst_of_100_requests_all_succeed_with_a_small_pool(database, setting
         with ThreadPoolExecutor(max_workers=100) as pool:
             statuses = list(pool.map(one, range(100)))
     assert statuses == [200] * 100
+
+
+def test_the_variable_definition_is_one_model(client, project):
+    """The API's schemas, the stored row and the codebook share `VariableSpec`: a field added there appears in all."""
+    from coderai_api.projects.schemas import VariableCreate, VariableRead, VariableUpdate
+    from coderai_assets.engine.variables import VariableSpec
+
+    fields = set(VariableSpec.model_fields)
+    assert set(VariableCreate.model_fields) == fields | {"position"}
+    assert set(VariableRead.model_fields) == fields | {"id", "position"}
+    assert set(VariableUpdate.model_fields) == (fields - {"name"}) | {"position"}
+    body = {"name": "size", "type": "integer", "validation": {"min": 0}, "if_uncertain": "best_guess"}
+    created = client.post(f"/projects/{project['id']}/variables", json=body).json()
+    listed = next(v for v in client.get(f"/projects/{project['id']}/variables").json() if v["name"] == "size")
+    assert created == listed
+    assert VariableSpec.model_validate(listed).stored() == {
+        **{k: v for k, v in listed.items() if k not in ("id", "position")},
+        "validation": {"min": 0.0},
+    }

@@ -22,6 +22,7 @@ from coderai_assets.defs.partitions import (
 )
 from coderai_assets.defs.resources import DatabaseResource, LLMResource, StorageResource
 from coderai_assets.engine.llm import Extractor
+from coderai_assets.engine.variables import VariableSpec, VariableType
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.files import LocalFileStorage
 from coderai_assets.storage.models import (
@@ -34,7 +35,6 @@ from coderai_assets.storage.models import (
     RunKind,
     RunStatus,
     Variable,
-    VariableType,
 )
 from coderai_assets.storage.runs import create_run
 from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
@@ -72,12 +72,10 @@ def _project(session_factory, tenant, settings, files) -> tuple[uuid.UUID, list[
             ]
         ):
             session.add(
-                Variable(
+                Variable.of(
+                    VariableSpec(name=name, type=type_, allowed_values=allowed),
                     tenant_id=tenant,
                     project_id=project.id,
-                    name=name,
-                    type=type_,
-                    allowed_values=allowed,
                     position=i,
                 )
             )
@@ -327,7 +325,7 @@ def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, t
     first = run_once()
     with tenant_session(session_factory, tenant) as session:
         city = session.scalars(select(Variable).where(Variable.project_id == project_id, Variable.name == "city")).one()
-        city.description = "The city or town where the protest took place."
+        city.edit(description="The city or town where the protest took place.")
     second = run_once()
     assert len(model.prompts) == 2
     assert "- city" in model.prompts[1] and "- participants" not in model.prompts[1]
@@ -370,8 +368,8 @@ def test_a_finished_runs_export_never_changes_when_variables_are_edited_or_delet
     assert before_data.loc[0, "protest_type"] == "strike" and before_data.loc[0, "violence"] == True  # noqa: E712
     with tenant_session(session_factory, tenant) as session:
         variables = {v.name: v for v in session.scalars(select(Variable).where(Variable.project_id == project_id))}
-        variables["protest_type"].allowed_values = ["march", "rally"]  # "strike" would now be invalid
-        variables["protest_type"].description = "Edited after the run."
+        # "strike" would now be invalid
+        variables["protest_type"].edit(allowed_values=["march", "rally"], description="Edited after the run.")
         session.delete(variables["violence"])
     # Exported again after the edit: the same rows, columns and codebook as before.
     assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success

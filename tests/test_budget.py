@@ -1,12 +1,15 @@
 """Chunks are sized so that prompt, schema, text and answer fit the model's context."""
 
 from coderai_assets.engine import budget
-from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.engine.codebook import ProjectSpec, compile_codebook
+from coderai_assets.engine.variables import VariableSpec
 
 
 def _codebook(n: int):
-    variables = tuple(VariableSpec(f"v{i}", "text", description="A clause of the contract " * 3) for i in range(n))
-    return compile_codebook(ProjectSpec("p", "Commercial contracts.", variables=variables)), n
+    variables = tuple(
+        VariableSpec(name=f"v{i}", type="text", description="A clause of the contract " * 3) for i in range(n)
+    )
+    return compile_codebook(ProjectSpec(name="p", domain_description="Commercial contracts.", variables=variables)), n
 
 
 def test_chunk_shrinks_as_the_codebook_grows_and_everything_fits():

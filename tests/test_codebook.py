@@ -1,14 +1,15 @@
 """The codebook compiled once: prompts, JSON schema, hash."""
 
-from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, codebook_rows, compile_codebook
+from coderai_assets.engine.codebook import ProjectSpec, codebook_rows, compile_codebook
+from coderai_assets.engine.variables import VariableSpec
 
 VARIABLES = (
-    VariableSpec("city", "text", description="City of the protest"),
-    VariableSpec("participants", "integer", validation={"min": 0}),
-    VariableSpec("protest_type", "category", allowed_values=["march", "strike"]),
-    VariableSpec("issues", "list", allowed_values=["pay", "climate"], max_values=2, if_multiple_values="all"),
-    VariableSpec("arrests", "integer", depends_on="violence", depends_on_value="true"),
-    VariableSpec("violence", "boolean", if_uncertain="code", uncertain_code="-99"),
+    VariableSpec(name="city", type="text", description="City of the protest"),
+    VariableSpec(name="participants", type="integer", validation={"min": 0}),
+    VariableSpec(name="protest_type", type="category", allowed_values=["march", "strike"]),
+    VariableSpec(name="issues", type="list", allowed_values=["pay", "climate"], max_values=2, if_multiple_values="all"),
+    VariableSpec(name="arrests", type="integer", depends_on="violence", depends_on_value="true"),
+    VariableSpec(name="violence", type="boolean", if_uncertain="code", uncertain_code="-99"),
 )
 PROJECT = ProjectSpec(name="Protests", domain_description="Protest reports.", variables=VARIABLES)
 
@@ -53,7 +54,7 @@ def test_hash_changes_with_any_definition_and_only_then():
     edited = ProjectSpec(
         name="Protests",
         domain_description="Protest reports.",
-        variables=(VariableSpec("city", "text", description="Town of the protest"), *VARIABLES[1:]),
+        variables=(VariableSpec(name="city", type="text", description="Town of the protest"), *VARIABLES[1:]),
     )
     assert compile_codebook(edited).variables_hash != base
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from coderai_assets.engine.codebook import VariableSpec
 from coderai_assets.engine.coercion import apply_dependencies, coerce_value
+from coderai_assets.engine.variables import VariableSpec
 
 
 def v(type_, **kw):
@@ -59,8 +59,8 @@ def test_lists_are_split_deduplicated_limited_and_checked():
 
 
 def test_dependent_variable_is_skipped_unless_its_condition_holds():
-    violence = VariableSpec("violence", "boolean")
-    arrests = VariableSpec("arrests", "integer", depends_on="violence", depends_on_value="true")
+    violence = VariableSpec(name="violence", type="boolean")
+    arrests = VariableSpec(name="arrests", type="integer", depends_on="violence", depends_on_value="true")
     values = {"violence": coerce_value(violence, False), "arrests": coerce_value(arrests, 3)}
     assert apply_dependencies([violence, arrests], values)["arrests"].status == "skipped"
     values = {"violence": coerce_value(violence, True), "arrests": coerce_value(arrests, 3)}

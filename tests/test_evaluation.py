@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from coderai_assets.engine.codebook import VariableSpec
 from coderai_assets.engine.coercion import coerce_value
 from coderai_assets.engine.evaluation import evaluate, file_key
+from coderai_assets.engine.variables import VariableSpec
 
 VARIABLES = {
-    "agreement_date": ("Agreement Date-Answer", VariableSpec("agreement_date", "date")),
-    "governing_law": ("Governing Law-Answer", VariableSpec("governing_law", "text")),
-    "non_compete": ("Non-Compete-Answer", VariableSpec("non_compete", "boolean")),
+    "agreement_date": ("Agreement Date-Answer", VariableSpec(name="agreement_date", type="date")),
+    "governing_law": ("Governing Law-Answer", VariableSpec(name="governing_law", type="text")),
+    "non_compete": ("Non-Compete-Answer", VariableSpec(name="non_compete", type="boolean")),
 }
 
 
@@ -32,7 +32,7 @@ def _dataset_from_gold(gold: pd.DataFrame, txt_names: list[str]) -> pd.DataFrame
         name = by_key.get(file_key(g["Filename"]))
         if name is None:
             continue
-        date = VariableSpec("d", "date")
+        date = VariableSpec(name="d", type="date")
         iso = (
             coerce_value(date, g["Agreement Date-Answer"]).value
             if isinstance(g["Agreement Date-Answer"], str)
@@ -99,7 +99,7 @@ def test_entity_rows_precision_recall_f1():
     report = evaluate(
         dataset,
         gold,
-        {"city": ("city", VariableSpec("city", "text"))},
+        {"city": ("city", VariableSpec(name="city", type="text"))},
         gold_key="file",
         entity_column="entity_text",
         gold_entity_column="event",

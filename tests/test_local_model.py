@@ -10,9 +10,10 @@ import httpx
 import pytest
 
 from coderai_assets.demo import REPORTS, VARIABLES
-from coderai_assets.engine.codebook import ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.engine.codebook import ProjectSpec, compile_codebook
 from coderai_assets.engine.coercion import coerce_value
 from coderai_assets.engine.llm import Extractor, build_chat_model
+from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 
 from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.variables import IfMultiple, VariableSpec, VariableType
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
 from coderai_assets.pipeline.extract import extract_document
 from coderai_assets.pipeline.parse import parse_document
@@ -18,13 +19,11 @@ from coderai_assets.storage.models import (
     DocumentChunk,
     Extraction,
     ExtractionUnit,
-    IfMultiple,
     Project,
     PromptVersion,
     Run,
     RunKind,
     Variable,
-    VariableType,
 )
 from coderai_assets.storage.runs import create_run
 from coderai_assets.storage.specs import project_spec
@@ -74,7 +73,7 @@ def _setup(session_factory, tenant, settings, unit, variables, text):
         session.add(project)
         session.flush()
         for i, variable in enumerate(variables):
-            session.add(Variable(tenant_id=tenant, project_id=project.id, position=i, **variable))
+            session.add(Variable.of(VariableSpec(**variable), tenant_id=tenant, project_id=project.id, position=i))
         doc_id = uuid.uuid4()
         key = f"{tenant}/{project.id}/documents/{doc_id}/original"
         storage.write(key, text.encode())
@@ -195,7 +194,7 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
 
 def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory, tenant, settings):
     from coderai_assets.engine import budget
-    from coderai_assets.engine.codebook import ProjectSpec, VariableSpec
+    from coderai_assets.engine.codebook import ProjectSpec
 
     names = [f"clause_{i}" for i in range(30)]
     variables = [
@@ -207,10 +206,11 @@ def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory,
         for n in names
     ]
     spec = ProjectSpec(
-        "p",
-        "Contracts.",
+        name="p",
+        domain_description="Contracts.",
         variables=tuple(
-            VariableSpec(n, "text", description=v["description"]) for n, v in zip(names, variables, strict=True)
+            VariableSpec(name=n, type="text", description=v["description"])
+            for n, v in zip(names, variables, strict=True)
         ),
     )
     groups = budget.variable_groups(spec, with_quotes=True, context_tokens=4096, max_output_tokens=1024)

@@ -214,3 +214,23 @@ def test_a_key_range_run_started_from_the_dagster_ui_gets_a_run_of_its_own(
     with tenant_session(session_factory, tenant) as session:
         (run,) = session.scalars(select(Run).where(Run.project_id == project_id))
         assert (run.documents_done, run.dagster_run_ids) == (2, [result.run_id])
+
+
+def test_the_llm_resource_uses_the_settings_the_definitions_were_built_with(settings, monkeypatch):
+    """Not the environment of the process that runs it; and the API key never enters the resource's config,
+    which the Dagster UI shows."""
+    built = settings.model_copy(
+        update={
+            "llm_provider": "openai_compatible",
+            "llm_model": "built-with",
+            "llm_base_url": "http://127.0.0.1:9/v1",
+            "llm_api_key": "sk-not-in-config",
+        }
+    )
+    monkeypatch.setenv("CODERAI_LLM_MODEL", "from-the-environment")
+    monkeypatch.setenv("CODERAI_LLM_API_KEY", "sk-from-the-environment")
+    llm = default_resources(built)["llm"]
+    assert "sk-" not in llm.config_json
+    extractor = llm.extractor()
+    assert extractor.model_name == "http://127.0.0.1:9/v1/built-with"
+    assert extractor.model.openai_api_key.get_secret_value() == "sk-from-the-environment"

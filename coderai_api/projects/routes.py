@@ -44,12 +44,13 @@ def get_project(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
 @router.post("/{project_id}/variables", response_model=VariableRead, status_code=201)
 def create_variable(project_id: uuid.UUID, body: VariableCreate, session: SessionDep, principal: Editor):
     project = service.get_project(session, principal.tenant_id, project_id)
-    return service.create_variable(session, project, body)
+    return service.variable_read(service.create_variable(session, project, body))
 
 
 @router.get("/{project_id}/variables", response_model=list[VariableRead])
 def list_variables(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.list_variables(session, service.get_project(session, principal.tenant_id, project_id))
+    project = service.get_project(session, principal.tenant_id, project_id)
+    return [service.variable_read(v) for v in service.list_variables(session, project)]
 
 
 @router.patch("/{project_id}/variables/{variable_id}", response_model=VariableRead)
@@ -57,7 +58,7 @@ def update_variable(
     project_id: uuid.UUID, variable_id: uuid.UUID, body: VariableUpdate, session: SessionDep, principal: Editor
 ):
     project = service.get_project(session, principal.tenant_id, project_id)
-    return service.update_variable(session, project, variable_id, body)
+    return service.variable_read(service.update_variable(session, project, variable_id, body))
 
 
 @router.delete("/{project_id}/variables/{variable_id}", status_code=204)

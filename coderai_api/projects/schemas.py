@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from coderai_assets.storage.models import ExtractionUnit, IfMultiple, IfUncertain, VariableType
+from coderai_assets.engine.variables import IfUncertain, VariableSpec, VariableType
+from coderai_assets.storage.models import ExtractionUnit
 
 
 class Strict(BaseModel):
@@ -42,34 +43,11 @@ class ProjectRead(BaseModel):
     created_at: datetime
 
 
-class Validation(Strict):
-    min: float | None = None
-    max: float | None = None
-    pattern: str | None = None
+class VariableCreate(VariableSpec):
+    """A new variable: the definition, where it goes in the codebook, and the rules that tie its fields together."""
 
-
-class VariableCreate(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$", description="snake_case identifier, the column name")
-    display_name: str = ""
-    type: VariableType
-    description: str = ""
-    allowed_values: list[str] | None = None
-    if_uncertain: IfUncertain = IfUncertain.leave_empty
-    uncertain_code: str | None = None
-    if_multiple_values: IfMultiple = IfMultiple.first
-    max_values: int | None = Field(default=None, ge=1)
-    default_value: str | None = None
-    depends_on: str | None = None
-    depends_on_value: str | None = None
-    validation: Validation | None = None
+    model_config = ConfigDict(extra="forbid", frozen=True)
     position: int | None = None
-
-    @field_validator("allowed_values")
-    @classmethod
-    def _distinct(cls, values: list[str] | None) -> list[str] | None:
-        if values is not None and len(set(values)) != len(values):
-            raise ValueError("allowed_values must be distinct")
-        return values
 
     @model_validator(mode="after")
     def _consistent(self) -> VariableCreate:
@@ -81,40 +59,20 @@ class VariableCreate(Strict):
             raise ValueError("a variable cannot depend on itself")
         return self
 
+    def definition(self) -> VariableSpec:
+        return VariableSpec.model_validate(self.model_dump(exclude={"position"}))
 
-class VariableRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+
+class VariableRead(VariableSpec):
     id: uuid.UUID
-    name: str
-    display_name: str
-    type: VariableType
-    description: str
-    allowed_values: list[str] | None
-    if_uncertain: IfUncertain
-    uncertain_code: str | None
-    if_multiple_values: IfMultiple
-    max_values: int | None
-    default_value: str | None
-    depends_on: str | None
-    depends_on_value: str | None
-    validation: dict[str, Any] | None
     position: int
 
 
-class VariableUpdate(Strict):
-    """Any field but the name (the dataset's column); unset fields keep their value. The result is checked as a
-    whole, as on creation. An edit makes a new prompt version; only this variable is re-asked on the next run."""
-
-    display_name: str | None = None
-    type: VariableType | None = None
-    description: str | None = None
-    allowed_values: list[str] | None = None
-    if_uncertain: IfUncertain | None = None
-    uncertain_code: str | None = None
-    if_multiple_values: IfMultiple | None = None
-    max_values: int | None = Field(default=None, ge=1)
-    default_value: str | None = None
-    depends_on: str | None = None
-    depends_on_value: str | None = None
-    validation: Validation | None = None
-    position: int | None = None
+# An edit: any field of the definition but the name (the dataset's column); unset fields keep their value. The
+# result is checked as a whole, as on creation. An edit makes a new prompt version; only this variable is re-asked.
+_EDITABLE: dict[str, Any] = {
+    name: (Optional[field.annotation], None)  # noqa: UP045 (an annotation object, not a written type)
+    for name, field in {**VariableSpec.model_fields, **VariableCreate.model_fields}.items()
+    if name != "name"
+}
+VariableUpdate: Any = create_model("VariableUpdate", __config__=ConfigDict(extra="forbid"), **_EDITABLE)

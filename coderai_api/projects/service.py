@@ -49,32 +49,37 @@ def list_variables(session: Session, project: Project) -> list[Variable]:
     )
 
 
-def create_variable(session: Session, project: Project, body: VariableCreate) -> Variable:
-    existing = {v.name: v for v in list_variables(session, project)}
-    if body.name in existing:
-        raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists")
-    if body.depends_on and body.depends_on not in existing:
-        raise InvalidInput(f"depends_on names an unknown variable {body.depends_on!r}.", code="unknown_dependency")
-    if body.validation and body.validation.pattern:
+def variable_read(variable: Variable) -> VariableRead:
+    return VariableRead(id=variable.id, position=variable.position, **variable.definition)
+
+
+def _check(checked: VariableCreate, others: set[str]) -> None:
+    """The rules that need the rest of the project, or a code of their own."""
+    if checked.depends_on and checked.depends_on not in others:
+        raise InvalidInput(f"depends_on names an unknown variable {checked.depends_on!r}.", code="unknown_dependency")
+    if checked.validation and checked.validation.pattern:
         try:
-            re.compile(body.validation.pattern)
+            re.compile(checked.validation.pattern)
         except re.error as exc:
             raise InvalidInput(
                 f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern"
             ) from exc
-    data = body.model_dump(exclude={"position", "validation"})
+
+
+def create_variable(session: Session, project: Project, body: VariableCreate) -> Variable:
+    existing = {v.name for v in list_variables(session, project)}
+    if body.name in existing:
+        raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists")
+    _check(body, existing)
     position = body.position
     if position is None:
         position = (
             session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0
         ) + 1
-    variable = Variable(
-        tenant_id=project.tenant_id,
-        project_id=project.id,
-        position=position,
-        validation=body.validation.model_dump(exclude_none=True) if body.validation else None,
-        **{**data, "display_name": body.display_name or body.name.replace("_", " ").capitalize()},
-    )
+    definition = body.definition()
+    if not definition.display_name:
+        definition = definition.model_copy(update={"display_name": body.name.replace("_", " ").capitalize()})
+    variable = Variable.of(definition, tenant_id=project.tenant_id, project_id=project.id, position=position)
     session.add(variable)
     session.flush()
     return variable
@@ -91,37 +96,21 @@ def get_variable(session: Session, project: Project, variable_id: uuid.UUID) -> 
 
 def update_variable(session: Session, project: Project, variable_id: uuid.UUID, body: VariableUpdate) -> Variable:
     variable = get_variable(session, project, variable_id)
-    current = VariableRead.model_validate(variable).model_dump(exclude={"id"})
     changes = body.model_dump(exclude_unset=True)
-    merged = {**current, **changes}
-    if merged.get("validation") is not None and not isinstance(merged["validation"], dict):
-        merged["validation"] = merged["validation"].model_dump()
     try:
-        checked = VariableCreate.model_validate(merged)
+        checked = VariableCreate.model_validate({**variable.definition, "position": variable.position, **changes})
     except ValueError as exc:
         raise InvalidInput(f"The edited variable is not valid: {exc}", code="invalid_variable") from exc
-    others = {v.name for v in list_variables(session, project) if v.id != variable.id}
-    if checked.depends_on and checked.depends_on not in others:
-        raise InvalidInput(f"depends_on names an unknown variable {checked.depends_on!r}.", code="unknown_dependency")
-    if checked.validation and checked.validation.pattern:
-        try:
-            re.compile(checked.validation.pattern)
-        except re.error as exc:
-            raise InvalidInput(
-                f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern"
-            ) from exc
-    for field in changes:
-        value = getattr(checked, field)
-        if field == "validation":
-            value = value.model_dump(exclude_none=True) if value else None
-        setattr(variable, field, value)
+    _check(checked, {v.name for v in list_variables(session, project) if v.id != variable.id})
+    variable.definition = checked.definition().stored()
+    variable.position = checked.position if checked.position is not None else variable.position
     session.flush()
     return variable
 
 
 def delete_variable(session: Session, project: Project, variable_id: uuid.UUID) -> None:
     variable = get_variable(session, project, variable_id)
-    dependants = [v.name for v in list_variables(session, project) if v.depends_on == variable.name]
+    dependants = [v.name for v in list_variables(session, project) if v.spec.depends_on == variable.name]
     if dependants:
         raise Conflict(f"Variables depend on {variable.name!r}: {', '.join(dependants)}.", code="variable_in_use")
     session.delete(variable)

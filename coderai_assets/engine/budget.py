@@ -6,10 +6,10 @@ in use), which errs on the side of smaller chunks.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
-from coderai_assets.engine.codebook import Codebook, ProjectSpec, VariableSpec, compile_codebook
+from coderai_assets.engine.codebook import Codebook, ProjectSpec, compile_codebook
+from coderai_assets.engine.variables import VariableSpec
 
 CHARS_PER_TOKEN = 3.5
 ANSWER_TOKENS_PER_VARIABLE = 60  # a value and its quote; measured all-null answers need 20 to 50
@@ -49,7 +49,7 @@ def variable_groups(
     limit = int(context_tokens * (1 - text_share))
 
     def cost(variables: tuple[VariableSpec, ...]) -> int:
-        codebook = compile_codebook(dataclasses.replace(spec, variables=variables), with_quotes)
+        codebook = compile_codebook(spec.model_copy(update={"variables": variables}), with_quotes)
         return prompt_tokens(codebook) + answer_tokens(len(variables), max_output_tokens)
 
     if cost(spec.variables) <= limit:
@@ -88,7 +88,7 @@ def chunk_chars_for(spec: ProjectSpec, *, with_quotes: bool, context_tokens: int
         return size
     return min(
         chunk_chars(
-            compile_codebook(dataclasses.replace(spec, variables=g), with_quotes),
+            compile_codebook(spec.model_copy(update={"variables": g}), with_quotes),
             len(g),
             context_tokens=context_tokens,
             max_output_tokens=max_output_tokens,

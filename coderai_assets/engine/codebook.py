@@ -5,61 +5,41 @@ Pure functions over plain specs, so they can be tested and reused without the da
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from coderai_assets.engine.variables import VariableSpec
 
 TOOL_NAME = "record_values"
 # Bounds on free text keep a small model from filling its context with one endless string.
 MAX_TEXT_CHARS = 300
 
 
-@dataclass(frozen=True)
-class VariableSpec:
-    name: str
-    type: str  # text, integer, number, boolean, date, category, list
-    display_name: str = ""
-    description: str = ""
-    allowed_values: list[str] | None = None
-    if_uncertain: str = "leave_empty"  # leave_empty, best_guess, code
-    uncertain_code: str | None = None
-    if_multiple_values: str = "first"  # first, all, flag
-    max_values: int | None = None
-    default_value: str | None = None
-    depends_on: str | None = None
-    depends_on_value: str | None = None
-    validation: dict[str, Any] | None = None
+class ProjectSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
 
-    @property
-    def label(self) -> str:
-        return self.display_name or self.name
-
-
-@dataclass(frozen=True)
-class ProjectSpec:
     name: str
     domain_description: str
     extraction_unit: str = "document"  # or "entity"
     entity_description: str = ""
-    variables: tuple[VariableSpec, ...] = field(default_factory=tuple)
+    variables: tuple[VariableSpec, ...] = ()
 
 
 def spec_to_json(spec: ProjectSpec, variable_ids: dict[str, str]) -> dict[str, Any]:
     """The specification as a prompt version stores it, with the id each variable had when it was compiled."""
-    data = asdict(spec)
-    for variable in data["variables"]:
-        variable["id"] = variable_ids.get(variable["name"])
+    data = spec.model_dump(mode="json", exclude={"variables"})
+    data["variables"] = [{**v.stored(), "id": variable_ids.get(v.name)} for v in spec.variables]
     return data
 
 
 def spec_from_json(data: dict[str, Any]) -> tuple[ProjectSpec, dict[str, str]]:
-    """(specification, variable name -> id) from `spec_to_json`'s output."""
-    fields = {f.name for f in dataclasses.fields(VariableSpec)}
-    variables = tuple(VariableSpec(**{k: v for k, v in item.items() if k in fields}) for item in data["variables"])
+    """(specification, variable name -> id) from `spec_to_json`'s output; the ids are ignored by the model."""
     ids = {item["name"]: item["id"] for item in data["variables"] if item.get("id")}
-    return ProjectSpec(**{**data, "variables": variables}), ids
+    return ProjectSpec.model_validate(data), ids
 
 
 @dataclass(frozen=True)
@@ -76,7 +56,7 @@ def variables_hash(project: ProjectSpec, with_quotes: bool = True) -> str:
         "domain": project.domain_description,
         "unit": project.extraction_unit,
         "entity": project.entity_description,
-        "variables": [asdict(v) for v in project.variables],
+        "variables": [v.stored() for v in project.variables],
         "quotes": with_quotes,
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
@@ -86,7 +66,7 @@ def variable_hashes(project: ProjectSpec, with_quotes: bool = True) -> dict[str,
     """Per variable, a hash of everything its value depends on: its definition and the project's framing."""
     frame = [project.domain_description, project.extraction_unit, project.entity_description, with_quotes]
     return {
-        v.name: hashlib.sha256(json.dumps([frame, asdict(v)], sort_keys=True).encode()).hexdigest()
+        v.name: hashlib.sha256(json.dumps([frame, v.stored()], sort_keys=True).encode()).hexdigest()
         for v in project.variables
     }
 
@@ -211,7 +191,7 @@ def codebook_rows(project: ProjectSpec) -> list[dict[str, Any]]:
                 "max_values": v.max_values if v.max_values is not None else "",
                 "default_value": v.default_value if v.default_value is not None else "",
                 "depends_on": f"{v.depends_on} = {v.depends_on_value}" if v.depends_on else "",
-                "validation": json.dumps(v.validation) if v.validation else "",
+                "validation": json.dumps(v.rules) if v.rules else "",
             }
         )
     return rows
@@ -320,7 +300,7 @@ def compile_entity_finder(project: ProjectSpec) -> Codebook:
 
 def compile_entity_coder(project: ProjectSpec, with_quotes: bool = True) -> Codebook:
     """Step 2: the variables of one entity, named after the text (see entity_text_for)."""
-    as_document = dataclasses.replace(project, extraction_unit="document")
+    as_document = project.model_copy(update={"extraction_unit": "document"})
     codebook = compile_codebook(as_document, with_quotes)
     label = entity_label(project)
     prompt = codebook.system_prompt.replace(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from coderai_assets.engine.codebook import VariableSpec
+from coderai_assets.engine.variables import VariableSpec, VariableType
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _to_category(v: VariableSpec, raw: Any) -> tuple[str, bool]:
 
 
 def _validate(v: VariableSpec, value: Any) -> None:
-    rules = v.validation or {}
+    rules = v.rules or {}
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "min" in rules and value < rules["min"]:
             raise _Invalid(f"{value} is below the minimum {rules['min']}")
@@ -184,7 +184,9 @@ def _coerce_list(v: VariableSpec, raw: Any) -> tuple[list[Any], bool]:
         raw, changed = [raw], True
     items: list[Any] = []
     element = VariableSpec(
-        name=v.name, type="category" if v.allowed_values else "text", allowed_values=v.allowed_values
+        name=v.name,
+        type=VariableType.category if v.allowed_values else VariableType.text,
+        allowed_values=v.allowed_values,
     )
     for item in raw:
         if _is_empty(item):

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from coderai_assets.engine.codebook import VariableSpec
 from coderai_assets.engine.coercion import coerce_value
+from coderai_assets.engine.variables import VariableSpec
 
 _EMPTY = {"", "nan", "none", "null", "n/a", "[]"}
 

@@ -3,7 +3,6 @@ entity), answered from the cache where the same call was made before; the answer
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from typing import Any
 
@@ -249,12 +248,12 @@ def extract_document(
         reused = _reusable(prior, hashes) if hashes else set()
         ask = spec
         if reused and spec is not None:
-            ask = dataclasses.replace(spec, variables=tuple(v for v in spec.variables if v.name not in reused))
+            ask = spec.model_copy(update={"variables": tuple(v for v in spec.variables if v.name not in reused)})
         if ask is None or (fits_whole and ask is spec):
             books = [codebook]
         elif grouped and context_tokens:
             books = [
-                compile_codebook(dataclasses.replace(ask, variables=group), with_quotes)
+                compile_codebook(ask.model_copy(update={"variables": group}), with_quotes)
                 for group in _groups(ask, with_quotes, context_tokens, max_output_tokens)
             ]
         else:

@@ -11,12 +11,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.engine.codebook import (
-    ProjectSpec,
-    VariableSpec,
-)
+from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
 from coderai_assets.engine.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
+from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
 from coderai_assets.storage.models import (
     Document,

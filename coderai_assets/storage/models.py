@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     DateTime,
     Enum,
     Float,
@@ -25,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from coderai_assets.engine.variables import VariableSpec
 
 
 def new_id() -> uuid.UUID:
@@ -43,28 +46,6 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
 class ExtractionUnit(enum.StrEnum):
     document = "document"
     entity = "entity"
-
-
-class VariableType(enum.StrEnum):
-    text = "text"
-    integer = "integer"
-    number = "number"
-    boolean = "boolean"
-    date = "date"
-    category = "category"
-    list = "list"
-
-
-class IfUncertain(enum.StrEnum):
-    leave_empty = "leave_empty"
-    best_guess = "best_guess"
-    code = "code"
-
-
-class IfMultiple(enum.StrEnum):
-    first = "first"
-    all = "all"
-    flag = "flag"
 
 
 class DocumentStatus(enum.StrEnum):
@@ -165,25 +146,22 @@ class Variable(Timestamped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     project_id: Mapped[uuid.UUID] = mapped_column(index=True)
-    name: Mapped[str] = mapped_column(String(63))
-    display_name: Mapped[str] = mapped_column(String(200), default="")
-    type: Mapped[VariableType] = mapped_column(_enum(VariableType, "variable_type"))
-    description: Mapped[str] = mapped_column(Text, default="")
-    allowed_values: Mapped[list[Any] | None] = mapped_column(JSONB)
-    if_uncertain: Mapped[IfUncertain] = mapped_column(
-        _enum(IfUncertain, "if_uncertain"), default=IfUncertain.leave_empty
-    )
-    uncertain_code: Mapped[str | None] = mapped_column(String(50))
-    if_multiple_values: Mapped[IfMultiple] = mapped_column(
-        _enum(IfMultiple, "if_multiple_values"), default=IfMultiple.first
-    )
-    max_values: Mapped[int | None] = mapped_column(Integer)
-    default_value: Mapped[str | None] = mapped_column(Text)
-    depends_on: Mapped[str | None] = mapped_column(String(63))  # name of another variable
-    depends_on_value: Mapped[str | None] = mapped_column(Text)  # extracted only when that one has this value
-    # {"min": .., "max": .., "pattern": ".."}
-    validation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The whole definition, `VariableSpec.stored()`; the name is derived from it for the uniqueness constraint.
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    name: Mapped[str] = mapped_column(String(63), Computed("definition ->> 'name'", persisted=True))
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+    @classmethod
+    def of(cls, spec: VariableSpec, *, tenant_id: uuid.UUID, project_id: uuid.UUID, position: int = 0) -> Variable:
+        return cls(tenant_id=tenant_id, project_id=project_id, position=position, definition=spec.stored())
+
+    @property
+    def spec(self) -> VariableSpec:
+        return VariableSpec.model_validate(self.definition)
+
+    def edit(self, **changes: Any) -> None:
+        """Changes fields of the definition (validated as a whole)."""
+        self.definition = VariableSpec.model_validate({**self.definition, **changes}).stored()
 
 
 class Document(Timestamped, Base):

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine.codebook import (
     Codebook,
     ProjectSpec,
-    VariableSpec,
     compile_codebook,
     spec_from_json,
     spec_to_json,
@@ -40,25 +39,7 @@ def project_spec(session: Session, project: Project) -> ProjectSpec:
         domain_description=project.domain_description,
         extraction_unit=project.extraction_unit.value,
         entity_description=project.entity_description,
-        variables=tuple(variable_spec(v) for v in variables),
-    )
-
-
-def variable_spec(v: Variable) -> VariableSpec:
-    return VariableSpec(
-        name=v.name,
-        type=v.type.value,
-        display_name=v.display_name,
-        description=v.description,
-        allowed_values=list(v.allowed_values) if v.allowed_values else None,
-        if_uncertain=v.if_uncertain.value,
-        uncertain_code=v.uncertain_code,
-        if_multiple_values=v.if_multiple_values.value,
-        max_values=v.max_values,
-        default_value=v.default_value,
-        depends_on=v.depends_on,
-        depends_on_value=v.depends_on_value,
-        validation=v.validation,
+        variables=tuple(v.spec for v in variables),
     )
 
 

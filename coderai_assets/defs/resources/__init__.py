@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from dagster import ConfigurableResource
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_assets.engine.llm import Extractor, build_chat_model
-from coderai_assets.settings import Settings, get_settings
+from coderai_assets.settings import Settings
 from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
 from coderai_assets.storage.files import FileStorage, LocalFileStorage
 
@@ -36,12 +37,26 @@ class DatabaseResource(ConfigurableResource):
             yield session
 
 
+def llm_config(settings: Settings) -> str:
+    """The model settings the definitions were built with, as the resource's config (JSON). The API key stays out:
+    the Dagster UI shows resource config, so the key is read from the environment when the model is built."""
+    return json.dumps(
+        {
+            name: value
+            for name, value in settings.model_dump(mode="json").items()
+            if name.startswith(("llm_", "local_llm_")) and name != "llm_api_key"
+        }
+    )
+
+
 class LLMResource(ConfigurableResource):
     """Builds the configured LangChain chat model; tests pass a subclass that returns a fake one."""
 
+    config_json: str = "{}"  # `llm_config(settings)`; "{}" takes every setting from the environment
+
     def extractor(self, max_output_tokens: int | None = None) -> Extractor:
         """`max_output_tokens`: the answer budget of the project's codebook, if lower than the configured cap."""
-        settings = get_settings()
+        settings = Settings(**json.loads(self.config_json))
         model, name = build_chat_model(settings, max_output_tokens)
         return Extractor(model, name, settings.llm_structured_method)
 
@@ -57,6 +72,6 @@ def default_resources(settings: Settings) -> dict[str, object]:
     """The one place that decides the resources of the code location, from settings."""
     return {
         "db": DatabaseResource(url=settings.database_url, pool_size=settings.document_concurrency + 1),
-        "llm": LLMResource(),
+        "llm": LLMResource(config_json=llm_config(settings)),
         "files": StorageResource(root=str(settings.storage_dir)),
     }
