@@ -226,3 +226,24 @@ def test_the_variable_definition_is_one_model(client, project):
         **{k: v for k, v in listed.items() if k not in ("id", "position")},
         "validation": {"min": 0.0},
     }
+
+
+def test_an_authenticated_read_is_two_statements_in_one_transaction(client, project):
+    """Who is asking and the workspace's tenant in one statement, then the read (pool pings and BEGIN/COMMIT are
+    not statements of ours): the cost of every request under load."""
+    from sqlalchemy import event
+
+    engine = client.app.state.session_factory.kw["bind"]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        if statement.strip().lower() not in ("select 1", "begin", "commit"):
+            statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(f"/projects/{project['id']}").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(statements) == 2, statements
+    assert "set_config" in statements[0] and "FROM projects" in statements[1]

@@ -16,7 +16,7 @@ from coderai_api.auth.schemas import TokenPair, WorkspaceRead
 from coderai_api.auth.tokens import InvalidToken
 from coderai_assets.errors import CoderAIError, Conflict
 from coderai_assets.settings import Settings
-from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.db import remember_tenant, tenant_session
 from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
 
 
@@ -192,7 +192,11 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
 
 _PRINCIPAL = text(
     """
-    SELECT s.user_id, s.revoked_at IS NULL AS live, u.id IS NOT NULL AS user_exists, w.tenant_id, w.role
+    SELECT s.user_id, s.revoked_at IS NULL AS live, u.id IS NOT NULL AS user_exists, w.tenant_id, w.role,
+           -- The chosen workspace becomes the transaction's tenant in the same round trip, if the user is a
+           -- member with a live session; the checks below reject the request otherwise, so it never runs as it.
+           CASE WHEN w.tenant_id = :chosen AND s.revoked_at IS NULL AND u.id IS NOT NULL
+                THEN set_config('app.current_tenant', CAST(:chosen AS text), true) END AS tenant_set
     FROM auth_sessions s
     LEFT JOIN users u ON u.id = s.user_id
     LEFT JOIN LATERAL coderai_user_workspaces(s.user_id) w ON true
@@ -203,15 +207,17 @@ _PRINCIPAL = text(
 
 def authenticate(session: Session, settings: Settings, token: str, workspace_id: uuid.UUID | None) -> Principal:
     """The principal of an access token: the session must be live, the user exist and be a member. One query, in
-    the caller's transaction, so a request needs one connection and one round trip to know who is asking."""
+    the caller's transaction, which also makes the principal's workspace the transaction's tenant: a request
+    needs one connection and one round trip to know who is asking."""
     claims = tokens.decode(settings, token, tokens.ACCESS)
-    rows = session.execute(_PRINCIPAL, {"session_id": claims.session_id}).all()
+    chosen = workspace_id or claims.workspace_id
+    rows = session.execute(_PRINCIPAL, {"session_id": claims.session_id, "chosen": chosen}).all()
     if not rows or not rows[0].live or rows[0].user_id != claims.user_id:
         raise InvalidToken("The session has ended.")
     if not rows[0].user_exists:
         raise InvalidToken("The account no longer exists.")
     roles = {r.tenant_id: Role(r.role) for r in rows if r.tenant_id is not None}
-    chosen = workspace_id or claims.workspace_id
     if chosen not in roles:
         raise NotAMember("Not a member of this workspace.")
+    remember_tenant(session, chosen)
     return Principal(claims.user_id, chosen, roles[chosen], claims.session_id)
