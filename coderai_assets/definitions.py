@@ -32,7 +32,10 @@ def build_definitions(settings: Settings, resources: dict[str, object]) -> Defin
     return Definitions(
         assets=assets,
         jobs=[*documents_jobs, *export_jobs],
-        sensors=[build_intake_sensor(shards, documents_jobs), build_run_lifecycle_sensor(shards, export_jobs)],
+        sensors=[
+            build_intake_sensor(shards, documents_jobs, settings.run_parallelism),
+            build_run_lifecycle_sensor(shards, export_jobs),
+        ],
         resources=resources,
     )
 

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # Documents of a run coded at once, each in a thread of its own (with its own parse child and connection):
     # while one waits on the model or the database, another computes.
     document_concurrency: int = Field(default=4, ge=1, le=64)
+    # Dagster runs (processes) per application run with many documents, each over its own span of the keys: one
+    # Python process computes on one core, so a large run uses several (at least 50 documents a part).
+    run_parallelism: int = Field(default=2, ge=1, le=32)
 
     # Chunking, in characters; 0 means "what fits the context beside the project's prompt" (engine/budget.py).
     chunk_chars: int = 0

@@ -17,6 +17,7 @@ from coderai_assets.defs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     RUN_TAG,
+    SLOT_TAG,
     Shard,
     document_key,
     parse_document_key,
@@ -234,3 +235,48 @@ def test_the_llm_resource_uses_the_settings_the_definitions_were_built_with(sett
     extractor = llm.extractor()
     assert extractor.model_name == "http://127.0.0.1:9/v1/built-with"
     assert extractor.model.openai_api_key.get_secret_value() == "sk-from-the-environment"
+
+
+def test_a_large_run_is_split_into_parallel_parts_that_export_once(
+    settings, session_factory, tenant, instance, demo_files
+):
+    """Each part is a Dagster run (a process) over its own span of the run's keys; the last to finish exports."""
+    settings = settings.model_copy(update={"run_parallelism": 2})
+    project_id, doc_ids = _project(session_factory, tenant, settings, [demo_files[0]] * 110)
+    _tick(settings, instance)
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        run_id = run.id
+    parts = _for(_tick(settings, instance).run_requests, run_id)
+    assert len(parts) == 2 and len({r.tags[SLOT_TAG] for r in parts}) == 2
+    order = {k: i for i, k in enumerate(instance.get_dynamic_partitions(Shard(0, 1).partitions_name))}
+    spans = [range(order[r.tags[RANGE_START_TAG]], order[r.tags[RANGE_END_TAG]] + 1) for r in parts]
+    covered = [i for span in spans for i in span]
+    assert len(covered) == len(set(covered)) == len(doc_ids)  # disjoint, and every document in one
+    results = [_code(settings, instance, r) for r in parts]
+    assert all(r.success for r in results)
+    exports = [e for r in results for e in r.get_asset_materialization_events() if e.asset_key.path[-1] == "export"]
+    assert len(exports) == 1 and exports[0].partition == project_id.hex
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.documents_done) == (RunStatus.succeeded, len(doc_ids))
+        assert sorted(run.dagster_run_ids) == sorted(r.run_id for r in results)
+
+
+def test_a_projects_next_run_waits_until_its_run_under_way_ends(
+    settings, session_factory, tenant, instance, demo_files
+):
+    """Runs of one project share its documents' chunks: the intake sensor launches one at a time, oldest first."""
+    project_id, _ = _project(session_factory, tenant, settings, demo_files[:2])
+    _tick(settings, instance)
+    with tenant_session(session_factory, tenant) as session:
+        project = session.get(Project, project_id)
+        first, _ = create_run(session, project, RunKind.sample, 1, seed=1, with_quotes=True)
+    with tenant_session(session_factory, tenant) as session:
+        second, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+    requests = _tick(settings, instance).run_requests
+    assert len(_for(requests, first.id)) == 1 and _for(requests, second.id) == []
+    assert _code(settings, instance, _for(requests, first.id)[0]).success
+    with tenant_session(session_factory, tenant) as session:
+        assert session.get(Run, first.id).status == RunStatus.succeeded
+    assert len(_for(_tick(settings, instance).run_requests, second.id)) == 1

@@ -8,6 +8,9 @@ import zlib
 
 RUN_TAG = "coderai/run_id"
 PROJECT_TAG = "coderai/project_id"
+# Dagster's concurrency key (dagster.yaml: one run per value): `<project>:<part>`, so the parts of one run go in
+# parallel while anything else on the same part of the project waits.
+SLOT_TAG = "coderai/slot"
 WORKSPACE_TAG = "coderai/workspace_id"
 PROJECT_NAME_TAG = "coderai/project"
 WORKSPACE_NAME_TAG = "coderai/workspace"

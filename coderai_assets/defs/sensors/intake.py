@@ -2,8 +2,10 @@
 
 1. registers new uploads as partitions of their project's shard (one batched request per shard),
 2. for projects with auto-processing on and an accepted full run, records a run over the new documents,
-3. launches every queued run that has no Dagster run yet: one run over the span of its keys in the shard, whatever
-   the number of documents (a sample of N random documents is one Dagster run, not N).
+3. launches the oldest queued run of each project that has no other run under way: one Dagster run over the span
+   of its keys in the shard, whatever the number of documents (a sample of N random documents is one Dagster run,
+   not N); a run of many documents is split into `run_parallelism` Dagster runs over disjoint spans, one process
+   each, so it computes on several cores.
 
 The facade only records uploads and runs, so a request never waits on Dagster. Partition adds are idempotent and
 every launch has a run key, so a tick that is retried after a crash does no harm.
@@ -33,6 +35,7 @@ from coderai_assets.defs.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     RUN_TAG,
+    SLOT_TAG,
     WORKSPACE_NAME_TAG,
     WORKSPACE_TAG,
     Shard,
@@ -43,6 +46,8 @@ from coderai_assets.storage.models import Document, Project, Run, RunDocument, R
 from coderai_assets.storage.runs import create_auto_run
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
+# Documents a Dagster run must have at least before a run is split: a run worker's start costs seconds of CPU.
+MIN_PART = 50
 
 
 @dataclass
@@ -62,11 +67,14 @@ class ShardKeys:
                 self._index[key] = len(self._index)
                 self.added.append(key)
 
-    def span(self, keys: list[str]) -> tuple[str, str]:
-        """The first and last of `keys` in the shard's order: a range run over them covers them all."""
+    def spans(self, keys: list[str], parts: int) -> list[tuple[str, str]]:
+        """`keys` in the shard's order, cut into at most `parts` contiguous groups of at least MIN_PART: the first
+        and last key of each. Range runs over them cover every key, and no two cover the same one."""
         self.add(keys)
         ordered = sorted(keys, key=self._index.__getitem__)
-        return ordered[0], ordered[-1]
+        parts = max(1, min(parts, len(ordered) // MIN_PART))
+        size = -(-len(ordered) // parts)
+        return [(ordered[i], ordered[min(i + size, len(ordered)) - 1]) for i in range(0, len(ordered), size)]
 
 
 @dataclass
@@ -116,14 +124,20 @@ def register_uploads(db: DatabaseResource, instance: DagsterInstance, shards: li
         plan.registered += len(document_ids)
 
 
-def launch_queued_runs(db: DatabaseResource, instance: DagsterInstance, shards: list[Shard], plan: IntakePlan) -> None:
+def launch_queued_runs(
+    db: DatabaseResource, instance: DagsterInstance, shards: list[Shard], plan: IntakePlan, parallelism: int = 1
+) -> None:
     with db.session(None) as session:
-        queued = session.execute(
-            text("select id, tenant_id, project_id from coderai_active_runs() where status = 'queued'")
+        active = session.execute(
+            text("select id, tenant_id, project_id, status from coderai_active_runs()")  # oldest first
         ).all()
-    for row in queued:
-        if instance.get_run_ids(RunsFilter(tags={RUN_TAG: str(row.id)}), limit=1):
-            continue  # launched already, waiting in Dagster's queue
+    busy: set[uuid.UUID] = set()  # projects with a run under way: their runs share the documents' chunks
+    for row in active:
+        if row.project_id in busy:
+            continue
+        busy.add(row.project_id)
+        if row.status != RunStatus.queued or instance.get_run_ids(RunsFilter(tags={RUN_TAG: str(row.id)}), limit=1):
+            continue  # under way, or launched already and waiting in Dagster's queue
         with db.session(row.tenant_id) as session:
             project, run = session.get(Project, row.project_id), session.get(Run, row.id)
             if project is None or run is None or run.status != RunStatus.queued:
@@ -134,34 +148,40 @@ def launch_queued_runs(db: DatabaseResource, instance: DagsterInstance, shards: 
                 continue
             shard = shards[min(project.shard, len(shards) - 1)]
             # Keys a crashed tick marked as registered but never added are added again here.
-            start, end = _shard_keys(plan, instance, shard).span([document_key(project.id, d) for d in documents])
-            workspace = session.get(Tenant, project.tenant_id)
-            plan.run_requests.append(
-                RunRequest(
-                    run_key=f"run-{run.id}",
-                    job_name=shard.documents_job,
-                    tags={
-                        RUN_TAG: str(run.id),
-                        PROJECT_TAG: str(project.id),
-                        WORKSPACE_TAG: str(project.tenant_id),
-                        PROJECT_NAME_TAG: project.name[:200],
-                        WORKSPACE_NAME_TAG: (workspace.name if workspace else "")[:200],
-                        "coderai/run_kind": run.kind.value,
-                        RANGE_START_TAG: start,
-                        RANGE_END_TAG: end,
-                    },
-                )
+            spans = _shard_keys(plan, instance, shard).spans(
+                [document_key(project.id, d) for d in documents], parallelism
             )
+            workspace = session.get(Tenant, project.tenant_id)
+            for part, (start, end) in enumerate(spans):
+                plan.run_requests.append(
+                    RunRequest(
+                        run_key=f"run-{run.id}" + (f"-{part}" if part else ""),
+                        job_name=shard.documents_job,
+                        tags={
+                            RUN_TAG: str(run.id),
+                            PROJECT_TAG: str(project.id),
+                            SLOT_TAG: f"{project.id}:{part}",
+                            WORKSPACE_TAG: str(project.tenant_id),
+                            PROJECT_NAME_TAG: project.name[:200],
+                            WORKSPACE_NAME_TAG: (workspace.name if workspace else "")[:200],
+                            "coderai/run_kind": run.kind.value,
+                            RANGE_START_TAG: start,
+                            RANGE_END_TAG: end,
+                        },
+                    )
+                )
 
 
-def plan_intake(db: DatabaseResource, instance: DagsterInstance, shards: list[Shard]) -> IntakePlan:
+def plan_intake(
+    db: DatabaseResource, instance: DagsterInstance, shards: list[Shard], parallelism: int = 1
+) -> IntakePlan:
     plan = IntakePlan()
     register_uploads(db, instance, shards, plan)
-    launch_queued_runs(db, instance, shards, plan)
+    launch_queued_runs(db, instance, shards, plan, parallelism)
     return plan
 
 
-def build_intake_sensor(shards: list[Shard], documents_jobs: list):
+def build_intake_sensor(shards: list[Shard], documents_jobs: list, parallelism: int = 1):
     @sensor(
         name="intake",
         jobs=documents_jobs,
@@ -170,7 +190,7 @@ def build_intake_sensor(shards: list[Shard], documents_jobs: list):
         description="Registers uploads as partitions, records auto-processing runs and launches queued runs.",
     )
     def intake(context: SensorEvaluationContext, db: DatabaseResource) -> SensorResult:
-        plan = plan_intake(db, context.instance, shards)
+        plan = plan_intake(db, context.instance, shards, parallelism)
         if plan.registered or plan.run_requests:
             context.log.info(
                 f"registered {plan.registered} documents, {len(plan.auto_runs)} auto runs, "

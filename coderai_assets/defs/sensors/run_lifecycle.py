@@ -21,6 +21,7 @@ from coderai_assets.defs.partitions import (
     PROJECT_TAG,
     PROJECTS_PARTITIONS,
     RUN_TAG,
+    SLOT_TAG,
     WORKSPACE_TAG,
     Shard,
     project_partition,
@@ -73,6 +74,7 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
                             tags={
                                 RUN_TAG: str(run.id),
                                 PROJECT_TAG: str(project.id),
+                                SLOT_TAG: f"{project.id}:0",
                                 WORKSPACE_TAG: str(project.tenant_id),
                             },
                         )
