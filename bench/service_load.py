@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -207,6 +208,66 @@ async def bench_clients(base: str, token: str, project_ids: list[str], run_ids: 
         print(line(name, values))
 
 
+WRK_SCRIPT = """
+-- The same mix as the Python clients: five reads, a PATCH and a POST of a new variable, per connection in turn.
+local token, projects, runs = "%(token)s", {%(projects)s}, {%(runs)s}
+local counter = 0
+function setup(thread) thread:set("id", counter); counter = counter + 1 end
+function init(args) n = 0 end
+function request()
+  n = n + 1
+  local p, r = projects[(n %% #projects) + 1], runs[(n %% #runs) + 1]
+  local h = {["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json"}
+  local step = n %% 7
+  if step == 0 then return wrk.format("GET", "%(prefix)s/projects", h) end
+  if step == 1 then return wrk.format("GET", "%(prefix)s/projects/" .. p, h) end
+  if step == 2 then return wrk.format("GET", "%(prefix)s/projects/" .. p .. "/variables", h) end
+  if step == 3 then return wrk.format("GET", "%(prefix)s/projects/" .. p .. "/documents", h) end
+  if step == 4 then return wrk.format("GET", "%(prefix)s/runs/" .. r, h) end
+  if step == 5 then return wrk.format("PATCH", "%(prefix)s/projects/" .. p, h, '{"domain_description": "edit"}') end
+  return wrk.format("POST", "%(prefix)s/projects/" .. p .. "/variables", h,
+    '{"name": "w_' .. id .. '_' .. n .. '", "type": "text"}')
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %%d %%d %%d %%.1f %%.1f %%.1f\\n", summary.requests, e.connect + e.read + e.write +
+    e.timeout, e.status, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def bench_clients_wrk(base: str, token: str, project_ids: list[str], run_ids: list[str], seconds: int = 20) -> bool:
+    """The same clients from wrk (C, two threads), if it is installed: the Python clients cost more CPU than the
+    server they measure, on the same two cores. False if wrk is not there."""
+    if shutil.which("wrk") is None:
+        return False
+    origin, prefix = base.split("/api/")[0], "/api/" + base.split("/api/")[1]
+    script = _TMP / "clients.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "token": token,
+            "projects": ", ".join(f'"{p}"' for p in project_ids),
+            "runs": ", ".join(f'"{r}"' for r in run_ids),
+            "prefix": prefix,
+        }
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{N_CLIENTS}", f"-d{seconds}s", "--timeout", "60s", "-s", str(script), origin],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    requests, socket_errors, http_errors, p50, p95, p99 = next(
+        line.split()[1:] for line in out.splitlines() if line.startswith("WRK ")
+    )
+    print(
+        f"{N_CLIENTS} concurrent clients (wrk) for {seconds} s: {int(requests) / seconds:.0f} requests/s, "
+        f"errors {int(socket_errors) + int(http_errors)}; p50 {p50} ms  p95 {p95} ms  p99 {p99} ms"
+    )
+    return True
+
+
 def bench_documents(client: httpx.Client) -> None:
     project = _check(client.post("/projects", json={"name": "Thousand", "domain_description": "Protests."}))
     for variable in VARIABLES:
@@ -273,7 +334,8 @@ def main() -> None:
             print("  ".join(f"{n} projects: {s:.2f} s" for n, s in loads.items()))
             print(f"== {N_CLIENTS} concurrent API clients ==")
             project_ids = [p["id"] for p in _check(client.get("/projects"))][:20]
-            asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
+            if not bench_clients_wrk(base, tokens["access_token"], project_ids, run_ids):
+                asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
             print(f"== {N_DOCUMENTS} documents, one full run, 0 ms model ==")
             bench_documents(client)
             stats = httpx.get(f"http://127.0.0.1:{SIMULATOR_PORT}/stats").json()

@@ -124,6 +124,10 @@ class Platform:
                         str(s.api_port),
                         "--workers",
                         str(s.api_workers),
+                        # Longer than clients keep idle connections (httpx and browsers: 5-60 s): with uvicorn's 5 s,
+                        # a request sent as the server closes the connection fails (seen under load).
+                        "--timeout-keep-alive",
+                        "65",
                     ],
                     f"http://{s.api_host}:{s.api_port}/api/v1/health",
                 )

@@ -280,3 +280,14 @@ def test_a_projects_next_run_waits_until_its_run_under_way_ends(
     with tenant_session(session_factory, tenant) as session:
         assert session.get(Run, first.id).status == RunStatus.succeeded
     assert len(_for(_tick(settings, instance).run_requests, second.id)) == 1
+
+
+def test_loading_the_definitions_does_not_import_langchain():
+    """Every Dagster run worker loads the definitions when it starts; LangChain (about 0.9 s) waits until a
+    document is extracted."""
+    import subprocess
+    import sys
+
+    code = "import sys, coderai_assets.definitions; print(sorted(m for m in sys.modules if m.startswith('langchain')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

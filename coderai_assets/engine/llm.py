@@ -10,15 +10,18 @@ import importlib
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import SecretStr
 
 from coderai_assets.engine.codebook import Codebook
 from coderai_assets.errors import LLMConfigurationError, LLMError
 from coderai_assets.settings import Settings
+
+if TYPE_CHECKING:
+    # LangChain is imported where a model is built or called, not with this module: it costs about 0.9 s, paid by
+    # every Dagster run worker's start and by the code server, which only need it when a document is extracted.
+    from langchain_core.language_models import BaseChatModel
 
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 
@@ -124,8 +127,10 @@ class Extractor:
         user = codebook.user_template.format(
             file_name=file_name, part=part, parts=parts, char_start=char_start, char_end=char_end, text=text
         )
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        messages = [SystemMessage(codebook.system_prompt), HumanMessage(user)]
         try:
-            messages = [SystemMessage(codebook.system_prompt), HumanMessage(user)]
             result: dict[str, Any] = runnable.invoke(messages)  # type: ignore[assignment]
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message
             raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc
