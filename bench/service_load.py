@@ -210,7 +210,7 @@ async def bench_clients(base: str, token: str, project_ids: list[str], run_ids: 
 
 WRK_SCRIPT = """
 -- The same mix as the Python clients: five reads, a PATCH and a POST of a new variable, per connection in turn.
-local token, projects, runs = "%(token)s", {%(projects)s}, {%(runs)s}
+local token, projects, runs, tag = "%(token)s", {%(projects)s}, {%(runs)s}, "%(tag)s"
 local counter = 0
 function setup(thread) thread:set("id", counter); counter = counter + 1 end
 function init(args) n = 0 end
@@ -226,7 +226,7 @@ function request()
   if step == 4 then return wrk.format("GET", "%(prefix)s/runs/" .. r, h) end
   if step == 5 then return wrk.format("PATCH", "%(prefix)s/projects/" .. p, h, '{"domain_description": "edit"}') end
   return wrk.format("POST", "%(prefix)s/projects/" .. p .. "/variables", h,
-    '{"name": "w_' .. id .. '_' .. n .. '", "type": "text"}')
+    '{"name": "w_' .. tag .. '_' .. id .. '_' .. n .. '", "type": "text"}')
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -250,6 +250,7 @@ def bench_clients_wrk(base: str, token: str, project_ids: list[str], run_ids: li
             "projects": ", ".join(f'"{p}"' for p in project_ids),
             "runs": ", ".join(f'"{r}"' for r in run_ids),
             "prefix": prefix,
+            "tag": uuid.uuid4().hex[:6],  # new variable names on every invocation
         }
     )
     out = subprocess.run(
