@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     login_window_seconds: int = 900
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
+    # Invitations: a single-use link mailed to the address, valid this many days. Without CODERAI_SMTP_URL
+    # (smtp://user:password@host:587, or smtps://...) mail stays in the `mail_outbox` table, and in development the
+    # link is logged.
+    public_url: str = "http://127.0.0.1:8000"
+    smtp_url: str = ""
+    mail_from: str = "CoderAI <coderai@localhost>"
+    invitation_days: int = Field(default=7, ge=1)
 
     @model_validator(mode="after")
     def _check_provider(self) -> Settings:

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from coderai_api.main import create_app
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import Export, Run, RunKind, RunStatus
+from tests.test_hardening import _mailed_token
 
 PASSWORD = "correct horse battery"
 PUBLIC = {
@@ -24,6 +25,7 @@ PUBLIC = {
 SELF = {
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/me"),
+    ("POST", "/api/v1/auth/invitations/accept"),  # the token is the only id (tests/test_hardening.py, item 1)
     ("GET", "/api/v1/workspaces"),
     ("POST", "/api/v1/workspaces"),
     ("GET", "/api/v1/projects"),
@@ -41,11 +43,21 @@ class Person:
         self.client = TestClient(app, base_url="http://test")
         self.client.__enter__()
         self.client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-        body = {"email": email, "password": PASSWORD, **({"workspace_id": workspace} if workspace else {})}
+        self.email = email
+        self.login(workspace)
+
+    def login(self, workspace: str | None = None) -> None:
+        body = {"email": self.email, "password": PASSWORD, **({"workspace_id": workspace} if workspace else {})}
         self.tokens = self.client.post("/api/v1/auth/login", json=body).json()
         self.token = self.tokens["access_token"]
         self.client.headers["Authorization"] = f"Bearer {self.token}"
         self.workspace = self.tokens["workspace_id"]
+
+    def join(self, session_factory, workspace: str) -> None:
+        """Accepts the invitation mailed to this person's address, then works in that workspace."""
+        token = _mailed_token(session_factory, workspace, self.email)
+        assert self("POST", "/api/v1/auth/invitations/accept", json={"token": token}).status_code == 200
+        self.login(workspace)
 
     def __call__(self, method: str, path: str, **kwargs):
         return self.client.request(method, path, **kwargs)
@@ -89,7 +101,8 @@ def world(database, settings, session_factory, tmp_path_factory):
         rid = str(run.id)
     viewer_email = f"vera-{uuid.uuid4().hex[:6]}@example.org"
     alice("POST", f"/api/v1/workspaces/{alice.workspace}/members", json={"email": viewer_email, "role": "viewer"})
-    vera = Person(app, viewer_email, workspace=alice.workspace)
+    vera = Person(app, viewer_email)
+    vera.join(session_factory, alice.workspace)
     editor_email = f"ed-{uuid.uuid4().hex[:6]}@example.org"
     ed = Person(app, editor_email)
     alice("POST", f"/api/v1/workspaces/{alice.workspace}/members", json={"email": editor_email, "role": "editor"})

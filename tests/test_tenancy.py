@@ -22,6 +22,7 @@ from coderai_assets.storage.models import (
     Feedback,
     Invitation,
     LlmAnswer,
+    MailMessage,
     Membership,
     Project,
     PromptVersion,
@@ -38,7 +39,7 @@ from coderai_assets.storage.models import (
 APP_ROLE = "coderai_app"
 DEFINER_ALLOWLIST = {
     "coderai_user_workspaces",
-    "coderai_accept_invitations",
+    "coderai_accept_invitation",
     "coderai_unregistered_documents",
     "coderai_active_runs",
     "coderai_project_tenant",
@@ -132,6 +133,7 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
         session.flush()
         session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=Role.owner))
         session.add(Invitation(tenant_id=tenant_id, email=f"x{tenant_id.hex}@example.org", role=Role.viewer))
+        session.add(MailMessage(tenant_id=tenant_id, to_email=f"x{tenant_id.hex}@example.org", subject="s", body="b"))
         project = Project(tenant_id=tenant_id, name="p", domain_description="d")
         session.add(project)
         session.flush()

@@ -3,7 +3,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from coderai_api.auth import service
-from coderai_api.auth.schemas import LoginBody, RefreshBody, RegisterBody, TokenPair, UserRead
+from coderai_api.auth.schemas import (
+    InvitationAccept,
+    LoginBody,
+    RefreshBody,
+    RegisterBody,
+    TokenPair,
+    UserRead,
+    WorkspaceRead,
+)
 from coderai_api.deps import CurrentPrincipal, SettingsDep
 from coderai_api.errors import ERROR_RESPONSES
 
@@ -31,6 +39,12 @@ def login(body: LoginBody, request: Request, settings: SettingsDep):
 @router.post("/refresh", response_model=TokenPair)
 def refresh(body: RefreshBody, request: Request, settings: SettingsDep):
     return service.refresh(request.app.state.session_factory, settings, body.refresh_token)
+
+
+@router.post("/invitations/accept", response_model=WorkspaceRead)
+def accept_invitation(body: InvitationAccept, principal: CurrentPrincipal, request: Request):
+    """Joins a workspace with the single-use token of an invitation mail, as the logged-in account."""
+    return service.accept_invitation(request.app.state.session_factory, principal.user_id, body.token)
 
 
 @router.post("/logout", status_code=204)

@@ -47,3 +47,8 @@ class UserRead(BaseModel):
     email: str
     display_name: str
     workspaces: list[WorkspaceRead] = []
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token: str = Field(min_length=16, max_length=200)

@@ -62,7 +62,8 @@ def normalise_email(email: str) -> str:
 def register(
     factory: sessionmaker[Session], email: str, password: str, display_name: str, workspace_name: str
 ) -> tuple[User, uuid.UUID]:
-    """A user with a workspace of their own (owner); invitations to the email are accepted."""
+    """A user with a workspace of their own (owner). Invitations to the address are not accepted here: only the
+    token mailed to it proves the address is theirs (`accept_invitation`)."""
     email = normalise_email(email)
     workspace_id = uuid.uuid4()
     # The new workspace's id is the transaction's tenant, so its rows pass the row-level security checks.
@@ -75,8 +76,24 @@ def register(
         session.flush()
         session.add(Membership(tenant_id=workspace_id, user_id=user.id, role=Role.owner))
         session.flush()
-        session.execute(text("select coderai_accept_invitations(:u, :e)"), {"u": user.id, "e": email})
         return user, workspace_id
+
+
+class InvitationNotFound(CoderAIError):
+    code = "invitation_not_found"
+    status_code = 404
+
+
+def accept_invitation(factory: sessionmaker[Session], user_id: uuid.UUID, token: str) -> WorkspaceRead:
+    """Joins the invitation's workspace with its role; the token works once, before it expires."""
+    with tenant_session(factory, None) as session:
+        row = session.execute(
+            text("select workspace_id, member_role, workspace_name from coderai_accept_invitation(:u, :h)"),
+            {"u": user_id, "h": tokens.token_hash(token)},
+        ).first()
+    if row is None:
+        raise InvitationNotFound("No such invitation: the link is wrong, used or expired.")
+    return WorkspaceRead(id=row.workspace_id, name=row.workspace_name, role=Role(row.member_role))
 
 
 def _throttle_keys(email: str, address: str) -> list[tuple[str, int]]:

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from coderai_api.auth.schemas import WorkspaceRead
 from coderai_api.auth.service import workspaces_of
-from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, Viewer
+from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.mail import send_pending
 from coderai_api.workspaces import service
 from coderai_api.workspaces.schemas import MemberInvite, MemberRead, MemberUpdate, WorkspaceCreate
 from coderai_assets.storage.models import Role
@@ -35,10 +36,22 @@ def list_members(workspace_id: uuid.UUID, principal: Viewer, session: SessionDep
 
 
 @router.post("/{workspace_id}/members", response_model=MemberRead, status_code=201)
-def invite_member(workspace_id: uuid.UUID, body: MemberInvite, principal: Owner, session: SessionDep):
-    """Adds an existing account at once; an email without an account joins when it registers."""
+def invite_member(
+    workspace_id: uuid.UUID,
+    body: MemberInvite,
+    principal: Owner,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    background: BackgroundTasks,
+):
+    """Adds an existing account at once; an email without an account gets a single-use link by mail, and joins
+    when its holder accepts it (POST /auth/invitations/accept)."""
     service.check_workspace(principal, workspace_id)
-    return service.invite(session, principal, body.email, body.role)
+    member = service.invite(session, settings, principal, body.email, body.role)
+    # Runs after the response, so after the request's transaction committed the message.
+    background.add_task(send_pending, request.app.state.session_factory, settings, principal.tenant_id)
+    return member
 
 
 @router.patch("/{workspace_id}/members/{user_id}", response_model=MemberRead)

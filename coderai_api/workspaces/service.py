@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from coderai_api.auth import tokens
 from coderai_api.auth.service import Principal, normalise_email
 from coderai_api.workspaces.schemas import MemberRead
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.settings import Settings
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.models import Invitation, Membership, Role, Tenant, User
+from coderai_assets.storage.models import Invitation, MailMessage, Membership, Role, Tenant, User, utcnow
 
 
 def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
@@ -41,7 +45,7 @@ def list_members(session: Session) -> list[MemberRead]:
     ]
 
 
-def invite(session: Session, principal: Principal, email: str, role: Role) -> MemberRead:
+def invite(session: Session, settings: Settings, principal: Principal, email: str, role: Role) -> MemberRead:
     email = normalise_email(email)
     user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
     if user is not None:
@@ -50,11 +54,30 @@ def invite(session: Session, principal: Principal, email: str, role: Role) -> Me
         session.add(Membership(tenant_id=principal.tenant_id, user_id=user.id, role=role))
         session.flush()
         return MemberRead(user_id=user.id, email=email, role=role, status="member")
-    existing = session.scalars(select(Invitation).where(func.lower(Invitation.email) == email)).first()
-    if existing is not None:
-        existing.role = role
-    else:
-        session.add(Invitation(tenant_id=principal.tenant_id, email=email, role=role, invited_by=principal.user_id))
+    # A single-use token, mailed to the address: only its holder can accept (POST /auth/invitations/accept).
+    # Inviting again replaces the token, so an earlier link stops working.
+    token = secrets.token_urlsafe(32)
+    invitation = session.scalars(select(Invitation).where(func.lower(Invitation.email) == email)).first()
+    if invitation is None:
+        invitation = Invitation(tenant_id=principal.tenant_id, email=email, invited_by=principal.user_id, role=role)
+        session.add(invitation)
+    invitation.role, invitation.accepted_at = role, None
+    invitation.token_hash = tokens.token_hash(token)
+    invitation.expires_at = utcnow() + timedelta(days=settings.invitation_days)
+    workspace = session.get(Tenant, principal.tenant_id)
+    session.add(
+        MailMessage(
+            tenant_id=principal.tenant_id,
+            to_email=email,
+            subject=f"You are invited to {workspace.name if workspace else 'a workspace'} on CoderAI"[:200],
+            body=(
+                f"You are invited to join the workspace as {role.value}. Open this link within "
+                f"{settings.invitation_days} days, logged in to CoderAI (register first with any address):\n\n"
+                f"{settings.public_url.rstrip('/')}/invitations/accept?token={token}\n\n"
+                f"or send the token to POST /api/v1/auth/invitations/accept. If you did not expect this, ignore it."
+            ),
+        )
+    )
     session.flush()
     return MemberRead(user_id=None, email=email, role=role, status="invited")
 

@@ -409,16 +409,37 @@ class LlmAnswer(Timestamped, Base):
 
 
 class Invitation(Timestamped, Base):
-    """A workspace invitation for an email address without an account yet; accepted when it registers."""
+    """A workspace invitation for an email address without an account yet. It is accepted only with the single-use
+    token mailed to the address (`coderai_accept_invitation`): registering the address is no proof of owning it."""
 
     __tablename__ = "invitations"
-    __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_invitations_tenant_email"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "email", name="uq_invitations_tenant_email"),
+        UniqueConstraint("token_hash", name="uq_invitations_token_hash"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320))
     role: Mapped[Role] = mapped_column(_enum(Role, "role"))
     invited_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    token_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 of the token; the token is only mailed
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MailMessage(Timestamped, Base):
+    """Mail waiting to go out (`coderai_api/mail.py` sends it after the request that wrote it commits)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_unsent", "tenant_id", postgresql_where=text("sent_at IS NULL")),)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    to_email: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class AuthSession(Timestamped, Base):

@@ -1,0 +1,146 @@
+"""The defects of the security and reliability review (issue 8), one test per item, each reproducing the attack or
+failure as it was found and passing only with the fix. Named `test_item_<n>_...` after the item."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from coderai_api.main import create_app
+from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
+from coderai_assets.storage.models import MailMessage
+from tests.test_api import login_as
+
+APP_ROLE, DEFINER_ROLE = "coderai_app", "coderai_definer"
+
+
+@pytest.fixture(scope="module")
+def owner_engine(database, settings):
+    engine = create_engine(settings.migration_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def app(database, settings):
+    return create_app(settings)
+
+
+def _client(app) -> TestClient:
+    return TestClient(app, base_url="http://test/api/v1")
+
+
+def _mailed_token(session_factory, tenant_id: str, to: str) -> str:
+    with tenant_session(session_factory, uuid.UUID(tenant_id)) as session:
+        bodies = session.scalars(
+            select(MailMessage.body).where(MailMessage.to_email == to).order_by(MailMessage.created_at.desc())
+        ).all()
+    (token,) = re.findall(r"token=([\w-]+)", bodies[0])
+    return token
+
+
+def test_item_1_invitation_takeover_registering_the_address_does_not_join(app, session_factory):
+    """An owner invites an address without an account. A stranger registers that address first: before the fix
+    they joined as owner; now only the single-use token mailed to the address joins, once."""
+    stranger_email = f"invitee-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as owner, _client(app) as stranger, _client(app) as invitee:
+        login_as(owner, f"owner-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = owner.get("/workspaces").json()[0]["id"]
+        invited = owner.post(f"/workspaces/{workspace}/members", json={"email": stranger_email, "role": "owner"})
+        assert invited.status_code == 201 and invited.json()["status"] == "invited"
+
+        login_as(stranger, stranger_email)
+        assert workspace not in {w["id"] for w in stranger.get("/workspaces").json()}
+        guessed = stranger.post("/auth/invitations/accept", json={"token": "x" * 43})
+        assert (guessed.status_code, guessed.json()["code"]) == (404, "invitation_not_found")
+
+        token = _mailed_token(session_factory, workspace, stranger_email)
+        login_as(invitee, f"real-{uuid.uuid4().hex[:8]}@example.org")  # whoever holds the mail
+        accepted = invitee.post("/auth/invitations/accept", json={"token": token})
+        assert accepted.status_code == 200 and accepted.json() == {
+            "id": workspace,
+            "name": accepted.json()["name"],
+            "role": "owner",
+        }
+        again = stranger.post("/auth/invitations/accept", json={"token": token})
+        assert (again.status_code, again.json()["code"]) == (404, "invitation_not_found")
+        assert workspace not in {w["id"] for w in stranger.get("/workspaces").json()}
+
+
+def test_item_1_inviting_again_replaces_the_link(app, session_factory):
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as owner, _client(app) as invitee:
+        login_as(owner, f"owner-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = owner.get("/workspaces").json()[0]["id"]
+        owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": "viewer"})
+        first = _mailed_token(session_factory, workspace, email)
+        owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": "editor"})
+        second = _mailed_token(session_factory, workspace, email)
+        login_as(invitee, f"holder-{uuid.uuid4().hex[:8]}@example.org")
+        assert invitee.post("/auth/invitations/accept", json={"token": first}).status_code == 404
+        assert invitee.post("/auth/invitations/accept", json={"token": second}).json()["role"] == "editor"
+
+
+def test_item_3_security_definer_functions_cannot_be_hijacked(owner_engine, settings, session_factory, tenant):
+    """The reproduction: as the app role, a temporary `invitations` table with a trigger, then the function that
+    accepts invitations. Before the fix it found the temporary table first and ran the trigger as the superuser.
+    Now the app role cannot create temporary tables, and even when an operator grants it that, the functions
+    use only qualified names and search pg_temp last, as a role that is no superuser."""
+    with owner_engine.connect() as connection:
+        definers = connection.execute(
+            text(
+                "select p.proname, r.rolname, r.rolsuper, p.proconfig from pg_proc p "
+                "join pg_roles r on r.oid = p.proowner where p.prosecdef and p.pronamespace = 'public'::regnamespace"
+            )
+        ).all()
+        app_role = connection.execute(
+            text(
+                "select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, rolreplication "
+                "from pg_roles where rolname = :r"
+            ),
+            {"r": APP_ROLE},
+        ).one()
+    assert definers and all(owner == DEFINER_ROLE and not superuser for _, owner, superuser, _ in definers)
+    assert all("search_path=pg_catalog, public, pg_temp" in (config or []) for *_, config in definers)
+    assert tuple(app_role) == (False, False, False, False, False, False)
+
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(session_factory, None) as session:
+        session.execute(text("create temporary table invitations (x int)"))
+
+    database = settings.database_url.rsplit("/", 1)[1]
+    with owner_engine.connect() as connection:
+        connection.execute(text(f'grant temporary on database "{database}" to {APP_ROLE}'))
+        connection.commit()
+    # A connection of its own, closed at the end: temporary objects live as long as their connection.
+    engine = make_engine(settings.database_url, poolclass=NullPool)
+    try:
+        with tenant_session(make_session_factory(engine), None) as session:
+            session.execute(
+                text(
+                    "create temporary table invitations (token_hash text, accepted_at timestamptz, "
+                    "expires_at timestamptz, tenant_id uuid, role text); "
+                    "create temporary table hijacked (n int); "
+                    "create function pg_temp.mark() returns trigger language plpgsql as "
+                    "$$ begin insert into pg_temp.hijacked values (1); return new; end $$; "
+                    "create trigger t before update on pg_temp.invitations for each row "
+                    "execute function pg_temp.mark(); "
+                    "insert into pg_temp.invitations values ('h', null, now() + interval '1 day', :t, 'owner')"
+                ),
+                {"t": tenant},
+            )
+            joined = session.execute(
+                text("select * from coderai_accept_invitation(:u, 'h')"), {"u": uuid.uuid4()}
+            ).all()
+            assert joined == []  # the function read the real table, where no invitation has this token
+            assert session.scalar(text("select count(*) from pg_temp.hijacked")) == 0
+    finally:
+        engine.dispose()
+        with owner_engine.connect() as connection:
+            connection.execute(text(f'revoke temporary on database "{database}" from {APP_ROLE}'))
+            connection.commit()
