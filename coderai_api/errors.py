@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from coderai_assets.errors import CoderAIError
 
@@ -17,12 +18,22 @@ class ErrorBody(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorBody, "description": "The body cannot be parsed (malformed JSON or multipart, too many files)"},
     401: {"model": ErrorBody, "description": "Missing, invalid, expired or revoked token"},
     403: {"model": ErrorBody, "description": "The role may not do this"},
     404: {"model": ErrorBody, "description": "Not found (or another workspace's)"},
     409: {"model": ErrorBody, "description": "Conflict"},
+    413: {"model": ErrorBody, "description": "The request body is over the route's limit"},
     422: {"model": ErrorBody, "description": "Invalid input"},
     429: {"model": ErrorBody, "description": "Too many attempts"},
+}
+
+
+_HTTP_CODES = {
+    400: "invalid_body",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
 }
 
 
@@ -37,6 +48,16 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["Retry-After"] = str(retry_after)
         return JSONResponse(
             status_code=exc.status_code, content={"code": exc.code, "message": exc.message}, headers=headers
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Errors raised by the framework (routing, body parsing and limits) in the same shape as ours; their
+        # headers (Allow on 405) are kept.
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"code": _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), "message": str(exc.detail)},
+            headers=dict(exc.headers or {}),
         )
 
     @app.exception_handler(RequestValidationError)

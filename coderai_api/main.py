@@ -13,6 +13,7 @@ from coderai_api.concurrency import RequestLimit, thread_limit
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
+from coderai_api.gate import RequestGate
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
@@ -23,10 +24,11 @@ from coderai_assets.storage.files import LocalFileStorage
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    s = settings or get_settings()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Engines are created here, never at import.
-        s = settings or get_settings()
         engine = make_engine(s.database_url, pool_size=s.api_db_pool_size, max_overflow=s.api_db_max_overflow)
         # Sync routes run in this thread pool; RequestLimit admits as many requests as the pool has connections.
         to_thread.current_default_thread_limiter().total_tokens = thread_limit(s)
@@ -38,9 +40,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CoderAI", version="0.1.0", lifespan=lifespan)
     app.add_middleware(RequestLimit)
+    app.add_middleware(RequestGate)  # outermost of ours: body limits and anonymous bodies, before any reading
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
-    for router in (auth_router, workspaces_router, projects_router, documents_router, runs_router, exports_router):
+    uploads = APIRouter(form_limits={"max_files": s.max_files_per_upload, "max_fields": 0})
+    uploads.include_router(documents_router)
+    for router in (auth_router, workspaces_router, projects_router, uploads, runs_router, exports_router):
         api.include_router(router)
 
     @api.get("/health", tags=["health"])

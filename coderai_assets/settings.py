@@ -77,6 +77,12 @@ class Settings(BaseSettings):
 
     # Ingestion limits: a document is parsed in a child process held to these.
     max_upload_bytes: int = 100 * 1024 * 1024
+    # Request bodies, refused with 413 before they are read when the declared length is over (and cut off when an
+    # undeclared one passes it): any route but uploads; an upload request (files, fields and multipart framing);
+    # and files per upload request.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_request_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    max_files_per_upload: int = Field(default=100, ge=1)
     parse_timeout_seconds: float = 120.0
     parse_cpu_seconds: int = 120
     parse_memory_bytes: int = 2 * 1024 * 1024 * 1024

@@ -144,3 +144,97 @@ def test_item_3_security_definer_functions_cannot_be_hijacked(owner_engine, sett
         with owner_engine.connect() as connection:
             connection.execute(text(f'revoke temporary on database "{database}" from {APP_ROLE}'))
             connection.commit()
+
+
+def _raw_request(client: TestClient, method: str, path: str, headers: dict[str, str], chunks: list[bytes]):
+    """Calls the ASGI app directly with a body of `chunks`: (status, body, chunks the app read)."""
+    read = 0
+
+    async def call():
+        nonlocal read
+        sent: list[dict] = []
+
+        async def receive():
+            nonlocal read
+            if read < len(chunks):
+                read += 1
+                return {"type": "http.request", "body": chunks[read - 1], "more_body": read < len(chunks)}
+            return {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+            "client": ("127.0.0.1", 1),
+            "server": ("test", 80),
+            "app": client.app,
+            "state": {},
+        }
+        await client.app(scope, receive, send)
+        start = next(m for m in sent if m["type"] == "http.response.start")
+        return start["status"], b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+    status, body = client.portal.call(call)
+    return status, body, read
+
+
+def test_item_2_bodies_are_limited_and_an_anonymous_body_is_never_read(app, settings, session_factory):
+    mib = b"x" * (1024 * 1024)
+    with _client(app) as client:
+        tokens = login_as(client, f"limits-{uuid.uuid4().hex[:8]}@example.org")
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        project = client.post("/projects", json={"name": "Limits"}).json()["id"]
+        upload = f"/api/v1/projects/{project}/documents"
+
+        # 50 MiB anonymous upload: 401 before a byte is read (before the fix: read in full, then 401).
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            upload,
+            {"Content-Length": str(50 * len(mib)), "Content-Type": "multipart/form-data; boundary=b"},
+            [mib] * 50,
+        )
+        assert (status, read) == (401, 0)
+        # A declared length over the route's limit: 413 before reading, with a token or without one.
+        status, body, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/projects",
+            {**auth, "Content-Length": str(2 * len(mib)), "Content-Type": "application/json"},
+            [mib, mib],
+        )
+        assert (status, read) == (413, 0) and b"request_too_large" in body
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/auth/login",
+            {"Content-Length": str(2 * len(mib)), "Content-Type": "application/json"},
+            [mib, mib],
+        )
+        assert (status, read) == (413, 0)
+        # No declared length (chunked): cut off once the limit is passed, not read to the end.
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/projects",
+            {**auth, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+            [mib] * 20,
+        )
+        assert status == 413 and read < 20
+        # More files than an upload may carry: refused, nothing stored.
+        files = [("files", (f"f{i}.txt", f"report {i}".encode())) for i in range(settings.max_files_per_upload + 1)]
+        refused = client.post(f"/projects/{project}/documents", files=files)
+        assert (refused.status_code, refused.json()["code"]) == (400, "invalid_body")
+        assert client.get(f"/projects/{project}/documents").json() == []
+        # Within the limits an upload works.
+        assert client.post(f"/projects/{project}/documents", files=files[:2]).status_code == 201

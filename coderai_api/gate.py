@@ -1,0 +1,92 @@
+"""The first thing a request meets, before any of its body is read:
+
+1. Its body size: a declared length over the route's limit is refused with 413 at once; an undeclared one
+   (chunked) is counted as it is read and cut off with 413 once it passes the limit. Uploads have their own limit.
+2. Anonymous bodies: a request with a body to any route but registration, login and refresh must carry a
+   well-signed, unexpired access token, checked here without a database round trip. (FastAPI reads a route's body
+   before it resolves its dependencies, so without this a 50 MiB anonymous upload was read in full before its 401.)
+   The dependency in `deps.py` still checks the session, the user and the membership.
+
+Multipart limits (files and fields per upload) are FastAPI's `form_limits`, on the uploads router (main.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coderai_api.auth import tokens
+from coderai_api.auth.tokens import InvalidToken
+from coderai_assets.settings import Settings
+
+PUBLIC_WITH_BODY = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+UPLOAD_PATH = re.compile(r"/api/v1/projects/[^/]+/documents/?")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while the body is read; FastAPI re-raises HTTPExceptions, so errors.py renders it as JSON."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=f"The request body is over this route's limit of {limit} bytes.")
+
+
+def body_limit(settings: Settings, method: str, path: str) -> int:
+    if method == "POST" and UPLOAD_PATH.fullmatch(path):
+        return settings.max_upload_request_bytes
+    return settings.max_request_bytes
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # Connection: close, so a client still sending the refused body does not hold the connection.
+    return JSONResponse(
+        status_code=status,
+        content={"code": code, "message": message},
+        headers={**(headers or {}), "Connection": "close"},
+    )
+
+
+class RequestGate:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        settings: Settings = scope["app"].state.settings
+        headers = dict(scope["headers"])
+        limit = body_limit(settings, scope["method"], scope["path"])
+        declared = headers.get(b"content-length")
+        try:
+            length = int(declared) if declared is not None else None
+        except ValueError:
+            length = None
+        if length is not None and length > limit:
+            await _error(413, "request_too_large", BodyTooLarge(limit).detail)(scope, receive, send)
+            return
+        has_body = b"transfer-encoding" in headers or bool(length)
+        if has_body and scope["path"] not in PUBLIC_WITH_BODY:
+            scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise InvalidToken("An access token is required.")
+                tokens.decode(settings, token.strip(), tokens.ACCESS)
+            except InvalidToken as exc:
+                await _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, receive_within_limit, send)
