@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     parse_timeout_seconds: float = 120.0
     parse_cpu_seconds: int = 120
     parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    # Characters of text one document may have (`too_large` beyond): chunks, grounding index and export grow with it.
+    max_text_chars: int = Field(default=5_000_000, ge=1000)
     max_zip_uncompressed_bytes: int = 300 * 1024 * 1024
     max_zip_entries: int = 10_000
     max_zip_ratio: float = 200.0

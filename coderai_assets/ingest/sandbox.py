@@ -1,20 +1,30 @@
-"""Parse documents in a child process held to memory, CPU and wall-clock limits (DESIGN.md 6).
+"""Parse documents in a child process held to memory, CPU and wall-clock limits (DESIGN.md 6), and kept apart
+from everything the run worker can reach.
 
 The child is a plain `python -m coderai_assets.ingest.worker` process, reused for many documents
 (imports cost about a second) and replaced after any failure it could not report itself, such as
 being killed at the wall-clock limit or by the kernel at the memory limit.
+
+The boundary: the child starts with an empty environment (no JWT secret, LLM key or database URL); as root it moves
+into a network namespace of its own and drops to `nobody` if the Python it imports from is readable by any user (as
+another user, it tries an unprivileged user and network namespace); it reads documents from stdin only, and stored
+files are readable by their owner alone (storage/files.py). Its replies are JSON, read only up to a size that the
+text cap allows, and never unpickled; its text is capped (`too_large`). What remains: with a Python that only root
+can read, or as a non-root user without user namespaces, the child keeps the parent's user (and, in the second
+case, its network); it can then read what that user can read outside the storage folder.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
+import os
 import select
 import struct
 import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
@@ -29,6 +39,8 @@ class ParseLimits:
     zip: ZipLimits = field(
         default_factory=lambda: ZipLimits(max_uncompressed_bytes=300 * 1024**2, max_entries=10_000, max_ratio=200.0)
     )
+    # Characters of text a document may have: every later stage (chunks, grounding index, export) grows with it.
+    max_text_chars: int = 5_000_000
 
 
 @dataclass
@@ -44,24 +56,42 @@ class ParseOutcome:
 
 
 _HEADER = struct.Struct("!Q")
+# Variables the child may inherit: none that hold a secret or an address.
+_CHILD_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "PYTHONPATH")
 
 
-def write_frame(stream, obj) -> None:
-    payload = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+class FrameTooLarge(Exception):
+    pass
+
+
+def write_frame(stream, payload: bytes) -> None:
     stream.write(_HEADER.pack(len(payload)))
     stream.write(payload)
     stream.flush()
 
 
-def read_frame(stream):
+def read_frame(stream, max_bytes: int) -> bytes:
+    """One frame; FrameTooLarge before reading a payload declared over `max_bytes`."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         raise EOFError
     (size,) = _HEADER.unpack(header)
+    if size > max_bytes:
+        raise FrameTooLarge(f"{size} bytes")
     payload = stream.read(size)
     if len(payload) < size:
         raise EOFError
-    return pickle.loads(payload)
+    return payload
+
+
+def reply_limit(max_text_chars: int) -> int:
+    """The largest reply a child that keeps to the text cap can send: JSON escapes a character in at most 6
+    bytes, plus room for warnings."""
+    return max_text_chars * 6 + 1024 * 1024
+
+
+def child_environment() -> dict[str, str]:
+    return {k: os.environ[k] for k in _CHILD_ENVIRONMENT if k in os.environ}
 
 
 class ParseWorker:
@@ -73,6 +103,11 @@ class ParseWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._tasks = 0
         self._lock = threading.Lock()
+        self.isolation: list[str] = []  # what the child could apply to itself, from its first frame
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
 
     def _start(self) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
@@ -80,9 +115,25 @@ class ParseWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
+            env=child_environment(),
+            close_fds=True,
         )
+        assert process.stdout is not None
         self._tasks = 0
+        try:
+            ready, _, _ = select.select([process.stdout], [], [], self.limits.timeout_seconds)
+            hello = json.loads(read_frame(process.stdout, 64 * 1024)) if ready else {}
+        except (EOFError, FrameTooLarge, ValueError):
+            hello = {}
+        self.isolation = list(hello.get("isolation", []))
         return process
+
+    def start(self) -> list[str]:
+        """Starts the child now (parse starts it when needed); what isolation it applied."""
+        with self._lock:
+            if self._process is None or self._process.poll() is not None:
+                self._process = self._start()
+            return self.isolation
 
     def _stop(self) -> None:
         if self._process is not None:
@@ -113,8 +164,14 @@ class ParseWorker:
             assert process.stdin and process.stdout
             self._tasks += 1
             deadline = time.monotonic() + self.limits.timeout_seconds
+            request = {
+                "cpu_seconds": self.limits.cpu_seconds,
+                "zip": asdict(self.limits.zip),
+                "max_text_chars": self.limits.max_text_chars,
+            }
             try:
-                write_frame(process.stdin, (data, self.limits.cpu_seconds, self.limits.zip))
+                write_frame(process.stdin, json.dumps(request).encode())
+                write_frame(process.stdin, data)
                 ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
                 if not ready:
                     self._stop()
@@ -123,8 +180,9 @@ class ParseWorker:
                         error_code=codes.PARSE_TIMEOUT,
                         error_message=f"Parsing took longer than {self.limits.timeout_seconds:.0f} s.",
                     )
-                status, fmt, payload = read_frame(process.stdout)
-            except (EOFError, BrokenPipeError, pickle.UnpicklingError):
+                reply = json.loads(read_frame(process.stdout, reply_limit(self.limits.max_text_chars)))
+                status, fmt = reply["status"], reply.get("format")
+            except (EOFError, BrokenPipeError):
                 exitcode = process.wait(5)
                 self._stop()
                 return ParseOutcome(
@@ -132,9 +190,24 @@ class ParseWorker:
                     error_code=codes.PARSE_RESOURCE_LIMIT,
                     error_message=f"The parser died (exit {exitcode}): memory or CPU limit.",
                 )
+            except (FrameTooLarge, ValueError, KeyError, TypeError) as exc:
+                # Only a child that broke its own rules answers like this: it is not trusted again.
+                self._stop()
+                return ParseOutcome(
+                    None, error_code=codes.TOO_LARGE, error_message=f"The parser's reply was refused: {exc}"
+                )
         if status == "ok":
-            return ParseOutcome(fmt, parsed=payload)
-        code, message = payload
+            text = reply.get("text")
+            if not isinstance(text, str) or len(text) > self.limits.max_text_chars:
+                return ParseOutcome(fmt, error_code=codes.TOO_LARGE, error_message="The parser's text was refused.")
+            parsed = ParsedText(
+                text=text,
+                page_count=reply.get("page_count"),
+                encoding=reply.get("encoding"),
+                warnings=[str(w) for w in reply.get("warnings", [])][:1000],
+            )
+            return ParseOutcome(fmt, parsed=parsed)
+        code, message = str(reply.get("code")), str(reply.get("message"))[:2000]
         if code == codes.PARSE_RESOURCE_LIMIT:
             self.close()  # a MemoryError may leave the child's heap fragmented; start afresh
         return ParseOutcome(fmt, error_code=code, error_message=message)

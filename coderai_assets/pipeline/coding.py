@@ -65,6 +65,7 @@ def parse_limits(settings: Settings) -> ParseLimits:
         cpu_seconds=settings.parse_cpu_seconds,
         memory_bytes=settings.parse_memory_bytes,
         zip=ZipLimits(settings.max_zip_uncompressed_bytes, settings.max_zip_entries, settings.max_zip_ratio),
+        max_text_chars=settings.max_text_chars,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -30,9 +31,12 @@ class LocalFileStorage(FileStorage):
 
     def write(self, key: str, data: bytes) -> str:
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".part")
-        tmp.write_bytes(data)
+        # Readable by the owner alone: the parse child, dropped to another user, cannot read any tenant's files.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
         tmp.replace(target)  # atomic: readers never see half a file
         return key
 
