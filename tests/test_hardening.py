@@ -278,3 +278,96 @@ def test_item_4_the_parse_child_is_a_boundary(monkeypatch, tmp_path):
     storage = LocalFileStorage(tmp_path)
     storage.write("t/p/documents/d/original", b"x")
     assert oct(os.stat(storage.path("t/p/documents/d/original")).st_mode & 0o777) == "0o600"
+
+
+def test_item_5_one_bad_document_fails_alone(session_factory, tenant, settings, demo_files, monkeypatch):
+    """An integer answer of 10**400 raised OverflowError in coercion, and any unexpected exception escaped the
+    per-document loop and failed the run. Now the answer is an invalid value, and a defect met by one document
+    fails that document with `internal_error` while the others are coded and the run exports."""
+    from dagster import DagsterInstance
+
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.llm import Extractor
+    from coderai_assets.ingest import codes
+    from coderai_assets.pipeline import coding
+    from coderai_assets.storage.models import Document, Extraction, Project, Run, RunKind, RunStatus
+    from coderai_assets.storage.runs import create_run
+    from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
+    from tests.test_assets import _materialise, _project, _register
+
+    answers = {k: dict(v) for k, v in PROTEST_ANSWERS.items()}
+    answers["LYON, 12 March 2024"]["participants"] = 10**400
+
+    class HugeNumbers(LLMResource):
+        def extractor(self, max_output_tokens=None):
+            return Extractor(ToolCallingFakeModel(messages=iter([]), answers=answers), "fake/huge")
+
+    real_validate = coding.validate_document
+
+    def validate(session, run, document, *args, **kwargs):
+        if document.file_name.startswith("porto"):
+            raise RuntimeError("a defect only this document meets")
+        return real_validate(session, run, document, *args, **kwargs)
+
+    monkeypatch.setattr(coding, "validate_document", validate)
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+    with DagsterInstance.ephemeral() as instance:
+        keys = _register(instance, project_id, doc_ids)
+        with tenant_session(session_factory, tenant) as session:
+            run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+        result = _materialise(project_id, tenant, settings, instance, run_id, None, "documents", HugeNumbers(), tags)
+    assert result.success
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        documents = {d.file_name: d for d in session.scalars(select(Document).where(Document.id.in_(doc_ids)))}
+        porto = next(d for name, d in documents.items() if name.startswith("porto"))
+        assert (porto.status.value, porto.error_code) == ("failed", codes.INTERNAL_ERROR)
+        assert (run.status, run.documents_failed, run.documents_done) == (
+            RunStatus.succeeded,
+            1,
+            len(doc_ids) - 1,
+        )
+        lyon = next(d for name, d in documents.items() if name.startswith("lyon"))
+        value = session.scalars(
+            select(Extraction).where(
+                Extraction.run_id == run_id,
+                Extraction.document_id == lyon.id,
+                Extraction.variable_name == "participants",
+            )
+        ).one()
+        assert (value.status.value, value.value) == ("invalid", None)
+
+
+def test_item_6_a_projects_runs_never_overlap_and_documents_finishing_together_count_once(
+    settings, session_factory, tenant, demo_files
+):
+    """Two active runs of a project failed on `uq_chunks_document_index` (chunks are per document), and the last
+    documents of a sample finishing together left it `running`. The intake sensor now launches one run of a
+    project at a time, and counters are recomputed under the run row's lock."""
+    from dagster import DagsterInstance
+
+    from coderai_assets.storage.models import Project, Run, RunKind, RunStatus
+    from coderai_assets.storage.runs import create_run
+    from tests.test_assets import _project
+    from tests.test_sensors import _code, _for, _tick
+
+    settings = settings.model_copy(update={"document_concurrency": 6})
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files * 3)  # 12 documents
+    with DagsterInstance.ephemeral() as instance:
+        _tick(settings, instance)
+        with tenant_session(session_factory, tenant) as session:
+            first = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        with tenant_session(session_factory, tenant) as session:
+            second = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        requests = _tick(settings, instance).run_requests
+        assert len(_for(requests, first)) == 1 and _for(requests, second) == []
+        # Six documents at a time finish in any order; every one is counted, and the run ends.
+        assert _code(settings, instance, _for(requests, first)[0]).success
+        with tenant_session(session_factory, tenant) as session:
+            run = session.get(Run, first)
+            assert (run.status, run.documents_done, run.documents_failed) == (RunStatus.succeeded, len(doc_ids), 0)
+        (request,) = _for(_tick(settings, instance).run_requests, second)
+        assert _code(settings, instance, request).success
+        with tenant_session(session_factory, tenant) as session:
+            assert session.get(Run, second).status == RunStatus.succeeded

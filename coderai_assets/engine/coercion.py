@@ -68,17 +68,26 @@ def _to_number(raw: Any) -> tuple[float, bool]:
     if isinstance(raw, bool):
         raise _Invalid("a boolean is not a number")
     if isinstance(raw, int | float):
-        if isinstance(raw, float) and not math.isfinite(raw):
-            raise _Invalid("not a finite number")
-        return float(raw), False
+        return _finite(raw), False
     text = str(raw).strip().lower()
     if text in _WORDS:
         return float(_WORDS[text]), True
     match = _NUMBER.search(text)
     if not match:
         raise _Invalid(f"no number in {raw!r}")
-    number = float(re.sub(r"[,\s]", "", match.group()))
-    return number, True
+    return _finite(re.sub(r"[,\s]", "", match.group())), True
+
+
+def _finite(value: int | float | str) -> float:
+    """A model can write 10**400 or 1e400: too large for a float (OverflowError) or infinite. Either is an invalid
+    value of this document, never an error of the run."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Invalid("the number is too large") from None
+    if not math.isfinite(number):
+        raise _Invalid("not a finite number")
+    return number
 
 
 def _coerce_scalar(v: VariableSpec, raw: Any) -> tuple[Any, bool]:

@@ -11,3 +11,4 @@ NO_TEXT = "no_text"  # opened, but holds no text (e.g. a scan without OCR layer)
 PARSE_TIMEOUT = "parse_timeout"
 PARSE_RESOURCE_LIMIT = "parse_resource_limit"  # the parser hit its memory or CPU limit
 PARSE_FAILED = "parse_failed"  # any other parser failure
+INTERNAL_ERROR = "internal_error"  # a defect met by this document (logged with its traceback); it fails alone

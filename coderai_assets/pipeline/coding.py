@@ -8,6 +8,7 @@ started from the Dagster UI (untagged) codes every key it was given, in an appli
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -21,9 +22,10 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
+from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-from coderai_assets.pipeline.bookkeeping import price, reset_run_document
+from coderai_assets.pipeline.bookkeeping import fail_document, price, reset_run_document
 from coderai_assets.pipeline.extract import extract_document
 from coderai_assets.pipeline.parse import parse_document
 from coderai_assets.pipeline.validate import validate_document
@@ -34,6 +36,8 @@ from coderai_assets.storage.models import Document, Project, PromptVersion, Run,
 from coderai_assets.storage.partition_keys import RUN_TAG, WORKSPACE_TAG, parse_document_key
 from coderai_assets.storage.runs import run_for_materialisation
 from coderai_assets.storage.specs import version_spec
+
+log = logging.getLogger(__name__)
 
 PARSED, EXTRACTED, VALIDATED = "parsed_document", "extractions", "validated_rows"
 # DatabaseResource.session: one transaction as the given tenant.
@@ -204,8 +208,11 @@ class DocumentCoder:
                             project, key, document_id = pending.get_nowait()
                         except Empty:
                             break
-                        for done in self._code_one(parser, project, key, document_id):
-                            results.put(done)
+                        try:
+                            for done in self._code_one(parser, project, key, document_id):
+                                results.put(done)
+                        except Exception as exc:  # a defect this document met: it fails alone, the run goes on
+                            self._fail_internal(project, document_id, exc)
             except BaseException as exc:  # handed to the consuming thread, which raises it
                 stop.set()
                 results.put(exc)
@@ -244,6 +251,17 @@ class DocumentCoder:
                 export = write_export(session, self.storage, project, run, self.dagster_run_id)
                 run.status, run.finished_at = RunStatus.succeeded, utcnow()
                 yield ExportDone(p.id, run.id, export.id, export.row_count)
+
+    def _fail_internal(self, p: _Project, document_id: uuid.UUID, exc: Exception) -> None:
+        """Records `internal_error` for the document in a transaction of its own (the one that failed was rolled
+        back), with the traceback in the log. If even that fails (the database is gone), it raises: the run stops."""
+        log.error("document %s of run %s: internal error", document_id, p.run_id, exc_info=exc)
+        self.warn(f"document {document_id}: {codes.INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            if run is not None and document is not None:
+                message = f"{type(exc).__name__}: {exc}"[:1000]
+                fail_document(session, run, document, codes.INTERNAL_ERROR, message)
 
     def _code_one(self, worker: ParseWorker, p: _Project, key: str, document_id: uuid.UUID) -> Iterator[StageDone]:
         s = self.settings
