@@ -128,6 +128,10 @@ class Platform:
                         # a request sent as the server closes the connection fails (seen under load).
                         "--timeout-keep-alive",
                         "65",
+                        # Login throttling keys on the client address: a forwarded one only from our proxies
+                        # ("none" is no address, so no connection is trusted; uvicorn's default trusts localhost).
+                        "--forwarded-allow-ips",
+                        s.trusted_proxies or "none",
                     ],
                     f"http://{s.api_host}:{s.api_port}/api/v1/health",
                 )

@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     login_window_seconds: int = 900
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
+    # Proxies whose X-Forwarded-For is believed (IPs or networks, comma-separated), as uvicorn's
+    # --forwarded-allow-ips; empty: none, and the client address is the connection's.
+    trusted_proxies: str = ""
     # Invitations: a single-use link mailed to the address, valid this many days. Without CODERAI_SMTP_URL
     # (smtp://user:password@host:587, or smtps://...) mail stays in the `mail_outbox` table, and in development the
     # link is logged.

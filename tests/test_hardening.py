@@ -371,3 +371,43 @@ def test_item_6_a_projects_runs_never_overlap_and_documents_finishing_together_c
         assert _code(settings, instance, request).success
         with tenant_session(session_factory, tenant) as session:
             assert session.get(Run, second).status == RunStatus.succeeded
+
+
+def test_item_7_parallel_wrong_passwords_are_counted_and_cannot_lock_the_owner_out(app, settings):
+    """20 wrong passwords at once were all checked against a limit of 5 (counted before any was recorded), and
+    the owner's right password then got 429. Now each attempt counts the others, and failures from another client
+    never block the owner's own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coderai_api.auth.service import client_key
+
+    email = f"victim-{uuid.uuid4().hex[:8]}@example.org"
+    with TestClient(app, base_url="http://test/api/v1", client=("203.0.113.7", 1)) as attacker:
+        attacker.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+
+        def wrong(_):
+            return attacker.post("/auth/login", json={"email": email, "password": "wrong password"}).status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(wrong, range(20)))
+    # Before the fix: 20 x 401. (One more may pass if the burst outlasts the first, one-second delay.)
+    assert settings.login_max_failures_per_account <= statuses.count(401) <= settings.login_max_failures_per_account + 1
+    assert statuses.count(401) + statuses.count(429) == 20
+    with TestClient(app, base_url="http://test/api/v1", client=("198.51.100.9", 1)) as owner:
+        assert owner.post("/auth/login", json={"email": email, "password": "correct horse battery"}).status_code == 200
+    # IPv6 clients are one client per /64; IPv4-mapped addresses are their IPv4 address.
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("::ffff:203.0.113.7") == "203.0.113.7"
+
+
+def test_item_7_forwarded_addresses_are_believed_only_from_configured_proxies(settings, tmp_path):
+    from coderai_assets.platform import Platform
+
+    def api_command(trusted: str) -> list[str]:
+        platform = Platform(settings.model_copy(update={"trusted_proxies": trusted}), tmp_path)
+        return next(s for s in platform.plan(with_api=True) if s.name == "api").argv
+
+    untrusted = api_command("")
+    assert untrusted[untrusted.index("--forwarded-allow-ips") + 1] == "none"
+    trusted = api_command("10.0.0.2,10.1.0.0/16")
+    assert trusted[trusted.index("--forwarded-allow-ips") + 1] == "10.0.0.2,10.1.0.0/16"

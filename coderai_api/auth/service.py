@@ -3,6 +3,7 @@ a revocation must survive the error that reports it (it commits on its own sessi
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,22 +97,64 @@ def accept_invitation(factory: sessionmaker[Session], user_id: uuid.UUID, token:
     return WorkspaceRead(id=row.workspace_id, name=row.workspace_name, role=Role(row.member_role))
 
 
-def _throttle_keys(email: str, address: str) -> list[tuple[str, int]]:
-    return [(f"account:{email}", 0), (f"address:{address}", 1)]
+@dataclass(frozen=True)
+class ThrottleKey:
+    key: str
+    free: int  # failures in the window before a delay applies
+    max_delay: int  # seconds; the delay doubles with each further failure up to this
 
 
-def check_throttle(session: Session, settings: Settings, email: str, address: str) -> None:
-    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_seconds)
-    limits = [settings.login_max_failures_per_account, settings.login_max_failures_per_address]
-    for key, which in _throttle_keys(email, address):
-        count, oldest = session.execute(
-            select(func.count(), func.min(LoginAttempt.attempted_at)).where(
-                LoginAttempt.key == key, LoginAttempt.attempted_at > since
+def client_key(address: str) -> str:
+    """The unit a client is throttled by: an IPv4 address, an IPv6 /64 (one subscriber's whole prefix; throttling
+    single IPv6 addresses lets a client rotate through 2^64 of them), or the raw value if it is no address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:100]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def throttle_keys(settings: Settings, email: str, address: str) -> list[ThrottleKey]:
+    """An account from one client, a client across accounts, and an account from anywhere. The last only ever
+    slows logins down (a minute at most), so nobody can lock another's account: failures from elsewhere do not
+    touch the owner's own client key."""
+    client = client_key(address)
+    window = settings.login_window_seconds
+    return [
+        ThrottleKey(f"account:{email}|{client}", settings.login_max_failures_per_account, window),
+        ThrottleKey(f"address:{client}", settings.login_max_failures_per_address, window),
+        ThrottleKey(f"account:{email}", settings.login_max_failures_per_account * 10, 60),
+    ]
+
+
+def claim_attempt(session: Session, settings: Settings, keys: list[ThrottleKey]) -> list[int]:
+    """Counts and records the attempt atomically: under a transaction lock per key, the failures in the window are
+    counted, a delay is enforced (429 with Retry-After), and the attempt is recorded as a failure *before* the
+    password is checked (and removed if it is right), so attempts in parallel each count all the others."""
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    for name in sorted(k.key for k in keys):  # one order, so two logins never wait on each other's locks
+        session.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name})
+    wait = 0
+    for key in keys:
+        count, latest = session.execute(
+            select(func.count(), func.max(LoginAttempt.attempted_at)).where(
+                LoginAttempt.key == key.key, LoginAttempt.attempted_at > since
             )
         ).one()
-        if count >= limits[which]:
-            retry = int((oldest + timedelta(seconds=settings.login_window_seconds) - datetime.now(UTC)).total_seconds())
-            raise TooManyAttempts(max(1, retry))
+        if count >= key.free:
+            delay = min(key.max_delay, 2 ** min(count - key.free, 20))
+            wait = max(wait, int((latest + timedelta(seconds=delay) - now).total_seconds() + 0.999))
+    if wait > 0:
+        raise TooManyAttempts(wait)
+    attempts = [LoginAttempt(key=key.key) for key in keys]
+    session.add_all(attempts)
+    session.flush()
+    return [a.id for a in attempts]
 
 
 def login(
@@ -123,21 +166,20 @@ def login(
     workspace_id: uuid.UUID | None,
 ) -> TokenPair:
     email = normalise_email(email)
+    keys = throttle_keys(settings, email, address)
     with tenant_session(factory, None) as session:
-        check_throttle(session, settings, email, address)
+        claimed = claim_attempt(session, settings, keys)
         user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
-        ok = verify_password(user.password_hash if user else None, password)
-        if not ok or user is None:
-            for key, _ in _throttle_keys(email, address):
-                session.add(LoginAttempt(key=key))
-            failed = True
-        else:
-            failed = False
-            session.execute(delete(LoginAttempt).where(LoginAttempt.key == f"account:{email}"))
-            memberships = workspaces_of(session, user.id)
-    # The failed attempt is committed before the error is raised, so it counts.
-    if failed or user is None:
+        password_hash = user.password_hash if user else None
+    # Committed: the attempt counts as a failure while the (slow) hash is checked, outside any lock.
+    ok = verify_password(password_hash, password) and user is not None
+    if not ok or user is None:
         raise BadCredentials("Wrong email or password.")
+    with tenant_session(factory, None) as session:
+        # Right: this attempt was no failure, and this client's failures for the account are forgiven.
+        session.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(claimed)))
+        session.execute(delete(LoginAttempt).where(LoginAttempt.key == keys[0].key))
+        memberships = workspaces_of(session, user.id)
     if not memberships:
         raise NotAMember("The account belongs to no workspace.")
     chosen = memberships[0].id if workspace_id is None else workspace_id
