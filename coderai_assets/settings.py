@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     jwt_issuer: str = "coderai"
     access_token_minutes: int = Field(default=15, ge=1)
     refresh_token_days: int = Field(default=14, ge=1)
+    # A refresh token used again within this many seconds (two tabs, a retry) gets the same successor pair; later,
+    # a second use is reuse and ends the session.
+    refresh_grace_seconds: int = Field(default=30, ge=0, le=300)
     # Failed logins allowed within the window, per account and per client address, before 429.
     login_window_seconds: int = 900
     login_max_failures_per_account: int = 5

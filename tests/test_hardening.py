@@ -411,3 +411,26 @@ def test_item_7_forwarded_addresses_are_believed_only_from_configured_proxies(se
     assert untrusted[untrusted.index("--forwarded-allow-ips") + 1] == "none"
     trusted = api_command("10.0.0.2,10.1.0.0/16")
     assert trusted[trusted.index("--forwarded-allow-ips") + 1] == "10.0.0.2,10.1.0.0/16"
+
+
+def test_item_8_two_refreshes_at_once_get_the_same_successor_pair(app):
+    """Two tabs (or a retry after a lost response) refreshing with the same token: one got 401 and the session
+    ended. Within the grace window both get the same successor pair, and the session lives on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _client(app) as client:
+        tokens = login_as(client, f"tabs-{uuid.uuid4().hex[:8]}@example.org")
+
+        def refresh(_):
+            return client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(refresh, range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        pairs = {(a.json()["access_token"], a.json()["refresh_token"]) for a in answers}
+        assert len(pairs) == 1
+        access, successor = pairs.pop()
+        headers = {"Authorization": f"Bearer {access}"}
+        assert client.get("/projects", headers=headers).status_code == 200
+        # The successor rotates on, once.
+        assert client.post("/auth/refresh", json={"refresh_token": successor}).status_code == 200

@@ -193,19 +193,35 @@ def login(
 
 
 def _pair(
-    session: Session, settings: Settings, user_id: uuid.UUID, workspace_id: uuid.UUID, session_id: uuid.UUID
+    session: Session,
+    settings: Settings,
+    user_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    session_id: uuid.UUID,
+    *,
+    rotation: tuple[str, datetime] | None = None,
+    store: bool = True,
 ) -> TokenPair:
-    access, _ = tokens.issue(settings, tokens.ACCESS, user_id, workspace_id, session_id)
-    refresh, claims = tokens.issue(settings, tokens.REFRESH, user_id, workspace_id, session_id)
-    session.add(
-        RefreshToken(
-            jti_hash=tokens.token_hash(claims.jti),
-            session_id=session_id,
-            user_id=user_id,
-            workspace_id=workspace_id,
-            expires_at=claims.expires_at,
+    """A new access and refresh token. `rotation` (the used refresh token's id and when it was used) makes the
+    pair a function of it, the same every time; `store=False` answers a pair that is stored already."""
+    now, parent = (rotation[1], rotation[0]) if rotation else (None, None)
+
+    def issue(kind: str) -> tuple[str, tokens.Claims]:
+        jti = tokens.successor_jti(settings, parent, kind) if parent else None
+        return tokens.issue(settings, kind, user_id, workspace_id, session_id, now=now, jti=jti)
+
+    access, _ = issue(tokens.ACCESS)
+    refresh, claims = issue(tokens.REFRESH)
+    if store:
+        session.add(
+            RefreshToken(
+                jti_hash=tokens.token_hash(claims.jti),
+                session_id=session_id,
+                user_id=user_id,
+                workspace_id=workspace_id,
+                expires_at=claims.expires_at,
+            )
         )
-    )
     return TokenPair(
         access_token=access,
         refresh_token=refresh,
@@ -224,24 +240,47 @@ def revoke_session(factory: sessionmaker[Session], session_id: uuid.UUID, reason
 
 
 def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> TokenPair:
-    """Rotate: the token is used once; a second use revokes its whole family (session)."""
+    """Rotate: the token is used once; a second use revokes its whole family (session). Within
+    `refresh_grace_seconds` of the first use, a second refresh (two tabs, a retry after a lost response) is
+    answered with the same successor pair instead."""
     claims = tokens.decode(settings, token, tokens.REFRESH)
     digest = tokens.token_hash(claims.jti)
+    now = datetime.now(UTC).replace(microsecond=0)  # the successor's iat: whole seconds, so it can be re-made
     with tenant_session(factory, None) as session:
         row = session.execute(
             update(RefreshToken)
             .where(
                 RefreshToken.jti_hash == digest, RefreshToken.used_at.is_(None), RefreshToken.expires_at > func.now()
             )
-            .values(used_at=func.now())
-            .returning(RefreshToken.session_id, RefreshToken.user_id, RefreshToken.workspace_id)
+            .values(used_at=now)
+            .returning(RefreshToken.session_id, RefreshToken.user_id, RefreshToken.workspace_id, RefreshToken.used_at)
         ).first()
+        fresh = row is not None
+        if row is None:
+            # Waited for the row lock of a refresh of the same token, or came later: within the grace window
+            # the successor pair is answered again (not stored again).
+            used = session.execute(
+                select(
+                    RefreshToken.session_id, RefreshToken.user_id, RefreshToken.workspace_id, RefreshToken.used_at
+                ).where(RefreshToken.jti_hash == digest)
+            ).first()
+            grace = timedelta(seconds=settings.refresh_grace_seconds)
+            if used is not None and used.used_at is not None and now - used.used_at <= grace:
+                row = used
         auth = session.get(AuthSession, claims.session_id)
         user = session.get(User, row.user_id) if row is not None else None
         if row is not None and auth is not None and auth.revoked_at is None and user is not None:
             member = any(w.id == row.workspace_id for w in workspaces_of(session, row.user_id))
             if member:
-                return _pair(session, settings, row.user_id, row.workspace_id, row.session_id)
+                return _pair(
+                    session,
+                    settings,
+                    row.user_id,
+                    row.workspace_id,
+                    row.session_id,
+                    rotation=(claims.jti, row.used_at),
+                    store=fresh,
+                )
         known = session.scalar(select(RefreshToken.session_id).where(RefreshToken.jti_hash == digest))
     if known is not None and row is None:
         # A used token came back: someone holds a copy. End the whole family (DESIGN.md 5).

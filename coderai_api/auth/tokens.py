@@ -3,7 +3,9 @@ can never stand for the other (DESIGN.md 5)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -41,14 +43,16 @@ def issue(
     workspace_id: uuid.UUID,
     session_id: uuid.UUID,
     now: datetime | None = None,
+    jti: str | None = None,
 ) -> tuple[str, Claims]:
+    """`now` and `jti` given, the same token comes out each time (HS256 signatures are deterministic)."""
     now = now or datetime.now(UTC)
     lifetime = (
         timedelta(minutes=settings.access_token_minutes)
         if kind == ACCESS
         else timedelta(days=settings.refresh_token_days)
     )
-    jti = secrets.token_urlsafe(24)
+    jti = jti or secrets.token_urlsafe(24)
     expires = now + lifetime
     payload = {
         "iss": settings.jwt_issuer,
@@ -91,6 +95,13 @@ def decode(settings: Settings, token: str, kind: str) -> Claims:
         raise
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(f"The {kind} token is not valid.") from exc
+
+
+def successor_jti(settings: Settings, parent_jti: str, kind: str) -> str:
+    """The id of a token that rotation issues for `parent_jti`: derived with the secret, so the same rotation
+    can be answered again (a refresh's grace window) without storing the tokens."""
+    digest = hmac.new(settings.secret_key.encode(), f"{kind}:{parent_jti}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:18]).decode()
 
 
 def token_hash(jti: str) -> str:
