@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
+from coderai_assets.engine.patterns import PatternError, compile_pattern
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.storage.models import Project, Variable
 from coderai_assets.storage.partition_keys import shard_for
@@ -59,8 +59,8 @@ def _check(checked: VariableCreate, others: set[str]) -> None:
         raise InvalidInput(f"depends_on names an unknown variable {checked.depends_on!r}.", code="unknown_dependency")
     if checked.validation and checked.validation.pattern:
         try:
-            re.compile(checked.validation.pattern)
-        except re.error as exc:
+            compile_pattern(checked.validation.pattern)
+        except PatternError as exc:
             raise InvalidInput(
                 f"validation.pattern is not a regular expression: {exc}", code="invalid_pattern"
             ) from exc

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from coderai_assets.engine import patterns
 from coderai_assets.engine.variables import VariableSpec, VariableType
 
 
@@ -170,8 +171,10 @@ def _validate(v: VariableSpec, value: Any) -> None:
             raise _Invalid(f"{value} is below the minimum {rules['min']}")
         if "max" in rules and value > rules["max"]:
             raise _Invalid(f"{value} is above the maximum {rules['max']}")
-    if isinstance(value, str) and rules.get("pattern") and not re.fullmatch(rules["pattern"], value):
-        raise _Invalid(f"{value!r} does not match the pattern {rules['pattern']}")
+    if isinstance(value, str) and rules.get("pattern"):
+        problem = patterns.check(rules["pattern"], value)
+        if problem:
+            raise _Invalid(problem)
 
 
 def _default(v: VariableSpec) -> Coerced:
