@@ -10,4 +10,7 @@ RUN pip install --no-cache-dir -r requirements.lock \
 COPY . .
 RUN pip install --no-cache-dir --no-deps -e .
 ENV DAGSTER_HOME=/app/var/dagster_home CODERAI_DAGSTER_HOME=/app/var/dagster_home
-RUN mkdir -p $DAGSTER_HOME && cp dagster.yaml $DAGSTER_HOME/dagster.yaml
+RUN mkdir -p $DAGSTER_HOME /data && cp dagster.yaml $DAGSTER_HOME/dagster.yaml \
+    && useradd --system --uid 10001 --home-dir /app coderai && chown -R coderai /app/var /data
+# No service needs root; the data volume is created owned by this user.
+USER coderai

@@ -25,6 +25,7 @@ from coderai_assets.storage.files import LocalFileStorage
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     s = settings or get_settings()
+    s.check_token_secret()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

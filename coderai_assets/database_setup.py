@@ -11,20 +11,35 @@ from coderai_assets.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def ensure_database(url: str) -> bool:
-    """Create the database named in `url` if it does not exist; True when it was created."""
+def ensure_database(url: str, admin_url: str | None = None) -> bool:
+    """Create the database named in `url` if it does not exist; True when it was created. With `admin_url` (a role
+    that may create roles), the database is created through it, owned by the user `url` names, which is created
+    if missing: a login without superuser, database or role rights (Dagster's own role in docker-compose)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     target = make_url(url)
     admin = create_engine(
-        target.set(drivername="postgresql+psycopg2", database="postgres"), isolation_level="AUTOCOMMIT"
+        make_url(admin_url or url).set(drivername="postgresql+psycopg2", database="postgres"),
+        isolation_level="AUTOCOMMIT",
     )
     try:
         with admin.connect() as connection:
+            owner = ""
+            if admin_url and target.username and target.username != make_url(admin_url).username:
+                role = connection.scalar(text("select quote_ident(:u)"), {"u": target.username})
+                if not connection.scalar(text("select 1 from pg_roles where rolname = :u"), {"u": target.username}):
+                    password = connection.scalar(text("select quote_literal(:p)"), {"p": target.password or ""})
+                    connection.execute(
+                        text(
+                            f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS "
+                            f"PASSWORD {password}"
+                        )
+                    )
+                owner = f" OWNER {role}"
             exists = connection.scalar(text("select 1 from pg_database where datname = :n"), {"n": target.database})
             if not exists:
-                connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+                connection.execute(text(f'CREATE DATABASE "{target.database}"{owner}'))
                 return True
             return False
     finally:
@@ -71,9 +86,11 @@ def run_migrations(url: str) -> None:
 
 def migrate_databases(settings: Settings, say: Callable[[str], object] = print) -> None:
     """Create the application's and Dagster's databases if needed and upgrade the application schema."""
-    for url in (settings.migration_database_url, settings.dagster_database_url):
-        if ensure_database(url):
-            say(f"created database {url.rsplit('/', 1)[-1]}")
+    if ensure_database(settings.migration_database_url):
+        say(f"created database {settings.migration_database_url.rsplit('/', 1)[-1]}")
+    # Dagster's storage is owned by the role its URL names (created if missing), not by the migrations' owner.
+    if ensure_database(settings.dagster_database_url, admin_url=settings.migration_database_url):
+        say(f"created database {settings.dagster_database_url.rsplit('/', 1)[-1]}")
     run_migrations(settings.migration_database_url)
     if settings.app_database_password:
         set_app_role_password(settings.migration_database_url, settings.app_database_password)

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     mail_from: str = "CoderAI <coderai@localhost>"
     invitation_days: int = Field(default=7, ge=1)
 
+    def check_token_secret(self) -> None:
+        """For the process that signs tokens (the API), not for the others: docker-compose gives them no secret."""
+        if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ValueError("set CODERAI_SECRET_KEY to a random secret of at least 32 characters in production")
+
     @model_validator(mode="after")
     def _check_provider(self) -> Settings:
         if self.llm_provider == "openai" and not self.llm_api_key:
@@ -144,8 +149,6 @@ class Settings(BaseSettings):
             raise ValueError("CODERAI_LLM_PROVIDER=openai_compatible needs CODERAI_LLM_BASE_URL and CODERAI_LLM_MODEL")
         if self.llm_provider == "factory" and ":" not in self.llm_factory:
             raise ValueError("CODERAI_LLM_PROVIDER=factory needs CODERAI_LLM_FACTORY='module:callable'")
-        if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
-            raise ValueError("set CODERAI_SECRET_KEY to a random secret of at least 32 characters in production")
         if self.chunk_overlap_chars < 0:
             raise ValueError("CODERAI_CHUNK_OVERLAP_CHARS must be >= 0")
         return self
