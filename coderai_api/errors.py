@@ -22,7 +22,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     401: {"model": ErrorBody, "description": "Missing, invalid, expired or revoked token"},
     403: {"model": ErrorBody, "description": "The role may not do this"},
     404: {"model": ErrorBody, "description": "Not found (or another workspace's)"},
-    409: {"model": ErrorBody, "description": "Conflict"},
+    409: {"model": ErrorBody, "description": "Conflict, or a quota of the workspace is reached (quota_exceeded)"},
     413: {"model": ErrorBody, "description": "The request body is over the route's limit"},
     422: {"model": ErrorBody, "description": "Invalid input"},
     429: {"model": ErrorBody, "description": "Too many attempts"},

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     login_window_seconds: int = 900
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 20
+    # Per-workspace quotas: projects, documents, runs queued or under way, and open WebSockets per API worker.
+    quota_projects: int = Field(default=500, ge=1)
+    quota_documents: int = Field(default=200_000, ge=1)
+    quota_active_runs: int = Field(default=20, ge=1)
+    quota_websockets: int = Field(default=50, ge=1)
     # Proxies whose X-Forwarded-For is believed (IPs or networks, comma-separated), as uvicorn's
     # --forwarded-allow-ips; empty: none, and the client address is the connection's.
     trusted_proxies: str = ""

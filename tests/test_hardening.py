@@ -521,3 +521,51 @@ def test_item_10_migrate_creates_dagsters_storage_owned_by_a_role_of_its_own(set
         with owner_engine.connect() as connection:
             connection.execute(text(f'drop role if exists "{role}"'))
             connection.commit()
+
+
+def test_item_11_workspace_quotas_hold_even_for_requests_racing_each_other(database, settings, session_factory):
+    """Open registration could load the whole platform: projects, documents, runs and WebSockets had no bound per
+    workspace. Each is a setting; counts are taken under the workspace's row lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.websockets import WebSocketDisconnect
+
+    from coderai_assets.storage.models import Run, RunKind, RunStatus
+
+    small = settings.model_copy(
+        update={"quota_projects": 3, "quota_documents": 3, "quota_active_runs": 1, "quota_websockets": 1}
+    )
+    with TestClient(create_app(small), base_url="http://test/api/v1") as client:
+        tokens = login_as(client, f"quota-{uuid.uuid4().hex[:8]}@example.org")
+
+        def create(i):
+            return client.post("/projects", json={"name": f"p{i}"}).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(create, range(6)))
+        assert sorted(statuses) == [201, 201, 201, 409, 409, 409]
+        refused = client.post("/projects", json={"name": "one more"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "quota_exceeded")
+
+        project = client.get("/projects").json()[0]["id"]
+        files = [("files", (f"r{i}.txt", f"report {i}".encode())) for i in range(4)]
+        assert client.post(f"/projects/{project}/documents", files=files).status_code == 409
+        assert client.get(f"/projects/{project}/documents").json() == []
+        assert client.post(f"/projects/{project}/documents", files=files[:3]).status_code == 201
+
+        assert client.post(f"/projects/{project}/runs", json={"kind": "full"}).status_code == 202
+        second = client.post(f"/projects/{project}/runs", json={"kind": "full"})
+        assert (second.status_code, second.json()["code"]) == (409, "quota_exceeded")
+
+        tenant_id = uuid.UUID(tokens["workspace_id"])
+        with tenant_session(session_factory, tenant_id) as session:
+            run = session.scalars(select(Run).where(Run.tenant_id == tenant_id)).one()
+            assert (run.kind, run.status) == (RunKind.full, RunStatus.queued)
+            run_id = str(run.id)
+        protocols = ["bearer", tokens["access_token"]]
+        with client.websocket_connect(f"ws://test/ws/jobs/{run_id}", subprotocols=protocols) as first:
+            assert first.receive_json()["status"] == "queued"
+            with client.websocket_connect(f"ws://test/ws/jobs/{run_id}", subprotocols=protocols) as second_ws:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    second_ws.receive_json()
+                assert closed.value.code == 4429

@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter, UploadFile
 
+from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, StorageDep, Viewer
 from coderai_api.documents import service
 from coderai_api.documents.schemas import DocumentRead, UploadResult
@@ -25,6 +26,7 @@ def upload_documents(
     """Upload one or more files (multipart field `files`). Format is detected from content when parsed; the
     intake sensor makes each new document a Dagster partition (and codes it, if the project auto-processes)."""
     project = get_project(session, principal.tenant_id, project_id)
+    quotas.check_documents(session, settings, principal.tenant_id, len(files))
     results = []
     for upload in files:
         data = upload.file.read(settings.max_upload_bytes + 1)

@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
+from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects import service
@@ -22,6 +23,7 @@ router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPON
 @router.post("", response_model=ProjectRead, status_code=201)
 def create_project(body: ProjectCreate, session: SessionDep, principal: Editor, settings: SettingsDep):
     """The project is pinned to a shard of the fixed asset graph; Dagster needs nothing new for it."""
+    quotas.check_projects(session, settings, principal.tenant_id)
     return service.create_project(session, principal.tenant_id, body, shards=settings.dagster_shards)
 
 

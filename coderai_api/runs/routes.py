@@ -6,6 +6,7 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer, authenticated_session
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
@@ -28,6 +29,7 @@ def start_run(
     """Records the run and returns at once (202): the intake sensor launches it within seconds, and its status
     moves queued -> running -> exporting -> succeeded (or failed) in GET /runs/{id} and the WebSocket."""
     project = get_project(session, principal.tenant_id, project_id)
+    quotas.check_active_runs(session, settings, principal.tenant_id)
     return service.start_run(
         session, project, body.kind, body.sample_size, body.seed, with_quotes=settings.request_quotes
     )
@@ -58,15 +60,19 @@ def _websocket_token(websocket: WebSocket) -> str | None:
     return header[7:] if header.lower().startswith("bearer ") else None
 
 
-def _run_snapshot(websocket: WebSocket, token: str | None, run_id: uuid.UUID) -> dict | None:
-    # Authenticated again for every message, so a logout or an expiry closes the stream; and a short session
+WS_TOO_MANY = 4429  # the workspace has its quota of open WebSockets
+_SLOTS = quotas.WebSocketSlots()
+
+
+def _run_snapshot(websocket: WebSocket, token: str | None, run_id: uuid.UUID) -> tuple[uuid.UUID, dict] | None:
+    # Authenticated again for every message, so a logout or an expiry closes the stream; one short transaction
     # per message: a WebSocket must not hold a database session open.
     with authenticated_session(websocket, token) as auth:
         try:
             run = service.get_run(auth.session, auth.principal.tenant_id, run_id)
         except NotFound:
             return None
-        return RunRead.model_validate(run).model_dump(mode="json")
+        return auth.principal.tenant_id, RunRead.model_validate(run).model_dump(mode="json")
 
 
 @ws_router.websocket("/ws/jobs/{run_id}")
@@ -76,23 +82,42 @@ async def run_progress(websocket: WebSocket, run_id: uuid.UUID, interval: float 
     token = _websocket_token(websocket)
     subprotocol = "bearer" if "bearer" in websocket.headers.get("sec-websocket-protocol", "").lower() else None
     await websocket.accept(subprotocol=subprotocol)
+    settings = websocket.app.state.settings
+    try:
+        first = await run_in_threadpool(_run_snapshot, websocket, token, run_id)
+    except CoderAIError as exc:
+        await websocket.close(code=WS_UNAUTHORISED, reason=exc.code)
+        return
+    if first is None:
+        await websocket.close(code=WS_NOT_FOUND, reason="run_not_found")
+        return
+    tenant_id, snapshot = first
+    with _SLOTS.hold(tenant_id, settings.quota_websockets) as free:
+        if not free:
+            await websocket.close(code=WS_TOO_MANY, reason="quota_exceeded")
+            return
+        await _stream(websocket, token, run_id, snapshot, max(1.0, interval))
+
+
+async def _stream(websocket: WebSocket, token: str | None, run_id: uuid.UUID, snapshot: dict, interval: float) -> None:
     last = None
     try:
         while True:
-            try:
-                snapshot = await run_in_threadpool(_run_snapshot, websocket, token, run_id)
-            except CoderAIError as exc:
-                await websocket.close(code=WS_UNAUTHORISED, reason=exc.code)
-                return
-            if snapshot is None:
-                await websocket.close(code=WS_NOT_FOUND, reason="run_not_found")
-                return
             if snapshot != last:
                 await websocket.send_json(snapshot)
                 last = snapshot
             if snapshot["status"] in _FINAL:
                 await websocket.close()
                 return
-            await asyncio.sleep(max(0.2, interval))
+            await asyncio.sleep(interval)
+            try:
+                current = await run_in_threadpool(_run_snapshot, websocket, token, run_id)
+            except CoderAIError as exc:
+                await websocket.close(code=WS_UNAUTHORISED, reason=exc.code)
+                return
+            if current is None:
+                await websocket.close(code=WS_NOT_FOUND, reason="run_not_found")
+                return
+            snapshot = current[1]
     except WebSocketDisconnect:
         return
