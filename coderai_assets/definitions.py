@@ -9,7 +9,7 @@ from dagster import Definitions
 
 from coderai_assets.defs.assets.documents import build_document_assets
 from coderai_assets.defs.assets.export import build_export_asset
-from coderai_assets.defs.jobs import build_shard_jobs
+from coderai_assets.defs.jobs import build_housekeeping, build_shard_jobs
 from coderai_assets.defs.partitions import shards as make_shards
 from coderai_assets.defs.resources import default_resources
 from coderai_assets.defs.sensors.intake import build_intake_sensor
@@ -29,9 +29,11 @@ def build_definitions(settings: Settings, resources: dict[str, object]) -> Defin
         assets += [documents, export]
         documents_jobs.append(documents_job)
         export_jobs.append(export_job)
+    housekeeping, hourly = build_housekeeping(settings)
     return Definitions(
         assets=assets,
-        jobs=[*documents_jobs, *export_jobs],
+        jobs=[*documents_jobs, *export_jobs, housekeeping],
+        schedules=[hourly],
         sensors=[
             build_intake_sensor(shards, documents_jobs, settings.run_parallelism),
             build_run_lifecycle_sensor(shards, export_jobs),

@@ -569,3 +569,74 @@ def test_item_11_workspace_quotas_hold_even_for_requests_racing_each_other(datab
                 with pytest.raises(WebSocketDisconnect) as closed:
                     second_ws.receive_json()
                 assert closed.value.code == 4429
+        with tenant_session(session_factory, tenant_id) as session:  # no queued run left for the sensor tests
+            session.get(Run, uuid.UUID(run_id)).status = RunStatus.failed
+
+
+def test_item_12_orphans_are_never_made_or_are_swept(app, settings, session_factory):
+    """Partitions registered before an upload's commit outlived a failed commit; files of failed uploads stayed;
+    login attempts, sessions and refresh tokens grew forever. Now partitions come from committed rows only (the
+    intake sensor), a failed upload removes its files, and an hourly job sweeps the rest."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from dagster import DagsterInstance
+
+    from coderai_assets.definitions import build_definitions
+    from coderai_assets.pipeline.housekeeping import ORPHAN_AGE_SECONDS, sweep
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import AuthSession, LoginAttempt, RefreshToken, User, utcnow
+    from tests.test_sensors import _tick
+
+    storage = LocalFileStorage(settings.storage_dir)
+    with _client(app) as client:
+        tokens = login_as(client, f"orphans-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = tokens["workspace_id"]
+        project = client.post("/projects", json={"name": "Orphans"}).json()["id"]
+        good, empty = ("files", ("good.txt", b"A report.")), ("files", ("empty.txt", b""))
+        failed = client.post(f"/projects/{project}/documents", files=[good, empty])
+        assert (failed.status_code, failed.json()["code"]) == (422, "empty_file")
+        folder = storage.path(f"{workspace}/{project}/documents")
+        assert not folder.exists() or not any(folder.rglob("original"))
+    with DagsterInstance.ephemeral() as instance:
+        _tick(settings, instance)
+        assert not [k for k in instance.get_dynamic_partitions("documents") if k.startswith(uuid.UUID(project).hex)]
+
+    # What a failed commit would leave: a stored file with no row. Swept once it is an hour old, not before.
+    fresh, stale = (f"{workspace}/{project}/documents/{uuid.uuid4()}/original" for _ in range(2))
+    for key in (fresh, stale):
+        storage.write(key, b"orphan")
+    old = time.time() - ORPHAN_AGE_SECONDS - 60
+    os.utime(storage.path(stale).parent, (old, old))
+    with tenant_session(session_factory, None) as session:
+        user = User(email=f"old-{uuid.uuid4().hex[:8]}@example.org", password_hash=None)
+        session.add(user)
+        session.flush()
+        long_ago = utcnow() - timedelta(days=30)
+        ended = AuthSession(user_id=user.id, revoked_at=long_ago, created_at=long_ago)
+        live = AuthSession(user_id=user.id)
+        session.add_all([ended, live])
+        session.flush()
+        session.add(LoginAttempt(key=f"old:{user.id}", attempted_at=long_ago))
+        session.add(
+            RefreshToken(
+                jti_hash=uuid.uuid4().hex,
+                session_id=ended.id,
+                user_id=user.id,
+                workspace_id=uuid.UUID(workspace),
+                expires_at=long_ago,
+            )
+        )
+        ended_id, live_id, user_id = ended.id, live.id, user.id
+    swept = sweep(session_factory, settings, settings.storage_dir)
+    assert swept.files >= 1 and swept.login_attempts >= 1 and swept.refresh_tokens >= 1 and swept.sessions >= 1
+    assert not storage.path(stale).exists() and storage.path(fresh).exists()
+    with tenant_session(session_factory, None) as session:
+        assert session.get(AuthSession, ended_id) is None and session.get(AuthSession, live_id) is not None
+        assert not session.scalars(select(LoginAttempt).where(LoginAttempt.key == f"old:{user_id}")).all()
+    from coderai_assets.defs.resources import default_resources
+
+    definitions = build_definitions(settings, default_resources(settings))
+    assert "housekeeping_hourly" in {s.name for s in definitions.schedules}
+    assert definitions.get_job_def("housekeeping").execute_in_process().success

@@ -27,13 +27,22 @@ def upload_documents(
     intake sensor makes each new document a Dagster partition (and codes it, if the project auto-processes)."""
     project = get_project(session, principal.tenant_id, project_id)
     quotas.check_documents(session, settings, principal.tenant_id, len(files))
-    results = []
-    for upload in files:
-        data = upload.file.read(settings.max_upload_bytes + 1)
-        document, duplicate = service.add_document(
-            session, storage, project, upload.filename or "document", data, settings.max_upload_bytes
-        )
-        results.append(UploadResult(document=DocumentRead.model_validate(document), duplicate=duplicate))
+    results, written = [], []
+    try:
+        for upload in files:
+            data = upload.file.read(settings.max_upload_bytes + 1)
+            document, duplicate = service.add_document(
+                session, storage, project, upload.filename or "document", data, settings.max_upload_bytes
+            )
+            if not duplicate:
+                written.append(document.storage_path)
+            results.append(UploadResult(document=DocumentRead.model_validate(document), duplicate=duplicate))
+    except Exception:
+        # The transaction rolls back, so no row will point at these files. (A failed commit after this point
+        # leaves them to the hourly housekeeping job.)
+        for key in written:
+            storage.delete(key)
+        raise
     return results
 
 

@@ -1,10 +1,21 @@
-"""The two jobs of a shard: code documents (a key or a key range per run) and export a project's dataset."""
+"""The two jobs of a shard (code documents, a key or a key range per run; export a project's dataset) and the
+hourly housekeeping job."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetSelection,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+)
 
 from coderai_assets.defs.partitions import Shard, projects_partitions
+from coderai_assets.defs.resources import DatabaseResource, StorageResource
+from coderai_assets.pipeline.housekeeping import sweep
+from coderai_assets.settings import Settings
 
 
 def build_shard_jobs(shard: Shard, document_assets, export_asset) -> list:
@@ -22,3 +33,19 @@ def build_shard_jobs(shard: Shard, document_assets, export_asset) -> list:
         executor_def=in_process_executor,
     )
     return [documents, export]
+
+
+def build_housekeeping(settings: Settings):
+    """An hourly job that removes what would otherwise grow forever or outlive its row
+    (`pipeline/housekeeping.py`)."""
+
+    @op(name="sweep")
+    def sweep_op(context, db: DatabaseResource, files: StorageResource) -> None:
+        swept = sweep(db.factory(), settings, files.storage().path("."))
+        context.log.info(f"housekeeping: {swept}")
+
+    @job(name="housekeeping", executor_def=in_process_executor)
+    def housekeeping():
+        sweep_op()
+
+    return housekeeping, ScheduleDefinition(name="housekeeping_hourly", job=housekeeping, cron_schedule="17 * * * *")

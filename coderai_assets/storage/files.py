@@ -15,6 +15,10 @@ class FileStorage(ABC):
     def read(self, key: str) -> bytes: ...
 
     @abstractmethod
+    def delete(self, key: str) -> None:
+        """Removes the file if it is there."""
+
+    @abstractmethod
     def path(self, key: str) -> Path:
         """A local path for `key`, for libraries that write files (pandas, openpyxl)."""
 
@@ -42,3 +46,6 @@ class LocalFileStorage(FileStorage):
 
     def read(self, key: str) -> bytes:
         return self.path(key).read_bytes()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
