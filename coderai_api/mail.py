@@ -21,7 +21,7 @@ log = logging.getLogger("coderai.mail")
 
 
 def _deliver(settings: Settings, message: MailMessage) -> None:
-    url = urlsplit(settings.smtp_url)
+    url = urlsplit(settings.smtp_url.get_secret_value())
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = settings.mail_from, message.to_email, message.subject
     mail.set_content(message.body)
@@ -44,7 +44,7 @@ def send_pending(factory: sessionmaker[Session], settings: Settings, tenant_id: 
             select(MailMessage).where(MailMessage.sent_at.is_(None)).with_for_update(skip_locked=True)
         )
         for message in pending:
-            if not settings.smtp_url:
+            if not settings.smtp_url.get_secret_value():
                 if settings.env != "production":
                     log.warning(
                         "mail to %s (no CODERAI_SMTP_URL, not sent): %s\n%s",

@@ -92,6 +92,6 @@ def migrate_databases(settings: Settings, say: Callable[[str], object] = print) 
     if ensure_database(settings.dagster_database_url, admin_url=settings.migration_database_url):
         say(f"created database {settings.dagster_database_url.rsplit('/', 1)[-1]}")
     run_migrations(settings.migration_database_url)
-    if settings.app_database_password:
-        set_app_role_password(settings.migration_database_url, settings.app_database_password)
+    if settings.app_database_password.get_secret_value():
+        set_app_role_password(settings.migration_database_url, settings.app_database_password.get_secret_value())
     say("database schema is up to date")

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://coderai_app@127.0.0.1:5432/coderai"
@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     migration_database_url: str = DEFAULT_MIGRATION_DATABASE_URL
     # Password given to coderai_app by `coderai migrate` (none with trust authentication).
-    app_database_password: str = ""
+    app_database_password: SecretStr = SecretStr("")
     # SQLAlchemy 2.1 defaults to psycopg 3, which dagster-postgres cannot use: name psycopg2 (DESIGN.md 3).
     dagster_database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_dagster"
 
@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     llm_provider: Literal["local", "openai", "openai_compatible", "factory"] = "local"
     llm_model: str = ""
     llm_base_url: str = ""
-    llm_api_key: str = ""
+    llm_api_key: SecretStr = SecretStr("")
     llm_factory: str = ""
     llm_temperature: float = 0.0
     llm_timeout_seconds: float = 120.0
@@ -113,7 +113,7 @@ class Settings(BaseSettings):
     api_db_max_overflow: int = Field(default=0, ge=0)
 
     # Accounts and tokens.
-    secret_key: str = DEV_SECRET
+    secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "coderai"
     access_token_minutes: int = Field(default=15, ge=1)
@@ -137,13 +137,14 @@ class Settings(BaseSettings):
     # (smtp://user:password@host:587, or smtps://...) mail stays in the `mail_outbox` table, and in development the
     # link is logged.
     public_url: str = "http://127.0.0.1:8000"
-    smtp_url: str = ""
+    smtp_url: SecretStr = SecretStr("")
     mail_from: str = "CoderAI <coderai@localhost>"
     invitation_days: int = Field(default=7, ge=1)
 
     def check_token_secret(self) -> None:
         """For the process that signs tokens (the API), not for the others: docker-compose gives them no secret."""
-        if self.env == "production" and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+        secret = self.secret_key.get_secret_value()
+        if self.env == "production" and (secret == DEV_SECRET or len(secret) < 32):
             raise ValueError("set CODERAI_SECRET_KEY to a random secret of at least 32 characters in production")
 
     @model_validator(mode="after")

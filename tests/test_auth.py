@@ -29,7 +29,7 @@ def client(app):
 
 def register(client, email=None) -> str:
     email = email or f"u-{uuid.uuid4().hex[:10]}@example.org"
-    assert client.post("/auth/register", json={"email": email, "password": PASSWORD}).status_code == 201
+    assert client.post("/auth/register", json={"email": email, "password": PASSWORD}).status_code == 202
     return email
 
 
@@ -45,12 +45,19 @@ def get_projects(client, token: str | None):
 
 
 def _claims(settings, token: str) -> dict:
-    return jwt.decode(token, settings.secret_key, algorithms=[settings.jwt_algorithm], options={"verify_aud": False})
+    return jwt.decode(
+        token,
+        settings.secret_key.get_secret_value(),
+        algorithms=[settings.jwt_algorithm],
+        options={"verify_aud": False},
+    )
 
 
 def _forge(settings, base: dict, *, drop=(), key=None, algorithm=None, **changes) -> str:
     payload = {k: v for k, v in {**base, **changes}.items() if k not in drop}
-    return jwt.encode(payload, key or settings.secret_key, algorithm=algorithm or settings.jwt_algorithm)
+    return jwt.encode(
+        payload, key or settings.secret_key.get_secret_value(), algorithm=algorithm or settings.jwt_algorithm
+    )
 
 
 def _token_cases(settings, tokens: dict) -> dict[str, str | None]:

@@ -640,3 +640,73 @@ def test_item_12_orphans_are_never_made_or_are_swept(app, settings, session_fact
     definitions = build_definitions(settings, default_resources(settings))
     assert "housekeeping_hourly" in {s.name for s in definitions.schedules}
     assert definitions.get_job_def("housekeeping").execute_in_process().success
+
+
+def test_item_13_registration_tells_nobody_who_is_a_user_and_never_fails_on_a_race(app, session_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coderai_assets.storage.models import User
+
+    email = f"taken-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as client:
+        first = client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+        again = client.post("/auth/register", json={"email": email, "password": "another password!"})
+        assert (first.status_code, first.json()) == (again.status_code, again.json()) == (202, first.json())
+        racing = f"race-{uuid.uuid4().hex[:8]}@example.org"
+
+        def register(_):
+            return client.post("/auth/register", json={"email": racing, "password": "correct horse battery"})
+
+        with ThreadPoolExecutor(5) as pool:
+            assert {r.status_code for r in pool.map(register, range(5))} == {202}  # before: one 500
+        # The first password stands: the second registration changed nothing.
+        assert client.post("/auth/login", json={"email": email, "password": "another password!"}).status_code == 401
+    with tenant_session(session_factory, None) as session:
+        assert len(session.scalars(select(User).where(User.email == racing)).all()) == 1
+
+
+def test_item_13_two_owners_demoting_each_other_leave_one(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _client(app) as alice, _client(app) as bob:
+        login_as(bob, bob_email := f"bob-{uuid.uuid4().hex[:8]}@example.org")
+        tokens = login_as(alice, f"alice-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = tokens["workspace_id"]
+        joined = alice.post(f"/workspaces/{workspace}/members", json={"email": bob_email, "role": "owner"}).json()
+        bob_tokens = bob.post(
+            "/auth/login", json={"email": bob_email, "password": "correct horse battery", "workspace_id": workspace}
+        ).json()
+        bob.headers["Authorization"] = f"Bearer {bob_tokens['access_token']}"
+        alice_id = alice.get("/auth/me").json()["id"]
+        demotions = [
+            (alice, f"/workspaces/{workspace}/members/{joined['user_id']}"),
+            (bob, f"/workspaces/{workspace}/members/{alice_id}"),
+        ]
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(lambda d: d[0].patch(d[1], json={"role": "editor"}).status_code, demotions))
+        members = alice.get(f"/workspaces/{workspace}/members").json()
+        if any(m["user_id"] == alice_id and m["role"] != "owner" for m in members):
+            members = bob.get(f"/workspaces/{workspace}/members").json()
+        assert [m["role"] for m in members if m["status"] == "member"].count("owner") == 1
+        assert statuses == [200, 422]
+
+
+def test_item_13_secrets_are_not_printed_and_old_password_hashes_are_renewed(app, settings, session_factory):
+    from argon2 import PasswordHasher
+
+    from coderai_api.auth.passwords import needs_rehash
+    from coderai_assets.storage.models import User
+
+    shown = repr(settings) + str(settings.model_dump(mode="json"))
+    assert settings.secret_key.get_secret_value() not in shown
+    email = f"old-hash-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as client:
+        client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+        with tenant_session(session_factory, None) as session:
+            user = session.scalars(select(User).where(User.email == email)).one()
+            user.password_hash = PasswordHasher(time_cost=1, memory_cost=8 * 1024).hash("correct horse battery")
+            assert needs_rehash(user.password_hash)
+        assert client.post("/auth/login", json={"email": email, "password": "correct horse battery"}).status_code == 200
+    with tenant_session(session_factory, None) as session:
+        renewed = session.scalars(select(User.password_hash).where(User.email == email)).one()
+    assert not needs_rehash(renewed) and renewed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from dagster import DagsterInstance, build_sensor_context, materialize
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from coderai_api.main import create_app
@@ -228,7 +229,7 @@ def test_the_llm_resource_uses_the_settings_the_definitions_were_built_with(sett
             "llm_provider": "openai_compatible",
             "llm_model": "built-with",
             "llm_base_url": "http://127.0.0.1:9/v1",
-            "llm_api_key": "sk-not-in-config",
+            "llm_api_key": SecretStr("sk-not-in-config"),
         }
     )
     monkeypatch.setenv("CODERAI_LLM_MODEL", "from-the-environment")

@@ -52,3 +52,8 @@ class UserRead(BaseModel):
 class InvitationAccept(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token: str = Field(min_length=16, max_length=200)
+
+
+class Registered(BaseModel):
+    status: str = "accepted"
+    message: str = "If the address had no account, it has one now, with a workspace of its own: log in."

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_api.auth import tokens
-from coderai_api.auth.passwords import hash_password, verify_password
+from coderai_api.auth.passwords import hash_password, needs_rehash, verify_password
 from coderai_api.auth.schemas import TokenPair, WorkspaceRead
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.errors import CoderAIError, Conflict
+from coderai_assets.errors import CoderAIError
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import remember_tenant, tenant_session
 from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
@@ -60,24 +61,27 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def register(
-    factory: sessionmaker[Session], email: str, password: str, display_name: str, workspace_name: str
-) -> tuple[User, uuid.UUID]:
-    """A user with a workspace of their own (owner). Invitations to the address are not accepted here: only the
-    token mailed to it proves the address is theirs (`accept_invitation`)."""
+def register(factory: sessionmaker[Session], email: str, password: str, display_name: str, workspace_name: str) -> None:
+    """A user with a workspace of their own (owner). The answer is the same whether the address had an account or
+    not (and takes as long: the password is hashed either way), so registration tells nobody which addresses are
+    users; two registrations of one address at once make one account, never an error. Invitations to the address
+    are not accepted here: only the token mailed to it proves the address is theirs (`accept_invitation`)."""
     email = normalise_email(email)
+    password_hash = hash_password(password)
     workspace_id = uuid.uuid4()
-    # The new workspace's id is the transaction's tenant, so its rows pass the row-level security checks.
-    with tenant_session(factory, workspace_id) as session:
-        if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
-            raise Conflict("An account with this email exists.", code="email_taken")
-        user = User(email=email, password_hash=hash_password(password), display_name=display_name)
-        session.add(user)
-        session.add(Tenant(id=workspace_id, name=workspace_name or f"{display_name or email}'s workspace"))
-        session.flush()
-        session.add(Membership(tenant_id=workspace_id, user_id=user.id, role=Role.owner))
-        session.flush()
-        return user, workspace_id
+    try:
+        # The new workspace's id is the transaction's tenant, so its rows pass the row-level security checks.
+        with tenant_session(factory, workspace_id) as session:
+            if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
+                return
+            user = User(email=email, password_hash=password_hash, display_name=display_name)
+            session.add(user)
+            session.add(Tenant(id=workspace_id, name=workspace_name or f"{display_name or email}'s workspace"))
+            session.flush()
+            session.add(Membership(tenant_id=workspace_id, user_id=user.id, role=Role.owner))
+            session.flush()
+    except IntegrityError:
+        return  # the same address registered at the same moment: that registration made the account
 
 
 class InvitationNotFound(CoderAIError):
@@ -179,6 +183,8 @@ def login(
         # Right: this attempt was no failure, and this client's failures for the account are forgiven.
         session.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(claimed)))
         session.execute(delete(LoginAttempt).where(LoginAttempt.key == keys[0].key))
+        if password_hash and needs_rehash(password_hash):  # the hashing parameters changed since it was made
+            session.execute(update(User).where(User.id == user.id).values(password_hash=hash_password(password)))
         memberships = workspaces_of(session, user.id)
     if not memberships:
         raise NotAMember("The account belongs to no workspace.")

@@ -66,7 +66,9 @@ def issue(
         "nbf": now,
         "exp": expires,
     }
-    token = jwt.encode(payload, settings.secret_key, algorithm=settings.jwt_algorithm, headers={"typ": "JWT"})
+    token = jwt.encode(
+        payload, settings.secret_key.get_secret_value(), algorithm=settings.jwt_algorithm, headers={"typ": "JWT"}
+    )
     return token, Claims(user_id, workspace_id, session_id, jti, expires)
 
 
@@ -75,7 +77,7 @@ def decode(settings: Settings, token: str, kind: str) -> Claims:
     try:
         payload = jwt.decode(
             token,
-            settings.secret_key,
+            settings.secret_key.get_secret_value(),
             algorithms=[settings.jwt_algorithm],
             audience=_AUDIENCE[kind],
             issuer=settings.jwt_issuer,
@@ -100,7 +102,9 @@ def decode(settings: Settings, token: str, kind: str) -> Claims:
 def successor_jti(settings: Settings, parent_jti: str, kind: str) -> str:
     """The id of a token that rotation issues for `parent_jti`: derived with the secret, so the same rotation
     can be answered again (a refresh's grace window) without storing the tokens."""
-    digest = hmac.new(settings.secret_key.encode(), f"{kind}:{parent_jti}".encode(), hashlib.sha256).digest()
+    digest = hmac.new(
+        settings.secret_key.get_secret_value().encode(), f"{kind}:{parent_jti}".encode(), hashlib.sha256
+    ).digest()
     return base64.urlsafe_b64encode(digest[:18]).decode()
 
 

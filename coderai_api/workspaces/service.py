@@ -90,7 +90,11 @@ def _membership(session: Session, principal: Principal, user_id: uuid.UUID) -> M
 
 
 def _keep_an_owner(session: Session, membership: Membership) -> None:
-    owners = session.scalar(select(func.count()).where(Membership.role == Role.owner))
+    # The owners' rows locked: two owners demoting each other at once are served one after the other, and the
+    # second sees one owner left (counted without a lock, both saw two and the workspace kept none).
+    owners = len(
+        session.scalars(select(Membership.user_id).where(Membership.role == Role.owner).with_for_update()).all()
+    )
     if membership.role == Role.owner and owners == 1:
         raise InvalidInput("A workspace keeps at least one owner.", code="last_owner")
 

@@ -77,12 +77,12 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
         return model, f"local/{name}"
     if provider == "openai":
         name = settings.llm_model or "gpt-4o-mini"
-        return ChatOpenAI(model=name, api_key=SecretStr(settings.llm_api_key), **common), f"openai/{name}"
+        return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), f"openai/{name}"
     name = settings.llm_model
     model = ChatOpenAI(
         model=name,
         base_url=settings.llm_base_url,
-        api_key=SecretStr(settings.llm_api_key or "none"),
+        api_key=settings.llm_api_key if settings.llm_api_key.get_secret_value() else SecretStr("none"),
         **common,
     )
     return model, f"{settings.llm_base_url}/{name}"
