@@ -17,9 +17,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from coderai_api.auth.service import Principal, authenticate
+from coderai_api.auth.service import NotAMember, Principal, authenticate
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.errors import CoderAIError
+from coderai_assets.errors import CoderAIError, NotFound
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import FIRST_STATEMENT_SETS_TENANT, tenant_session
 from coderai_assets.storage.files import FileStorage
@@ -49,6 +49,16 @@ def _workspace_header(connection: HTTPConnection) -> uuid.UUID | None:
         raise InvalidToken(f"{WORKSPACE_HEADER} is not a workspace id.") from exc
 
 
+def _workspace_in_path(connection: HTTPConnection) -> uuid.UUID | None:
+    """A route under /workspaces/{workspace_id} acts in that workspace, whatever the token's (it acted in the
+    token's, so a workspace just created answered 404)."""
+    value = connection.path_params.get("workspace_id")
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None  # the route's own validation answers 422
+
+
 @dataclass(frozen=True)
 class Authenticated:
     session: Session
@@ -65,7 +75,13 @@ def authenticated_session(connection: HTTPConnection, token: str | None) -> Iter
     with tenant_session(state.session_factory, None) as session:
         # authenticate() runs first and makes the principal's workspace this transaction's tenant.
         session.info[FIRST_STATEMENT_SETS_TENANT] = True
-        principal = authenticate(session, state.settings, token, _workspace_header(connection))
+        in_path = _workspace_in_path(connection)
+        try:
+            principal = authenticate(session, state.settings, token, in_path or _workspace_header(connection))
+        except NotAMember as exc:
+            if in_path is not None:  # another's workspace is not found, whatever it is (no existence leak)
+                raise NotFound("No such workspace.", code="workspace_not_found") from exc
+            raise
         yield Authenticated(session, principal)
 
 

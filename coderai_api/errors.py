@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -37,6 +39,19 @@ _HTTP_CODES = {
 }
 
 
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for the path template that `path` matches."""
+    if not hasattr(app.state, "path_methods"):
+        app.state.path_methods = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)) + "$"),
+                sorted(m.upper() for m in item),
+            )
+            for template, item in app.openapi()["paths"].items()
+        ]
+    return sorted({m for pattern, methods in app.state.path_methods if pattern.match(path) for m in methods})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CoderAIError)
     async def _coderai_error(_: Request, exc: CoderAIError) -> JSONResponse:
@@ -51,13 +66,16 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Errors raised by the framework (routing, body parsing and limits) in the same shape as ours; their
-        # headers (Allow on 405) are kept.
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Errors raised by the framework (routing, body parsing and limits) in the same shape as ours, with their
+        # headers. A 405's Allow names every method of the path: routing with nested routers named one only.
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path)) or headers.get("Allow", "")
         return JSONResponse(
             status_code=exc.status_code,
             content={"code": _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"), "message": str(exc.detail)},
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     @app.exception_handler(RequestValidationError)

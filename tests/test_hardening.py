@@ -710,3 +710,34 @@ def test_item_13_secrets_are_not_printed_and_old_password_hashes_are_renewed(app
     with tenant_session(session_factory, None) as session:
         renewed = session.scalars(select(User.password_hash).where(User.email == email)).one()
     assert not needs_rehash(renewed) and renewed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_item_14_the_schema_says_what_the_server_enforces_and_the_server_does_what_the_path_says(app):
+    """What a schema fuzzer found: a NUL character answered 500; schema-valid requests were refused (a category
+    without allowed values, reserved email domains); workspace routes ignored the workspace in the path; 405
+    answers lacked Allow."""
+    with _client(app) as client:
+        login_as(client, f"fuzz-{uuid.uuid4().hex[:8]}@example.test")  # a special-use domain: a valid address
+        nul = client.post("/projects", json={"name": "bad\x00name"})
+        assert (nul.status_code, nul.json()["code"]) == (422, "invalid_request")
+        project = client.post("/projects", json={"name": "Fuzz"}).json()["id"]
+        nul_variable = client.post(
+            f"/projects/{project}/variables", json={"name": "v", "type": "text", "allowed_values": ["a\x00"]}
+        )
+        assert nul_variable.status_code == 422
+
+        schema = client.get("http://test/openapi.json").json()["components"]["schemas"]
+        rules = schema["VariableCreate"]["allOf"]
+        assert {"if": {"properties": {"type": {"const": "category"}}, "required": ["type"]}}.items() <= rules[0].items()
+        assert rules[0]["then"]["required"] == ["allowed_values"]
+        assert schema["RunCreate"]["then"]["required"] == ["sample_size"]
+
+        created = client.post("/workspaces", json={"name": "Second"}).json()
+        members = client.get(f"/workspaces/{created['id']}/members")
+        assert members.status_code == 200 and [m["role"] for m in members.json()] == ["owner"]
+        stranger = client.get(f"/workspaces/{uuid.uuid4()}/members")
+        assert (stranger.status_code, stranger.json()["code"]) == (404, "workspace_not_found")
+
+        not_allowed = client.put(f"/projects/{project}")
+        assert not_allowed.status_code == 405 and "GET" in not_allowed.headers["Allow"]
+        assert not_allowed.json()["code"] == "method_not_allowed"

@@ -2,29 +2,26 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
+from coderai_api.schemas import Body
 from coderai_assets.storage.models import Role
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RegisterBody(Strict):
+class RegisterBody(Body):
     email: EmailStr
     password: str = Field(min_length=8, max_length=1024)
     display_name: str = Field(default="", max_length=200)
     workspace_name: str = Field(default="", max_length=200)
 
 
-class LoginBody(Strict):
+class LoginBody(Body):
     email: EmailStr
     password: str = Field(max_length=1024)
     workspace_id: uuid.UUID | None = None
 
 
-class RefreshBody(Strict):
+class RefreshBody(Body):
     refresh_token: str = Field(max_length=4096)
 
 
@@ -49,8 +46,7 @@ class UserRead(BaseModel):
     workspaces: list[WorkspaceRead] = []
 
 
-class InvitationAccept(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InvitationAccept(Body):
     token: str = Field(min_length=16, max_length=200)
 
 

@@ -6,16 +6,12 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from coderai_api.schemas import Body
 from coderai_assets.engine.variables import IfUncertain, VariableSpec, VariableType
 from coderai_assets.storage.models import ExtractionUnit
 
 
-class Strict(BaseModel):
-    # Unknown fields are refused: nobody sets tenant_id or ids through a body.
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProjectCreate(Strict):
+class ProjectCreate(Body):
     name: str = Field(min_length=1, max_length=200)
     domain_description: str = ""
     extraction_unit: ExtractionUnit = ExtractionUnit.document
@@ -24,7 +20,7 @@ class ProjectCreate(Strict):
     auto_process: bool = False
 
 
-class ProjectUpdate(Strict):
+class ProjectUpdate(Body):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     domain_description: str | None = None
     entity_description: str | None = None
@@ -43,10 +39,29 @@ class ProjectRead(BaseModel):
     created_at: datetime
 
 
-class VariableCreate(VariableSpec):
-    """A new variable: the definition, where it goes in the codebook, and the rules that tie its fields together."""
+class VariableCreate(Body, VariableSpec):
+    """A new variable: the definition, where it goes in the codebook, and the rules that tie its fields together
+    (stated in the schema too, so a client can check them first)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "allOf": [
+                {
+                    "if": {"properties": {"type": {"const": "category"}}, "required": ["type"]},
+                    "then": {
+                        "required": ["allowed_values"],
+                        "properties": {"allowed_values": {"type": "array", "minItems": 1}},
+                    },
+                },
+                {
+                    "if": {"properties": {"if_uncertain": {"const": "code"}}, "required": ["if_uncertain"]},
+                    "then": {"required": ["uncertain_code"], "properties": {"uncertain_code": {"type": "string"}}},
+                },
+            ]
+        },
+    )
     position: int | None = None
 
     @model_validator(mode="after")
@@ -75,4 +90,4 @@ _EDITABLE: dict[str, Any] = {
     for name, field in {**VariableSpec.model_fields, **VariableCreate.model_fields}.items()
     if name != "name"
 }
-VariableUpdate: Any = create_model("VariableUpdate", __config__=ConfigDict(extra="forbid"), **_EDITABLE)
+VariableUpdate: Any = create_model("VariableUpdate", __base__=Body, **_EDITABLE)

@@ -5,11 +5,17 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from coderai_api.schemas import Body
 from coderai_assets.storage.models import RunKind, RunStatus
 
 
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class RunCreate(Body):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"kind": {"const": "sample"}}, "required": ["kind"]},
+            "then": {"required": ["sample_size"], "properties": {"sample_size": {"type": "integer"}}},
+        }
+    )
     kind: RunKind
     sample_size: int | None = Field(default=None, ge=1, le=10_000)
     seed: int | None = None

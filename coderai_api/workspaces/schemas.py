@@ -2,24 +2,22 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, EmailStr, Field
 
+from coderai_api.schemas import Body
 from coderai_assets.storage.models import Role
 
 
-class WorkspaceCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WorkspaceCreate(Body):
     name: str = Field(min_length=1, max_length=200)
 
 
-class MemberInvite(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberInvite(Body):
     email: EmailStr
     role: Role = Role.viewer
 
 
-class MemberUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MemberUpdate(Body):
     role: Role
 
 
