@@ -62,7 +62,7 @@ class VariableCreate(Body, VariableSpec):
             ]
         },
     )
-    position: int | None = None
+    position: int | None = Field(default=None, ge=0, le=1_000_000)  # stored as a 32-bit integer
 
     @model_validator(mode="after")
     def _consistent(self) -> VariableCreate:

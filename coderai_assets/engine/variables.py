@@ -55,7 +55,7 @@ class VariableSpec(BaseModel):
     if_uncertain: IfUncertain = IfUncertain.leave_empty
     uncertain_code: str | None = None
     if_multiple_values: IfMultiple = IfMultiple.first
-    max_values: int | None = Field(default=None, ge=1)
+    max_values: int | None = Field(default=None, ge=1, le=10_000)
     default_value: str | None = None
     depends_on: str | None = None
     depends_on_value: str | None = None
