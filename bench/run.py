@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import statistics
@@ -137,10 +136,12 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
     import json
 
     import llama_cpp
+    from pydantic import SecretStr
 
     from coderai_assets.engine import budget
     from coderai_assets.engine.codebook import ProjectSpec, compile_codebook
     from coderai_assets.engine.llm import local_model_path
+    from coderai_assets.engine.model_limits import resolve_limits
     from coderai_assets.engine.variables import VariableSpec
     from coderai_assets.ingest.chunk import chunk_text
     from coderai_assets.ingest.parse import parse
@@ -166,7 +167,16 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
         ]
     contracts = sorted((corpus / "full_contract_txt").glob("*.txt"))[:n_contracts]
     texts = [parse(p.read_bytes(), "txt").text for p in contracts]
-    context = settings.llm_context_tokens
+    # What a user with an OpenAI key and no other setting gets (the context follows the model), unless set.
+    openai = settings.model_copy(
+        update={
+            "llm_provider": "openai",
+            "llm_api_key": SecretStr("unused"),
+            "llm_model": "",
+            "llm_context_tokens": None,
+        }
+    )
+    context = settings.llm_context_tokens or resolve_limits(openai).context_tokens
     print(
         f"== calls and tokens per document: {n_contracts} CUAD contracts, median "
         f"{statistics.median(len(t) for t in texts):,.0f} characters, a {context}-token context; chunk size and "
@@ -189,8 +199,8 @@ def bench_calls(counts=(5, 20, 50), n_contracts: int = 5) -> None:
         limits = {"context_tokens": context, "max_output_tokens": settings.llm_max_output_tokens}
         size = budget.chunk_chars_for(spec, with_quotes=True, **limits)
         groups = budget.variable_groups(spec, with_quotes=True, **limits)
-        together = [compile_codebook(dataclasses.replace(spec, variables=g)) for g in groups]
-        separate = [compile_codebook(dataclasses.replace(spec, variables=(v,))) for v in variables]
+        together = [compile_codebook(spec.model_copy(update={"variables": g})) for g in groups]
+        separate = [compile_codebook(spec.model_copy(update={"variables": (v,)})) for v in variables]
         chunks = [chunk_text(t, size=size, overlap=settings.chunk_overlap_chars) for t in texts]
 
         def cost(books, chunks=chunks) -> tuple[float, float, float]:

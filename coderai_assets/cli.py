@@ -31,6 +31,7 @@ def migrate() -> None:
 def local_llm() -> None:
     """Serve the embedded SmolLM2 model through llama.cpp's OpenAI-compatible server (foreground)."""
     from coderai_assets.engine.llm import local_model_path
+    from coderai_assets.engine.model_limits import resolve_limits
 
     settings = get_settings()
     model = local_model_path(settings)
@@ -45,7 +46,7 @@ def local_llm() -> None:
         "--port",
         str(settings.local_llm_port),
         "--n_ctx",
-        str(settings.llm_context_tokens),
+        str(resolve_limits(settings).context_tokens),
         # One thread: the machine's other core runs the pipeline (DESIGN.md 7).
         "--n_threads",
         "1",

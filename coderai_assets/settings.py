@@ -62,13 +62,14 @@ class Settings(BaseSettings):
     # Ask the model for a supporting quote per value. Unset: yes, except for the embedded model, which
     # answers worse when asked (the engine then finds the value in the text itself).
     llm_quotes: bool | None = None
-    # Context window of the model, in tokens; chunks are sized to fit it.
-    llm_context_tokens: int = 4096
+    # Context window of the model, in tokens; chunks are sized to fit it. Unset: from the model
+    # (engine/model_limits.py).
+    llm_context_tokens: int | None = Field(default=None, ge=512)
     # How structured output is requested. llama.cpp's server fails on json_schema (DESIGN.md 7).
     llm_structured_method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling"
-    # USD per million tokens, for the run's cost figure.
-    llm_input_price_per_mtok: float = 0.0
-    llm_output_price_per_mtok: float = 0.0
+    # USD per million tokens, for the run's cost figure. Unset: the model's published prices, if it is known.
+    llm_input_price_per_mtok: float | None = Field(default=None, ge=0)
+    llm_output_price_per_mtok: float | None = Field(default=None, ge=0)
 
     # The embedded model's OpenAI-compatible server (started by `coderai local-llm`).
     local_llm_host: str = "127.0.0.1"

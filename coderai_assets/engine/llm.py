@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from coderai_assets.engine.codebook import Codebook
+from coderai_assets.engine.model_limits import model_name
 from coderai_assets.errors import LLMConfigurationError, LLMError
 from coderai_assets.settings import Settings
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     # LangChain is imported where a model is built or called, not with this module: it costs about 0.9 s, paid by
     # every Dagster run worker's start and by the code server, which only need it when a document is extracted.
     from langchain_core.language_models import BaseChatModel
-
-LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct-Q4_1"
 
 
 def local_model_path(settings: Settings) -> Path:
@@ -62,8 +61,8 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
         "max_retries": settings.llm_max_retries,
         "max_tokens": cap,
     }
+    name = model_name(settings)
     if provider == "local":
-        name = settings.llm_model or LOCAL_MODEL_NAME
         model = ChatOpenAI(
             model=name,
             base_url=f"http://{settings.local_llm_host}:{settings.local_llm_port}/v1",
@@ -76,9 +75,7 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
         )
         return model, f"local/{name}"
     if provider == "openai":
-        name = settings.llm_model or "gpt-4o-mini"
         return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), f"openai/{name}"
-    name = settings.llm_model
     model = ChatOpenAI(
         model=name,
         base_url=settings.llm_base_url,

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import cached_property
 from queue import Empty, Queue
 from threading import Event, Thread
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
+from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
@@ -112,9 +114,14 @@ class DocumentCoder:
         return budget.chunk_chars_for(
             spec,
             with_quotes=self.settings.request_quotes,
-            context_tokens=self.settings.llm_context_tokens,
+            context_tokens=self.limits.context_tokens,
             max_output_tokens=self.settings.llm_max_output_tokens,
         )
+
+    @cached_property
+    def limits(self) -> ModelLimits:
+        """The model's context and prices, resolved once per Dagster run (it may ask the model's server)."""
+        return resolve_limits(self.settings)
 
     def _tenant(self, project_id: uuid.UUID) -> uuid.UUID | None:
         tagged = self.tags.get(WORKSPACE_TAG)
@@ -300,14 +307,14 @@ class DocumentCoder:
                 document,
                 p.version,
                 use_cache=s.llm_cache,
-                context_tokens=s.llm_context_tokens,
+                context_tokens=self.limits.context_tokens,
                 spec=p.spec,
                 with_quotes=s.request_quotes,
                 max_output_tokens=s.llm_max_output_tokens,
             )
             run.model = p.extractor.model_name
             if not ok:
-                price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
+                price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
                 self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
                 return
             extracted = stage(EXTRACTED, model=p.extractor.model_name)
@@ -324,7 +331,7 @@ class DocumentCoder:
                 p.variable_ids,
                 uncertainty_threshold=s.uncertainty_threshold,
             )
-            price(run, s.llm_input_price_per_mtok, s.llm_output_price_per_mtok)
+            price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
             if document.status.value != "done":
                 return
             validated = stage(VALIDATED, rows=rows)
