@@ -638,7 +638,8 @@ def test_item_12_orphans_are_never_made_or_are_swept(app, settings, session_fact
     from coderai_assets.defs.resources import default_resources
 
     definitions = build_definitions(settings, default_resources(settings))
-    assert "housekeeping_hourly" in {s.name for s in definitions.schedules}
+    (hourly,) = [s for s in definitions.schedules if s.name == "housekeeping_hourly"]
+    assert hourly.default_status.value == "RUNNING"  # Dagster's schedules are stopped unless told otherwise
     assert definitions.get_job_def("housekeeping").execute_in_process().success
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dagster import (
     AssetSelection,
+    DefaultScheduleStatus,
     ScheduleDefinition,
     define_asset_job,
     in_process_executor,
@@ -48,4 +49,11 @@ def build_housekeeping(settings: Settings):
     def housekeeping():
         sweep_op()
 
-    return housekeeping, ScheduleDefinition(name="housekeeping_hourly", job=housekeeping, cron_schedule="17 * * * *")
+    # Running from the start, as the sensors are: Dagster's schedules are stopped by default.
+    hourly = ScheduleDefinition(
+        name="housekeeping_hourly",
+        job=housekeeping,
+        cron_schedule="17 * * * *",
+        default_status=DefaultScheduleStatus.RUNNING,
+    )
+    return housekeeping, hourly
