@@ -81,9 +81,9 @@ class Platform:
             Service(
                 "dagster-code-server",
                 [
-                    str(bin_dir / "dagster"),
-                    "code-server",
-                    "start",
+                    py,
+                    "-m",
+                    "coderai_assets.defs.code_server",
                     "-m",
                     "coderai_assets.definitions",
                     "-h",
