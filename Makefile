@@ -6,7 +6,7 @@ PYTHON ?= python3
 # Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install demo test test-fast up bench bench-service lint lock clean
+.PHONY: install demo test test-fast up bench bench-service bench-provider lint lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: install
 # The platform as a service: 200 projects, run launch latency, 100 concurrent clients, 1,000 documents.
 bench-service: install
 	$(BIN)/python bench/service_load.py
+
+# Calls at the provider's limit: the shared rate limit, retries, the breaker, against the simulator.
+bench-provider: install
+	$(BIN)/python bench/provider_calls.py
 
 lint: install
 	$(BIN)/ruff check coderai_assets coderai_api tests bench migrations

@@ -6,7 +6,9 @@
   user's text, so values can be grounded), and plain calls with a short text;
 - `--latency-ms` per call, `--rpm` requests a minute (a sliding minute; over it: 429 with Retry-After),
   `--error-rate` injected 500s;
-- counts requests, rejections, errors, tokens and the most calls ever in flight: `GET /stats`, `POST /reset`.
+- counts requests, rejections, errors, tokens and the most calls ever in flight: `GET /stats`, `POST /reset`;
+- `POST /configure` with `{"error_rate": 0.2}` or `{"outage_seconds": 60}` (every call a 503 for that long) changes
+  its habits while it runs.
 
 Benchmarks only: CoderAI never uses it unless pointed at it as an `openai_compatible` provider.
 """
@@ -39,6 +41,7 @@ class Simulator:
         self.error_rate = error_rate
         self.context = context
         self.random = random.Random(0)
+        self.outage_until = 0.0
         self.reset()
 
     def reset(self) -> None:
@@ -154,6 +157,9 @@ def create_app(simulator: Simulator) -> Starlette:
         try:
             if simulator.latency:
                 await asyncio.sleep(simulator.latency)
+            if time.monotonic() < simulator.outage_until:
+                stats["errors"] += 1
+                return JSONResponse({"error": {"message": "outage", "type": "server_error"}}, 503)
             if simulator.error_rate and simulator.random.random() < simulator.error_rate:
                 stats["errors"] += 1
                 return JSONResponse({"error": {"message": "injected error", "type": "server_error"}}, 500)
@@ -177,8 +183,17 @@ def create_app(simulator: Simulator) -> Starlette:
         simulator.reset()
         return JSONResponse(simulator.stats)
 
+    async def configure(request: Request) -> JSONResponse:
+        body = await request.json()
+        if "error_rate" in body:
+            simulator.error_rate = float(body["error_rate"])
+        if "outage_seconds" in body:
+            simulator.outage_until = time.monotonic() + float(body["outage_seconds"])
+        return JSONResponse({"error_rate": simulator.error_rate})
+
     return Starlette(
         routes=[
+            Route("/configure", configure, methods=["POST"]),
             Route("/v1/chat/completions", completions, methods=["POST"]),
             Route("/v1/models", models),
             Route("/stats", get_stats),

@@ -15,7 +15,8 @@ DEV_SECRET = "coderai-development-secret-change-me-0123456789abcdef"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CODERAI_", extra="ignore")
+    # An empty variable is unset: docker-compose passes `${NAME:-}` through as "".
+    model_config = SettingsConfigDict(env_prefix="CODERAI_", extra="ignore", env_ignore_empty=True)
 
     env: Literal["development", "test", "production"] = "development"
 
@@ -53,7 +54,21 @@ class Settings(BaseSettings):
     llm_factory: str = ""
     llm_temperature: float = 0.0
     llm_timeout_seconds: float = 120.0
-    llm_max_retries: int = 2
+    # Calls to the provider (engine/provider.py). Retries of a call that met a 429, a 5xx, a timeout or a dropped
+    # connection, with backoff and jitter, never sooner than Retry-After (the SDK's own retries are off).
+    llm_max_retries: int = Field(default=5, ge=0, le=20)
+    llm_max_backoff_seconds: float = Field(default=60.0, gt=0)
+    # The provider's limits, shared by every process through Redis; unset: no limit of ours (429s are retried).
+    llm_requests_per_minute: int | None = Field(default=None, ge=1)
+    llm_tokens_per_minute: int | None = Field(default=None, ge=1)
+    # The circuit breaker: open after this many consecutive provider failures, a trial call after this long;
+    # while open, documents wait, failing with `llm_unavailable` only after `llm_max_outage_seconds`.
+    llm_breaker_fail_max: int = Field(default=5, ge=1)
+    llm_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    llm_max_outage_seconds: float = Field(default=3600.0, gt=0)
+    # Where the rate limit and the breaker keep their state (shared by all run workers); `memory://` keeps it per
+    # process (one run worker at a time only).
+    redis_url: str = "redis://127.0.0.1:6379/0"
     llm_max_output_tokens: int = 1024
     # Answer a chunk from an earlier identical call (same model, prompt and text) instead of calling the model.
     llm_cache: bool = True

@@ -445,3 +445,51 @@ def test_two_documents_finishing_at_once_both_count(session_factory, tenant, set
 def _in_session(session_factory, tenant, work, *args) -> None:
     with tenant_session(session_factory, tenant) as session:
         work(session, *args)
+
+
+def test_a_bad_key_stops_the_run_with_a_code(session_factory, tenant, settings, instance, demo_files):
+    """A 401 is not retried and no other document would fare better: the run stops as `llm_auth_failed`."""
+    import httpx
+    import openai
+
+    from coderai_assets.engine.provider import GuardConfig, ProviderGuard
+
+    class Refusing(ToolCallingFakeModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+            self.prompts.append("called")
+            response = httpx.Response(401, request=httpx.Request("POST", "https://provider.test/v1"))
+            raise openai.AuthenticationError("Incorrect API key provided", response=response, body=None)
+
+    model = Refusing(messages=iter([]), answers={})
+    guard = ProviderGuard(GuardConfig(provider_key=uuid.uuid4().hex[:16]))
+
+    class RefusedLLM(LLMResource):
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+            return Extractor(model, "fake/refusing", guard=guard)
+
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+    keys = _register(instance, project_id, doc_ids)
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+        run_id = run.id
+    ordered = sorted(keys)
+    one_at_a_time = settings.model_copy(update={"document_concurrency": 1})
+    result = materialize(
+        _assets(one_at_a_time, "validated_rows"),
+        instance=instance,
+        tags={
+            RUN_TAG: str(run_id),
+            WORKSPACE_TAG: str(tenant),
+            RANGE_START_TAG: ordered[0],
+            RANGE_END_TAG: ordered[-1],
+        },
+        resources=_resources(settings, RefusedLLM()),
+    )
+    assert result.success  # the Dagster run ends; the application run says why it stopped
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.error_code) == (RunStatus.failed, "llm_auth_failed")
+        assert "Incorrect API key" in run.error
+        # No retry, and the documents after the first were never sent: they wait, pending, for a retry.
+        assert len(model.prompts) == 1 and len(doc_ids) == 4
+        assert (run.documents_done, run.documents_failed) == (0, 1)

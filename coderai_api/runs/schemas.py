@@ -46,6 +46,8 @@ class RunRead(BaseModel):
     cost_usd: float
     dagster_run_ids: list[str]
     error: str | None
+    # A run stopped by its provider: `llm_auth_failed`, `llm_quota_exceeded` or `llm_unavailable`.
+    error_code: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

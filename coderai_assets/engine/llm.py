@@ -16,6 +16,13 @@ from pydantic import SecretStr
 
 from coderai_assets.engine.codebook import Codebook
 from coderai_assets.engine.model_limits import model_name
+from coderai_assets.engine.provider import (
+    GuardConfig,
+    ProviderFatal,
+    ProviderGuard,
+    estimate_tokens,
+    provider_key,
+)
 from coderai_assets.errors import LLMConfigurationError, LLMError
 from coderai_assets.settings import Settings
 
@@ -58,7 +65,8 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
     common: dict[str, Any] = {
         "temperature": settings.llm_temperature,
         "timeout": settings.llm_timeout_seconds,
-        "max_retries": settings.llm_max_retries,
+        # Retries are the provider guard's (engine/provider.py), which shares backoff and the breaker across calls.
+        "max_retries": 0,
         "max_tokens": cap,
     }
     name = model_name(settings)
@@ -85,6 +93,23 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
     return model, f"{settings.llm_base_url}/{name}"
 
 
+def guard_config(settings: Settings) -> GuardConfig:
+    base_url = settings.llm_base_url
+    if settings.llm_provider == "local":
+        base_url = f"http://{settings.local_llm_host}:{settings.local_llm_port}/v1"
+    return GuardConfig(
+        provider_key=provider_key(settings.llm_provider, base_url, settings.llm_api_key.get_secret_value()),
+        storage_url=settings.redis_url,
+        requests_per_minute=settings.llm_requests_per_minute,
+        tokens_per_minute=settings.llm_tokens_per_minute,
+        max_attempts=settings.llm_max_retries + 1,
+        max_backoff_seconds=settings.llm_max_backoff_seconds,
+        breaker_fail_max=settings.llm_breaker_fail_max,
+        breaker_reset_seconds=settings.llm_breaker_reset_seconds,
+        max_outage_seconds=settings.llm_max_outage_seconds,
+    )
+
+
 @dataclass
 class Answer:
     """What the model returned for one chunk."""
@@ -100,10 +125,28 @@ class Answer:
 class Extractor:
     """Calls the model once per chunk for all variables, with the codebook's JSON schema as the tool."""
 
-    def __init__(self, model: BaseChatModel, model_name: str, structured_method: str = "function_calling"):
+    def __init__(
+        self,
+        model: BaseChatModel,
+        model_name: str,
+        structured_method: str = "function_calling",
+        guard: ProviderGuard | None = None,
+        workspace: str = "-",
+        max_output_tokens: int = 1024,
+    ):
         self.model = model
         self.model_name = model_name
         self.structured_method = structured_method
+        # Without a guard (tests, the co-pilot's one-off calls) the call is made as is.
+        self.guard = guard
+        self.workspace = workspace  # whose share of the provider's rate limit the calls count against
+        self.max_output_tokens = max_output_tokens
+
+    def bound_to(self, workspace: str) -> Extractor:
+        """The same extractor, its calls counted against `workspace`'s share of the rate limit."""
+        return Extractor(
+            self.model, self.model_name, self.structured_method, self.guard, workspace, self.max_output_tokens
+        )
 
     def extract(
         self,
@@ -127,8 +170,18 @@ class Extractor:
         from langchain_core.messages import HumanMessage, SystemMessage
 
         messages = [SystemMessage(codebook.system_prompt), HumanMessage(user)]
+
+        def call() -> dict[str, Any]:
+            return runnable.invoke(messages)  # type: ignore[return-value]
+
         try:
-            result: dict[str, Any] = runnable.invoke(messages)  # type: ignore[assignment]
+            if self.guard is None:
+                result = call()
+            else:
+                tokens = estimate_tokens(codebook.system_prompt + user, self.max_output_tokens)
+                result = self.guard.call(call, workspace=self.workspace, tokens=tokens)
+        except ProviderFatal:
+            raise  # the run stops: no other document would fare better
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message
             raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc
         raw = result.get("raw")

@@ -24,6 +24,7 @@ from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
+from coderai_assets.engine.provider import ProviderFatal
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
@@ -168,7 +169,9 @@ class DocumentCoder:
         assert version is not None
         # The run's own definition, never the live one: an edit during the run changes nothing in it.
         spec, variable_ids = version_spec(session, version)
-        extractor = self.extractor_for(budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens))
+        extractor = self.extractor_for(
+            budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens)
+        ).bound_to(str(project.tenant_id))
         run.model = extractor.model_name
         return _Project(
             id=project.id,
@@ -218,6 +221,9 @@ class DocumentCoder:
                         try:
                             for done in self._code_one(parser, project, key, document_id):
                                 results.put(done)
+                        except ProviderFatal as exc:  # no other document would fare better: the run stops
+                            self._stop_run(project, document_id, exc)
+                            stop.set()
                         except Exception as exc:  # a defect this document met: it fails alone, the run goes on
                             self._fail_internal(project, document_id, exc)
             except BaseException as exc:  # handed to the consuming thread, which raises it
@@ -259,6 +265,20 @@ class DocumentCoder:
                 run.status, run.finished_at = RunStatus.succeeded, utcnow()
                 yield ExportDone(p.id, run.id, export.id, export.row_count)
 
+    def _stop_run(self, p: _Project, document_id: uuid.UUID, exc: ProviderFatal) -> None:
+        """The provider refused for good (key, quota, an outage longer than allowed): the document fails with the
+        code, and the run stops with it; its other documents stay pending (a retry of the run codes them)."""
+        log.error("run %s stopped: %s: %s", p.run_id, exc.code, exc.message)
+        self.warn(f"run {p.run_id} stopped: {exc.code}: {exc.message}")
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            if run is None or document is None:
+                return
+            fail_document(session, run, document, exc.code, exc.message[:1000])
+            if run.status in (RunStatus.queued, RunStatus.running):
+                run.status, run.error_code, run.error = RunStatus.failed, exc.code, exc.message[:1000]
+                run.finished_at = utcnow()
+
     def _fail_internal(self, p: _Project, document_id: uuid.UUID, exc: Exception) -> None:
         """Records `internal_error` for the document in a transaction of its own (the one that failed was rolled
         back), with the traceback in the log. If even that fails (the database is gone), it raises: the run stops."""
@@ -282,6 +302,8 @@ class DocumentCoder:
             if run is None or document is None or document.project_id != p.id:
                 self.warn(f"document {document_id} is not in project {p.id}: skipped")
                 return
+            if run.status == RunStatus.failed:
+                return  # stopped (by another part of the run, too): its remaining documents wait for a retry
             reset_run_document(session, run, document)
             ok = parse_document(
                 session,

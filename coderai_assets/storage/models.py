@@ -268,6 +268,8 @@ class Run(Timestamped, Base):
     # Dagster run id -> status, as the lifecycle sensor last saw them: the API reads this, never Dagster.
     dagster_status: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     error: Mapped[str | None] = mapped_column(Text)
+    # Why a run stopped, as a stable code (engine/provider.py), when it was stopped rather than failed by Dagster.
+    error_code: Mapped[str | None] = mapped_column(String(50))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from sqlalchemy.orm import Session, sessionmaker
 
-from coderai_assets.engine.llm import Extractor, build_chat_model
+from coderai_assets.engine.llm import Extractor, build_chat_model, guard_config
+from coderai_assets.engine.provider import guard_for
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
 from coderai_assets.storage.files import FileStorage, LocalFileStorage
@@ -39,7 +40,8 @@ class DatabaseResource(ConfigurableResource):
 
 def llm_config(settings: Settings) -> str:
     """The model settings the definitions were built with, as the resource's config (JSON). The API key stays out:
-    the Dagster UI shows resource config, so the key is read from the environment when the model is built."""
+    the Dagster UI shows resource config, so the key (and the Redis URL, which may hold a password) is read from the
+    environment when the model is built."""
     return json.dumps(
         {
             name: value
@@ -58,7 +60,10 @@ class LLMResource(ConfigurableResource):
         """`max_output_tokens`: the answer budget of the project's codebook, if lower than the configured cap."""
         settings = Settings(**json.loads(self.config_json))
         model, name = build_chat_model(settings, max_output_tokens)
-        return Extractor(model, name, settings.llm_structured_method)
+        cap = min(settings.llm_max_output_tokens, max_output_tokens or settings.llm_max_output_tokens)
+        return Extractor(
+            model, name, settings.llm_structured_method, guard_for(guard_config(settings)), max_output_tokens=cap
+        )
 
 
 class StorageResource(ConfigurableResource):

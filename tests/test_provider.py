@@ -1,0 +1,213 @@
+"""Calls to a provider (engine/provider.py): retries honouring Retry-After, no retry on a bad key or an empty quota,
+a breaker that makes callers wait out an outage, and one rate limit that separate processes share through Redis,
+with a fair share per workspace. The provider's errors are the OpenAI SDK's own exceptions."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import openai
+import pytest
+
+from coderai_assets.engine.provider import (
+    AUTH_FAILED,
+    QUOTA_EXCEEDED,
+    GuardConfig,
+    ProviderFatal,
+    ProviderGuard,
+    ProviderUnavailable,
+    classify,
+    retry_after_seconds,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def _error(status: int, *, headers: dict[str, str] | None = None, code: str | None = None) -> openai.APIStatusError:
+    request = httpx.Request("POST", "https://provider.test/v1/chat/completions")
+    response = httpx.Response(status, headers=headers or {}, request=request)
+    body = {"error": {"message": "test", "code": code}} if code else None
+    cls = {401: openai.AuthenticationError, 429: openai.RateLimitError, 500: openai.InternalServerError}.get(
+        status, openai.APIStatusError
+    )
+    return cls("test", response=response, body=body)
+
+
+def _redis_or_skip():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip("Redis is not reachable at 127.0.0.1:6379 (the shared limit needs it)")
+    return client
+
+
+class Sleeps(list):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def _guard(storage: str = "memory://", **config) -> tuple[ProviderGuard, Sleeps]:
+    sleeps = Sleeps()
+    guard = ProviderGuard(GuardConfig(provider_key=uuid.uuid4().hex[:16], storage_url=storage, **config), sleeps)
+    return guard, sleeps
+
+
+class Flaky:
+    """Raises the given errors in turn, then answers."""
+
+    def __init__(self, *errors: BaseException):
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return "answer"
+
+
+def test_classification_of_provider_errors():
+    assert classify(_error(401)) == "fatal"
+    assert classify(_error(429, code="insufficient_quota")) == "fatal"
+    assert classify(_error(429)) == "rate_limited"
+    assert classify(_error(503)) == "outage"
+    assert classify(openai.APITimeoutError(request=httpx.Request("POST", "https://x"))) == "outage"
+    assert classify(_error(400)) == "other"
+    assert retry_after_seconds(_error(429, headers={"retry-after": "7"})) == 7
+    assert retry_after_seconds(_error(429, headers={"retry-after-ms": "1500"})) == 1.5
+
+
+def test_transient_errors_are_retried_with_backoff_and_retry_after_is_honoured():
+    guard, sleeps = _guard()
+    fn = Flaky(_error(503), _error(429, headers={"retry-after": "12"}), _error(500))
+    assert guard.call(fn) == "answer"
+    assert fn.calls == 4 and guard.stats.retries == 3 and guard.stats.rate_limited == 1
+    assert sleeps[1] >= 12  # never sooner than the provider asked
+    assert all(0 < s <= 60 for s in sleeps[:1] + sleeps[2:])
+
+
+def test_retries_end_with_the_last_error():
+    guard, _ = _guard(max_attempts=3, breaker_fail_max=100)
+    fn = Flaky(*(_error(502) for _ in range(5)))
+    with pytest.raises(openai.APIStatusError):
+        guard.call(fn)
+    assert fn.calls == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "code"), [(_error(401), AUTH_FAILED), (_error(429, code="insufficient_quota"), QUOTA_EXCEEDED)]
+)
+def test_a_bad_key_or_an_empty_quota_is_not_retried(error, code):
+    guard, sleeps = _guard()
+    fn = Flaky(error)
+    with pytest.raises(ProviderFatal) as raised:
+        guard.call(fn)
+    assert raised.value.code == code and fn.calls == 1 and sleeps == []
+
+
+def test_an_outage_opens_the_breaker_and_callers_wait_instead_of_failing():
+    import time
+
+    guard, sleeps = _guard(breaker_fail_max=5, breaker_reset_seconds=0.2, max_attempts=20)
+    guard.sleep = lambda s: (sleeps.append(s), time.sleep(min(s, 0.05)))  # type: ignore[assignment]
+    fn = Flaky(*(_error(503) for _ in range(7)))
+    assert guard.call(fn) == "answer"
+    assert guard.stats.breaker_waits >= 1  # it waited for the breaker to let a trial call through
+    # While the breaker was open no call reached the provider: 5 failures opened it, then one trial at a time.
+    assert fn.calls == 8
+    assert guard.breaker.current_state == "closed"
+
+
+def test_an_outage_longer_than_allowed_fails_with_a_code():
+    guard, sleeps = _guard(breaker_fail_max=2, breaker_reset_seconds=30, max_outage_seconds=10)
+    with pytest.raises(ProviderUnavailable) as raised:
+        guard.call(Flaky(*(_error(503) for _ in range(10))))
+    assert raised.value.code == "llm_unavailable" and sum(sleeps) > 10
+
+
+class Blocked(Exception):
+    """The guard would have waited for the rate limit."""
+
+
+def _blocking(guard: ProviderGuard) -> ProviderGuard:
+    def refuse(seconds: float) -> None:
+        raise Blocked
+
+    guard.sleep = refuse  # type: ignore[assignment]
+    return guard
+
+
+def _calls_before_waiting(guard: ProviderGuard, workspace: str, limit: int = 1000, tokens: int = 0) -> int:
+    for n in range(limit):
+        try:
+            guard.call(lambda: "answer", workspace=workspace, tokens=tokens)
+        except Blocked:
+            return n
+    return limit
+
+
+def test_separate_processes_share_one_limit_through_redis():
+    _redis_or_skip()
+    key = uuid.uuid4().hex[:16]
+    config = GuardConfig(provider_key=key, storage_url=REDIS_URL, requests_per_minute=30)
+    # Two guards with their own connections and breakers stand for two run workers.
+    first, second = _blocking(ProviderGuard(config)), _blocking(ProviderGuard(config))
+    assert _calls_before_waiting(first, "w1", limit=20) == 20
+    assert _calls_before_waiting(second, "w1") == 10  # what the first left of the minute
+    assert _calls_before_waiting(first, "w1") == 0
+
+
+def test_each_active_workspace_gets_its_share_and_a_lone_one_gets_all():
+    _redis_or_skip()
+    config = GuardConfig(provider_key=uuid.uuid4().hex[:16], storage_url=REDIS_URL, requests_per_minute=20)
+    guard = _blocking(ProviderGuard(config))
+    assert _calls_before_waiting(guard, "alone", limit=12) == 12  # alone: more than half
+    config = GuardConfig(provider_key=uuid.uuid4().hex[:16], storage_url=REDIS_URL, requests_per_minute=20)
+    guard = _blocking(ProviderGuard(config))
+    guard.call(lambda: "answer", workspace="b")  # b is active too
+    a = _calls_before_waiting(guard, "a")
+    b = _calls_before_waiting(guard, "b")
+    assert a == 10 and 1 + b <= 10 and 1 + a + b <= 20
+
+
+def test_tokens_a_minute_are_limited_too():
+    guard, _ = _guard(tokens_per_minute=1000)
+    _blocking(guard)
+    assert _calls_before_waiting(guard, "w", tokens=400) == 2
+
+
+def test_without_redis_the_limit_is_kept_in_the_process(caplog):
+    guard, _ = _guard(storage="redis://127.0.0.1:1/0", requests_per_minute=5)
+    _blocking(guard)
+    assert _calls_before_waiting(guard, "w") == 5
+    assert "not reachable" in caplog.text
+
+
+def test_calls_of_one_process_run_at_once():
+    """pybreaker's own `call` holds a lock for the whole call: every call of a process then waited for the one before
+    (2 in flight from 32 threads at the simulator). The guard keeps the breaker's bookkeeping off the call."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    guard, _ = _guard()
+    in_flight, most = 0, 0
+    lock = threading.Lock()
+
+    def slow() -> str:
+        nonlocal in_flight, most
+        with lock:
+            in_flight += 1
+            most = max(most, in_flight)
+        time.sleep(0.2)
+        with lock:
+            in_flight -= 1
+        return "answer"
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda _: guard.call(slow), range(8))) == ["answer"] * 8
+    assert most >= 4
