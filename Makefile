@@ -6,7 +6,7 @@ PYTHON ?= python3
 # Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install demo test test-fast up bench bench-service bench-provider lint lock clean
+.PHONY: install demo test test-fast up bench bench-service bench-provider bench-runs lint lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench-service: install
 # Calls at the provider's limit: the shared rate limit, retries, the breaker, against the simulator.
 bench-provider: install
 	$(BIN)/python bench/provider_calls.py
+
+# Runs at the provider's limit through the whole platform: 1,000 documents, two workspaces, errors, an outage,
+# a killed run worker, against the simulator at 1 s a call and 600 a minute.
+bench-runs: install
+	$(BIN)/python bench/provider_runs.py
 
 lint: install
 	$(BIN)/ruff check coderai_assets coderai_api tests bench migrations

@@ -20,7 +20,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime
@@ -31,32 +30,14 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import bench_environment, login, running_platform, wait_runs  # noqa: E402
+from bench.harness import check as _check  # noqa: E402
+
 N_PROJECTS = int(os.environ.get("CODERAI_BENCH_PROJECTS", "200"))
 N_CLIENTS = int(os.environ.get("CODERAI_BENCH_CLIENTS", "100"))
 N_DOCUMENTS = int(os.environ.get("CODERAI_BENCH_DOCUMENTS", "1000"))
 SIMULATOR_PORT = 18900
-_SESSION = uuid.uuid4().hex[:8]
-_TMP = Path(tempfile.mkdtemp(prefix=f"coderai-bench-{_SESSION}-"))
-os.environ.update(
-    {
-        "CODERAI_ENV": "test",
-        "CODERAI_DATABASE_URL": f"postgresql+psycopg2://coderai_app@127.0.0.1:5432/coderai_bench_{_SESSION}",
-        "CODERAI_MIGRATION_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_bench_{_SESSION}",
-        "CODERAI_DAGSTER_DATABASE_URL": f"postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_bench_{_SESSION}_dg",
-        "CODERAI_STORAGE_DIR": str(_TMP / "storage"),
-        "CODERAI_DAGSTER_HOME": str(_TMP / "dagster_home"),
-        "CODERAI_LLM_PROVIDER": "openai_compatible",
-        "CODERAI_LLM_BASE_URL": f"http://127.0.0.1:{SIMULATOR_PORT}/v1",
-        "CODERAI_LLM_MODEL": "simulator",
-        "CODERAI_LLM_API_KEY": "bench",
-        "CODERAI_LLM_CONTEXT_TOKENS": "128000",
-        "CODERAI_API_PORT": "18500",
-        "CODERAI_DAGSTER_PORT": "13500",
-        "CODERAI_DAGSTER_CODE_SERVER_PORT": "14500",
-        # The bench's client shares the 2 cores with everything it measures.
-        "CODERAI_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000",
-    }
-)
+_TMP = bench_environment(18500, SIMULATOR_PORT)
 
 REPORT = "Some 450 dock workers marched through Porto on 3 June 2023 demanding better pay. Police reported no injuries."
 VARIABLES = [
@@ -78,31 +59,8 @@ def line(name: str, values_ms: list[float]) -> str:
     )
 
 
-def _check(response: httpx.Response) -> dict:
-    if response.status_code >= 400:
-        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
-    return response.json()
-
-
-def login(client: httpx.Client) -> dict:
-    email, password = f"bench-{uuid.uuid4().hex[:8]}@example.org", "correct horse battery"
-    _check(client.post("/auth/register", json={"email": email, "password": password}))
-    tokens = _check(client.post("/auth/login", json={"email": email, "password": password}))
-    client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-    return tokens
-
-
 def parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def wait_runs(client: httpx.Client, run_ids: list[str], timeout: float) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        runs = [_check(client.get(f"/runs/{r}")) for r in run_ids]
-        if all(r["status"] in ("succeeded", "failed") for r in runs) or time.monotonic() > deadline:
-            return runs
-        time.sleep(1)
 
 
 def location_load_seconds() -> float:
@@ -293,60 +251,38 @@ def bench_documents(client: httpx.Client) -> None:
 
 
 def main() -> None:
-    from coderai_assets.database_setup import drop_database, ensure_database, run_migrations
-    from coderai_assets.platform import Platform
-    from coderai_assets.settings import get_settings
-
-    settings = get_settings()
-    simulator = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "llm_simulator.py"), "--port", str(SIMULATOR_PORT)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    platform = Platform(settings, _TMP / "logs")
-    try:
-        for url in (settings.migration_database_url, settings.dagster_database_url):
-            ensure_database(url)
-        run_migrations(settings.migration_database_url)
-        platform.start(with_api=True, timeout=240)
-        base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
-        with httpx.Client(base_url=base, timeout=120) as client:
-            tokens = login(client)
-            print("== one run on an idle platform ==")
-            idle = bench_idle_run(client)
-            print(
-                f"POST /runs to Dagster run working {idle['start']:.1f} s; to the dataset {idle['end']:.1f} s "
-                f"(Dagster run created {idle['created']:.1f} s after the request: the intake sensor's tick)"
-            )
-            print(f"== {N_PROJECTS} projects, a full run in every tenth ==")
-            run_ids, loads = bench_projects(client)
-            runs = wait_runs(client, run_ids, timeout=600)
-            starts = [
-                (parse_time(r["started_at"]) - parse_time(r["created_at"])).total_seconds()
-                for r in runs
-                if r["started_at"]
-            ]
-            print(
-                f"POST /runs to Dagster run working: median {statistics.median(starts):.1f} s, "
-                f"max {max(starts):.1f} s; runs {[r['status'] for r in runs].count('succeeded')}/{len(runs)} "
-                "succeeded"
-            )
-            print("== code location load time ==")
-            print("  ".join(f"{n} projects: {s:.2f} s" for n, s in loads.items()))
-            print(f"== {N_CLIENTS} concurrent API clients ==")
-            project_ids = [p["id"] for p in _check(client.get("/projects"))][:20]
-            if not bench_clients_wrk(base, tokens["access_token"], project_ids, run_ids):
-                asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
-            print(f"== {N_DOCUMENTS} documents, one full run, 0 ms model ==")
-            bench_documents(client)
-            stats = httpx.get(f"http://127.0.0.1:{SIMULATOR_PORT}/stats").json()
-            print(f"simulator: {stats}")
-    finally:
-        platform.stop()
-        simulator.terminate()
-        simulator.wait(10)
-        for url in (settings.migration_database_url, settings.dagster_database_url):
-            drop_database(url)
+    with (
+        running_platform(_TMP, ["--port", str(SIMULATOR_PORT)]) as (_, base),
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
+        tokens = login(client)
+        print("== one run on an idle platform ==")
+        idle = bench_idle_run(client)
+        print(
+            f"POST /runs to Dagster run working {idle['start']:.1f} s; to the dataset {idle['end']:.1f} s "
+            f"(Dagster run created {idle['created']:.1f} s after the request: the intake sensor's tick)"
+        )
+        print(f"== {N_PROJECTS} projects, a full run in every tenth ==")
+        run_ids, loads = bench_projects(client)
+        runs = wait_runs(client, run_ids, timeout=600)
+        starts = [
+            (parse_time(r["started_at"]) - parse_time(r["created_at"])).total_seconds() for r in runs if r["started_at"]
+        ]
+        print(
+            f"POST /runs to Dagster run working: median {statistics.median(starts):.1f} s, "
+            f"max {max(starts):.1f} s; runs {[r['status'] for r in runs].count('succeeded')}/{len(runs)} "
+            "succeeded"
+        )
+        print("== code location load time ==")
+        print("  ".join(f"{n} projects: {s:.2f} s" for n, s in loads.items()))
+        print(f"== {N_CLIENTS} concurrent API clients ==")
+        project_ids = [p["id"] for p in _check(client.get("/projects"))][:20]
+        if not bench_clients_wrk(base, tokens["access_token"], project_ids, run_ids):
+            asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
+        print(f"== {N_DOCUMENTS} documents, one full run, 0 ms model ==")
+        bench_documents(client)
+        stats = httpx.get(f"http://127.0.0.1:{SIMULATOR_PORT}/stats").json()
+        print(f"simulator: {stats}")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,7 @@ def wait_for_run(client: httpx.Client, run_id: str, timeout: float = 1800) -> di
         if line != last:
             print(line, flush=True)
             last = line
-        if run["status"] in ("succeeded", "failed"):
+        if run["status"] in ("succeeded", "failed", "canceled"):
             return run
         time.sleep(2)
     raise RuntimeError(f"run {run_id} did not finish within {timeout:.0f} s")

@@ -108,9 +108,15 @@ class Settings(BaseSettings):
     max_zip_entries: int = 10_000
     max_zip_ratio: float = 200.0
 
-    # Documents of a run coded at once, each in a thread of its own (with its own parse child and connection):
-    # while one waits on the model or the database, another computes.
-    document_concurrency: int = Field(default=4, ge=1, le=64)
+    # Concurrency inside a run worker (one Dagster run): documents in flight, each in a thread that holds a database
+    # connection only for its short transactions; model calls in flight (chunks of all those documents, shared);
+    # sandboxed parse children the documents borrow (each costs about a second of CPU to start); and database
+    # connections (every run worker holds up to this many plus 2: keep workers x (this + 2) + the API's pools
+    # under the server's max_connections). The provider's rate limit, not these, should be what bounds a run.
+    document_concurrency: int = Field(default=16, ge=1, le=256)
+    llm_concurrency: int = Field(default=16, ge=1, le=256)
+    parse_concurrency: int = Field(default=2, ge=1, le=32)
+    run_db_pool_size: int = Field(default=6, ge=1, le=50)
     # Dagster runs (processes) per application run with many documents, each over its own span of the keys: one
     # Python process computes on one core, so a large run uses several (at least 50 documents a part).
     run_parallelism: int = Field(default=2, ge=1, le=32)

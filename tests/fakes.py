@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
 from langchain_core.language_models import GenericFakeChatModel
@@ -73,6 +75,28 @@ PROTEST_ANSWERS = {
 }
 
 
+class LoggedSlowModel(ToolCallingFakeModel):
+    """Takes `delay` seconds a call and appends a line per call to `log` (a file: run workers are processes)."""
+
+    delay: float = 0.0
+    log: str = ""
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
+        time.sleep(self.delay)
+        result = super()._generate(messages, stop, run_manager, **kwargs)
+        if self.log:
+            with open(self.log, "a") as log:
+                log.write(f"{os.getpid()}\n")
+        return result
+
+
 def protest_model(settings=None) -> ToolCallingFakeModel:
-    """Factory for CODERAI_LLM_FACTORY=tests.fakes:protest_model (used by the end-to-end test's run workers)."""
-    return ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
+    """Factory for CODERAI_LLM_FACTORY=tests.fakes:protest_model (used by the end-to-end test's run workers).
+    CODERAI_TEST_MODEL_DELAY (seconds a call) and CODERAI_TEST_CALL_LOG (a file, one line per call) let a test
+    slow it down and count its calls across processes."""
+    return LoggedSlowModel(
+        messages=iter([]),
+        answers=PROTEST_ANSWERS,
+        delay=float(os.environ.get("CODERAI_TEST_MODEL_DELAY", "0")),
+        log=os.environ.get("CODERAI_TEST_CALL_LOG", ""),
+    )

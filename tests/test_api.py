@@ -247,3 +247,27 @@ def test_an_authenticated_read_is_two_statements_in_one_transaction(client, proj
         event.remove(engine, "before_cursor_execute", record)
     assert len(statements) == 2, statements
     assert "set_config" in statements[0] and "FROM projects" in statements[1]
+
+
+def test_a_run_can_be_cancelled_and_retried_and_shows_its_progress(client, project, demo_files):
+    """One full run per project at a time (409); a cancelled run can be retried as a new attempt; while active,
+    GET /runs/{id} carries its progress, counted from the documents' rows."""
+    uploads = [("files", (p.name, p.read_bytes())) for p in demo_files]
+    assert client.post(f"/projects/{project['id']}/documents", files=uploads).status_code == 201
+    run = client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}).json()
+    assert run["status"] == "queued" and run["attempt"] == 0
+    assert run["progress"]["documents_total"] == len(demo_files) and run["progress"]["documents_parsed"] == 0
+    second = client.post(f"/projects/{project['id']}/runs", json={"kind": "full"})
+    assert (second.status_code, second.json()["code"]) == (409, "run_already_active")
+    retried = client.post(f"/runs/{run['id']}/retry")
+    assert (retried.status_code, retried.json()["code"]) == (409, "run_active")
+    cancelled = client.post(f"/runs/{run['id']}/cancel").json()
+    assert (cancelled["status"], cancelled["error_code"], cancelled["progress"]) == ("canceled", "canceled", None)
+    again = client.post(f"/runs/{run['id']}/cancel")
+    assert (again.status_code, again.json()["code"]) == (409, "run_not_active")
+    retried = client.post(f"/runs/{run['id']}/retry")
+    assert retried.status_code == 202
+    assert (retried.json()["status"], retried.json()["attempt"]) == ("queued", 1)
+    # The retried run is the project's active full run again.
+    second = client.post(f"/projects/{project['id']}/runs", json={"kind": "full"})
+    assert second.json()["code"] == "run_already_active"

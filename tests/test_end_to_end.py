@@ -3,6 +3,10 @@ the tests' fake, loaded by the run workers through CODERAI_LLM_FACTORY."""
 
 from __future__ import annotations
 
+import io
+import time
+import uuid
+
 import pandas as pd
 import psutil
 import pytest
@@ -37,7 +41,7 @@ def test_sample_then_full_run_through_api_and_dagster(platform, settings, tmp_pa
     assert frame.loc["lyon_nurses.txt", "event_date"] == "2024-03-12"
     assert frame.loc["tampere_farmers.docx", "violence"] == False  # noqa: E712 - "no" coerced to a boolean
     assert frame.loc["lyon_nurses.txt", "participants__quote"] == "About 3,000 nurses"
-    assert frame["prompt_version"].nunique() == 1 and frame["model"].iloc[0] == "ToolCallingFakeModel"
+    assert frame["prompt_version"].nunique() == 1 and frame["model"].iloc[0] == "LoggedSlowModel"
     assert len(PROTEST_ANSWERS) == len(frame)
     sheets = pd.read_excel(dataset / "dataset.xlsx", sheet_name=None)
     assert list(sheets) == ["data", "codebook", "about"]
@@ -58,3 +62,73 @@ def test_run_workers_fork_from_a_warm_process(platform):
     children = [" ".join(c.cmdline()) for c in psutil.Process(server.process.pid).children(recursive=True)]
     forkservers = [c for c in children if "multiprocessing.forkserver" in c]
     assert len(forkservers) == 1 and "coderai_assets.definitions" in forkservers[0]
+
+
+@pytest.fixture
+def slow_platform(database, settings, tmp_path, monkeypatch):
+    """The platform with a model that takes 0.4 s a call, two calls at a time, logging its calls to a file."""
+    monkeypatch.setenv("CODERAI_TEST_MODEL_DELAY", "0.4")
+    monkeypatch.setenv("CODERAI_TEST_CALL_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.setenv("CODERAI_DOCUMENT_CONCURRENCY", "2")
+    monkeypatch.setenv("CODERAI_LLM_CONCURRENCY", "2")
+    platform = Platform(settings, tmp_path / "logs")
+    try:
+        platform.start(with_api=True, timeout=240)
+        yield platform
+    finally:
+        platform.stop()
+
+
+def _run_workers(platform: Platform) -> list[psutil.Process]:
+    (server,) = [s for s in platform.services if s.name == "dagster-code-server"]
+    assert server.process is not None
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    forkservers = [c for c in children if "multiprocessing.forkserver" in " ".join(c.cmdline())]
+    return [w for f in forkservers for w in f.children()]
+
+
+def test_a_killed_run_worker_is_re_executed_and_every_document_is_coded_once(slow_platform, settings, tmp_path):
+    """kill -9 of the run worker mid-run: its code server fails the Dagster run, the daemon re-executes it
+    (dagster.yaml run_retries), and the re-execution skips the done documents and the answered chunks: the run
+    succeeds by itself, every document once, and no answered call is paid twice."""
+    import httpx
+
+    from coderai_assets.demo import VARIABLES, _check, wait_for_run
+
+    n = 30
+    with httpx.Client(base_url=f"http://{settings.api_host}:{settings.api_port}/api/v1", timeout=60) as client:
+        email = f"kill-{uuid.uuid4().hex[:8]}@example.org"
+        _check(client.post("/auth/register", json={"email": email, "password": "correct horse battery"}))
+        tokens = _check(client.post("/auth/login", json={"email": email, "password": "correct horse battery"}))
+        client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        project = _check(client.post("/projects", json={"name": "Killed", "domain_description": "Protests."}))
+        for variable in VARIABLES:
+            _check(client.post(f"/projects/{project['id']}/variables", json=variable))
+        uploads = [
+            ("files", (f"report_{i:02}.txt", f"LYON, 12 March 2024 - Report {i}: about 3,000 nurses marched.".encode()))
+            for i in range(n)
+        ]
+        _check(client.post(f"/projects/{project['id']}/documents", files=uploads))
+        run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            seen = _check(client.get(f"/runs/{run['id']}"))
+            if seen["progress"] and seen["progress"]["llm_calls"] >= 6:
+                break
+            time.sleep(0.3)
+        # Progress moves while the run works: calls and documents are counted as each is committed.
+        assert seen["status"] == "running" and 0 < seen["documents_done"] < n
+        workers = _run_workers(slow_platform)
+        assert workers
+        for worker in workers:
+            worker.kill()
+        final = wait_for_run(client, run["id"], timeout=300)
+        assert final["status"] == "succeeded", final
+        assert (final["documents_done"], final["documents_failed"], final["llm_calls"]) == (n, 0, n)
+        assert len(final["dagster_run_ids"]) >= 2  # the killed Dagster run and its re-execution
+        calls = (tmp_path / "calls.log").read_text().splitlines()
+        # Each document answered once; at most the two calls in flight when the worker died were paid twice.
+        assert n <= len(calls) <= n + 2
+        export = client.get(f"/projects/{project['id']}/export", params={"format": "csv", "run_id": run["id"]})
+        frame = pd.read_csv(io.BytesIO(export.content))
+        assert sorted(frame["file_name"]) == [f"report_{i:02}.txt" for i in range(n)]

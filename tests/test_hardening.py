@@ -359,7 +359,8 @@ def test_item_6_a_projects_runs_never_overlap_and_documents_finishing_together_c
         with tenant_session(session_factory, tenant) as session:
             first = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
         with tenant_session(session_factory, tenant) as session:
-            second = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+            # A sample: a project has one full run at a time (the database refuses a second), not one run.
+            second = create_run(session, session.get(Project, project_id), RunKind.sample, 12, with_quotes=True)[0].id
         requests = _tick(settings, instance).run_requests
         assert len(_for(requests, first)) == 1 and _for(requests, second) == []
         # Six documents at a time finish in any order; every one is counted, and the run ends.

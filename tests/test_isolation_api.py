@@ -138,6 +138,8 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/projects/{pid}/runs", {}),
         ("POST", f"/api/v1/projects/{pid}/runs", {"json": {"kind": "full"}}),
         ("GET", f"/api/v1/runs/{rid}", {}),
+        ("POST", f"/api/v1/runs/{rid}/cancel", {}),
+        ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
         ("GET", f"/api/v1/workspaces/{wid}/members", {}),
         ("POST", f"/api/v1/workspaces/{wid}/members", {"json": {"email": "x@example.org", "role": "owner"}}),
@@ -182,7 +184,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 16
+    assert len(cases) == 18
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -27,26 +27,44 @@ def start_run(
     settings: SettingsDep,
 ):
     """Records the run and returns at once (202): the intake sensor launches it within seconds, and its status
-    moves queued -> running -> exporting -> succeeded (or failed) in GET /runs/{id} and the WebSocket."""
+    moves queued -> running -> exporting -> succeeded (or failed, or canceled) in GET /runs/{id} and the WebSocket.
+    A project has at most one full run under way (409 `run_already_active`)."""
     project = get_project(session, principal.tenant_id, project_id)
     quotas.check_active_runs(session, settings, principal.tenant_id)
-    return service.start_run(
+    run = service.start_run(
         session, project, body.kind, body.sample_size, body.seed, with_quotes=settings.request_quotes
     )
+    return service.run_view(session, run)
 
 
 @router.get("/projects/{project_id}/runs", response_model=list[RunRead])
 def list_runs(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.list_runs(session, get_project(session, principal.tenant_id, project_id))
+    runs = service.list_runs(session, get_project(session, principal.tenant_id, project_id))
+    return [service.run_view(session, run) for run in runs]
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)
 def get_run(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.get_run(session, principal.tenant_id, run_id)
+    return service.run_view(session, service.get_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunRead)
+def cancel_run(run_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """Stops a queued or running run (409 `run_not_active` once it has ended). Documents already coded stay; the
+    calls in flight finish; POST /runs/{id}/retry goes on from there."""
+    return service.run_view(session, service.cancel_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunRead, status_code=202)
+def retry_run(run_id: uuid.UUID, session: SessionDep, principal: Editor, settings: SettingsDep):
+    """Codes again, as a new attempt, the documents of an ended run that failed or were never coded; the done ones
+    stay, and chunks answered before are not asked again (409 `run_active` while it runs, `nothing_to_retry`)."""
+    quotas.check_active_runs(session, settings, principal.tenant_id)
+    return service.run_view(session, service.retry_run(session, principal.tenant_id, run_id))
 
 
 ws_router = APIRouter(tags=["runs"])
-_FINAL = {RunStatus.succeeded, RunStatus.failed}
+_FINAL = {RunStatus.succeeded, RunStatus.failed, RunStatus.canceled}
 WS_UNAUTHORISED = 4401  # application close codes: the token is missing, invalid, expired or revoked
 WS_NOT_FOUND = 4404  # no such run in the workspace
 
@@ -72,7 +90,8 @@ def _run_snapshot(websocket: WebSocket, token: str | None, run_id: uuid.UUID) ->
             run = service.get_run(auth.session, auth.principal.tenant_id, run_id)
         except NotFound:
             return None
-        return auth.principal.tenant_id, RunRead.model_validate(run).model_dump(mode="json")
+        view = service.run_view(auth.session, run)
+        return auth.principal.tenant_id, RunRead.model_validate(view).model_dump(mode="json")
 
 
 @ws_router.websocket("/ws/jobs/{run_id}")

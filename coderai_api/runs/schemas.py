@@ -27,6 +27,23 @@ class RunCreate(Body):
         return self
 
 
+class RunProgress(BaseModel):
+    """Where an active run is, as its documents' rows say (every committed chunk and stage moves it)."""
+
+    documents_total: int
+    documents_parsed: int
+    documents_extracted: int
+    documents_validated: int
+    documents_failed: int
+    llm_calls: int
+    cached_calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    # From the documents finished so far; None until one has finished.
+    eta_seconds: float | None
+
+
 class RunRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
@@ -46,8 +63,13 @@ class RunRead(BaseModel):
     cost_usd: float
     dagster_run_ids: list[str]
     error: str | None
-    # A run stopped by its provider: `llm_auth_failed`, `llm_quota_exceeded` or `llm_unavailable`.
+    # A run stopped by its provider (`llm_auth_failed`, `llm_quota_exceeded`, `llm_unavailable`) or a user
+    # (`canceled`).
     error_code: str | None = None
+    # 0, then one more for each POST /runs/{id}/retry.
+    attempt: int = 0
+    # While the run is active (queued, running, exporting); the counters above then move with it too.
+    progress: RunProgress | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -8,8 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import NotFound
+from coderai_assets.storage import runs as stored
 from coderai_assets.storage.models import Project, Run, RunKind
-from coderai_assets.storage.runs import create_run
+from coderai_assets.storage.runs import ACTIVE, create_run
 
 
 def start_run(
@@ -35,3 +36,27 @@ def get_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
 
 def list_runs(session: Session, project: Project) -> list[Run]:
     return list(session.scalars(select(Run).where(Run.project_id == project.id).order_by(Run.created_at.desc())))
+
+
+def run_view(session: Session, run: Run) -> dict:
+    """The run as GET /runs/{id} shows it: while it is active, the counters come from its documents' rows, which
+    move with every committed chunk and stage, with the progress of each stage and an estimate of the time left."""
+    view = {c.key: getattr(run, c.key) for c in Run.__table__.columns}
+    if run.status in ACTIVE:
+        progress = stored.run_progress(session, run)
+        view.update({k: progress[k] for k in ("documents_failed", "llm_calls", "cached_calls", "input_tokens")})
+        view.update(
+            output_tokens=progress["output_tokens"],
+            documents_done=progress["documents_validated"],
+            cost_usd=progress["cost_usd"],
+            progress=progress,
+        )
+    return view
+
+
+def cancel_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    return stored.cancel_run(session, get_run(session, tenant_id, run_id))
+
+
+def retry_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
+    return stored.retry_run(session, get_run(session, tenant_id, run_id))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dagster import AssetKey, DynamicPartitionsDefinition
 
 from coderai_assets.storage.partition_keys import (
+    ATTEMPT_TAG,
     PROJECT_NAME_TAG,
     PROJECT_TAG,
     RANGE_END_TAG,
@@ -29,6 +30,7 @@ from coderai_assets.storage.partition_keys import (
 )
 
 __all__ = [
+    "ATTEMPT_TAG",
     "PROJECT_NAME_TAG",
     "PROJECT_TAG",
     "RANGE_END_TAG",

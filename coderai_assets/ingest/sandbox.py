@@ -24,7 +24,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from queue import Empty, Queue
 
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
@@ -211,6 +214,46 @@ class ParseWorker:
         if code == codes.PARSE_RESOURCE_LIMIT:
             self.close()  # a MemoryError may leave the child's heap fragmented; start afresh
         return ParseOutcome(fmt, error_code=code, error_message=message)
+
+
+class ParsePool:
+    """Up to `size` parse children shared by many threads: a document thread borrows one for its parse only, so
+    a run can have many more documents in flight (waiting on the model) than parse children, each of which costs
+    about a second of CPU to start. Children start when first needed."""
+
+    def __init__(self, limits: ParseLimits, size: int):
+        self.limits = limits
+        self.size = max(1, size)
+        self._free: Queue[ParseWorker] = Queue()
+        self._all: list[ParseWorker] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def worker(self) -> Iterator[ParseWorker]:
+        try:
+            worker = self._free.get_nowait()
+        except Empty:
+            with self._lock:
+                made = ParseWorker(self.limits) if len(self._all) < self.size else None
+                if made is not None:
+                    self._all.append(made)
+            worker = made if made is not None else self._free.get()
+        try:
+            yield worker
+        finally:
+            self._free.put(worker)
+
+    def close(self) -> None:
+        with self._lock:
+            for worker in self._all:
+                worker.close()
+            self._all.clear()
+
+    def __enter__(self) -> ParsePool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def parse_in_child(data: bytes, limits: ParseLimits) -> ParseOutcome:

@@ -80,9 +80,15 @@ def document_failed_in_run(session: Session, run: Run, document: Document) -> bo
 
 
 def reset_run_document(session: Session, run: Run, document: Document) -> None:
-    """A re-materialised document starts over in this run."""
+    """A document coded again in its run (a retry after a crash or a failure) starts over, keeping the answers
+    already committed for it (pipeline/extract.py)."""
     session.execute(
         update(RunDocument)
         .where(RunDocument.run_id == run.id, RunDocument.document_id == document.id)
-        .values(status=RunDocumentStatus.pending, error_code=None)
+        .values(status=RunDocumentStatus.pending, error_code=None, stage=None)
     )
+
+
+def document_done_in_run(session: Session, run: Run, document: Document) -> bool:
+    row = session.get(RunDocument, (run.id, document.id))
+    return row is not None and row.status == RunDocumentStatus.done

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,11 +26,12 @@ from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
 from coderai_assets.engine.provider import ProviderFatal
+from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
-from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-from coderai_assets.pipeline.bookkeeping import fail_document, price, reset_run_document
-from coderai_assets.pipeline.extract import extract_document
+from coderai_assets.ingest.sandbox import ParseLimits, ParsePool
+from coderai_assets.pipeline.bookkeeping import document_done_in_run, fail_document, price, reset_run_document
+from coderai_assets.pipeline.extract import call_chunk, finish_extraction, plan_extraction, store_chunk
 from coderai_assets.pipeline.parse import parse_document
 from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.settings import Settings
@@ -173,6 +175,8 @@ class DocumentCoder:
             budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens)
         ).bound_to(str(project.tenant_id))
         run.model = extractor.model_name
+        run.input_price_per_mtok = self.limits.input_price_per_mtok
+        run.output_price_per_mtok = self.limits.output_price_per_mtok
         return _Project(
             id=project.id,
             tenant_id=project.tenant_id,
@@ -199,33 +203,37 @@ class DocumentCoder:
         return work
 
     def code(self, keys: list[str]) -> Iterator[StageDone]:
-        """Every document of the run, `settings.document_concurrency` at a time, each in a thread with its own
-        parse child; yields (in this thread) each stage as it is committed. An error that escapes a document
-        stops the others after their current document and is raised here."""
+        """Every document of the run, `document_concurrency` in flight, each in a thread that borrows a parse child
+        for its parse and hands its chunks to a pool of `llm_concurrency` model calls shared by all documents (and
+        bounded in the end by the provider's rate limit, engine/provider.py); yields (in this thread) each stage as
+        it is committed. An error that escapes a document stops the others after their current document and is
+        raised here."""
         work = self._work(keys)
-        threads = max(1, min(self.settings.document_concurrency, len(work)))
+        s = self.settings
+        threads = max(1, min(s.document_concurrency, len(work)))
         pending: Queue[tuple[_Project, str, uuid.UUID]] = Queue()
         for item in work:
             pending.put(item)
         results: Queue[StageDone | BaseException | None] = Queue()
         stop = Event()
+        parsers = ParsePool(parse_limits(s), s.parse_concurrency)
+        calls = ThreadPoolExecutor(max_workers=max(1, s.llm_concurrency), thread_name_prefix="llm")
 
         def worker() -> None:
             try:
-                with ParseWorker(parse_limits(self.settings)) as parser:
-                    while not stop.is_set():
-                        try:
-                            project, key, document_id = pending.get_nowait()
-                        except Empty:
-                            break
-                        try:
-                            for done in self._code_one(parser, project, key, document_id):
-                                results.put(done)
-                        except ProviderFatal as exc:  # no other document would fare better: the run stops
-                            self._stop_run(project, document_id, exc)
-                            stop.set()
-                        except Exception as exc:  # a defect this document met: it fails alone, the run goes on
-                            self._fail_internal(project, document_id, exc)
+                while not stop.is_set():
+                    try:
+                        project, key, document_id = pending.get_nowait()
+                    except Empty:
+                        break
+                    try:
+                        for done in self._code_one(parsers, calls, project, key, document_id):
+                            results.put(done)
+                    except ProviderFatal as exc:  # no other document would fare better: the run stops
+                        self._stop_run(project, document_id, exc)
+                        stop.set()
+                    except Exception as exc:  # a defect this document met: it fails alone, the run goes on
+                        self._fail_internal(project, document_id, exc)
             except BaseException as exc:  # handed to the consuming thread, which raises it
                 stop.set()
                 results.put(exc)
@@ -233,19 +241,24 @@ class DocumentCoder:
                 results.put(None)
 
         pool = [Thread(target=worker, name=f"coder-{i}", daemon=True) for i in range(threads)]
-        for thread in pool:
-            thread.start()
-        running, failure = len(pool), None
-        while running:
-            result = results.get()
-            if result is None:
-                running -= 1
-            elif isinstance(result, BaseException):
-                failure = failure or result
-            else:
-                yield result
-        for thread in pool:
-            thread.join()
+        try:
+            for thread in pool:
+                thread.start()
+            running, failure = len(pool), None
+            while running:
+                result = results.get()
+                if result is None:
+                    running -= 1
+                elif isinstance(result, BaseException):
+                    failure = failure or result
+                else:
+                    yield result
+            for thread in pool:
+                thread.join()
+        finally:
+            stop.set()
+            calls.shutdown(wait=True, cancel_futures=True)
+            parsers.close()
         if failure is not None:
             raise failure
 
@@ -290,7 +303,9 @@ class DocumentCoder:
                 message = f"{type(exc).__name__}: {exc}"[:1000]
                 fail_document(session, run, document, codes.INTERNAL_ERROR, message)
 
-    def _code_one(self, worker: ParseWorker, p: _Project, key: str, document_id: uuid.UUID) -> Iterator[StageDone]:
+    def _code_one(
+        self, parsers: ParsePool, calls: ThreadPoolExecutor, p: _Project, key: str, document_id: uuid.UUID
+    ) -> Iterator[StageDone]:
         s = self.settings
         done = {"run_id": str(p.run_id), "project_id": str(p.id)}
 
@@ -302,45 +317,29 @@ class DocumentCoder:
             if run is None or document is None or document.project_id != p.id:
                 self.warn(f"document {document_id} is not in project {p.id}: skipped")
                 return
-            if run.status == RunStatus.failed:
-                return  # stopped (by another part of the run, too): its remaining documents wait for a retry
+            if run.status in (RunStatus.failed, RunStatus.canceled):
+                return  # stopped (by a user, or another part of the run): its remaining documents wait for a retry
+            if document_done_in_run(session, run, document):
+                return  # coded by an earlier attempt of this run (a Dagster run that died, retried): written once
             reset_run_document(session, run, document)
-            ok = parse_document(
-                session,
-                self.storage,
-                worker,
-                run,
-                document,
-                chunk_chars=p.chunk_chars,
-                overlap=s.chunk_overlap_chars,
-            )
+            with parsers.worker() as parser:
+                ok = parse_document(
+                    session,
+                    self.storage,
+                    parser,
+                    run,
+                    document,
+                    chunk_chars=p.chunk_chars,
+                    overlap=s.chunk_overlap_chars,
+                )
             if not ok:
                 self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
                 return
             parsed = stage(PARSED, format=document.format or "", characters=len(document.text or ""))
         yield parsed
-        with self.session(p.tenant_id) as session:
-            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
-            assert run is not None and document is not None
-            ok = extract_document(
-                session,
-                p.extractor,
-                run,
-                document,
-                p.version,
-                use_cache=s.llm_cache,
-                context_tokens=self.limits.context_tokens,
-                spec=p.spec,
-                with_quotes=s.request_quotes,
-                max_output_tokens=s.llm_max_output_tokens,
-            )
-            run.model = p.extractor.model_name
-            if not ok:
-                price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
-                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
-                return
-            extracted = stage(EXTRACTED, model=p.extractor.model_name)
-        yield extracted
+        if not self._extract(calls, p, document_id):
+            return
+        yield stage(EXTRACTED, model=p.extractor.model_name)
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
             assert run is not None and document is not None
@@ -358,3 +357,48 @@ class DocumentCoder:
                 return
             validated = stage(VALIDATED, rows=rows)
         yield validated
+
+    def _extract(self, calls: ThreadPoolExecutor, p: _Project, document_id: uuid.UUID) -> bool:
+        """Plans the document's calls (one transaction), makes them in the shared call pool without holding a
+        connection, commits each chunk's answer as it arrives, and closes the document. False when it failed."""
+        s = self.settings
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            assert run is not None and document is not None
+            plan = plan_extraction(
+                session,
+                p.extractor,
+                run,
+                document,
+                p.version,
+                use_cache=s.llm_cache,
+                context_tokens=self.limits.context_tokens,
+                spec=p.spec,
+                with_quotes=s.request_quotes,
+                max_output_tokens=s.llm_max_output_tokens,
+            )
+            if plan is None:
+                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                return False
+        futures = [calls.submit(call_chunk, p.extractor, plan, call) for call in plan.calls]
+        failure: str | None = None
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except LLMError as exc:
+                    failure = failure or exc.message
+                    continue
+                with self.session(p.tenant_id) as session:
+                    store_chunk(session, plan, result)
+        finally:
+            for future in futures:
+                future.cancel()  # a fatal provider error: the chunks not yet asked are not asked
+        with self.session(p.tenant_id) as session:
+            run, document = session.get(Run, p.run_id), session.get(Document, document_id)
+            assert run is not None and document is not None
+            ok = finish_extraction(session, run, document, failure)
+            if not ok:
+                price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
+                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+        return ok

@@ -1,12 +1,20 @@
 """Stage 2: one structured-output call per chunk (or per variable group, or entities first then one call per
-entity), answered from the cache where the same call was made before; the answers stored as returned."""
+entity), answered from the cache where the same call was made before; the answers stored as returned.
+
+In three steps, so that no database connection is held while the model thinks: `plan_extraction` (one transaction)
+decides which chunks still need a call; `call_chunk` makes a chunk's calls without the database, and many run at
+once (pipeline/coding.py); `store_chunk` commits each chunk's answer as it arrives, so a crash loses at most the
+calls in flight; `finish_extraction` closes the document. A document that is planned again in the same run (a
+retry after a crash) keeps the answers already committed for it and asks only for the chunks that have none.
+`extract_document` is the three steps in one session, one chunk after the other."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine import budget
@@ -31,6 +39,7 @@ from coderai_assets.storage.models import (
     LlmAnswer,
     PromptVersion,
     Run,
+    RunDocument,
 )
 from coderai_assets.storage.specs import codebook_of
 
@@ -109,7 +118,7 @@ def _groups(spec: ProjectSpec, with_quotes: bool, context_tokens: int | None, ma
     )
 
 
-def _ask(extractor: Extractor, books: list[Codebook], chunk: DocumentChunk, parts: int, file_name: str) -> Answer:
+def _ask(extractor: Extractor, books: list[Codebook], chunk: ChunkText, parts: int, file_name: str) -> Answer:
     """One call per codebook (one, or one per variable group when the whole codebook does not fit the context);
     the answers merged into one."""
     merged = Answer(payload={})
@@ -139,7 +148,7 @@ def _ask(extractor: Extractor, books: list[Codebook], chunk: DocumentChunk, part
 
 
 def _ask_entities(
-    extractor: Extractor, spec: ProjectSpec, with_quotes: bool, chunk: DocumentChunk, parts: int, file_name: str
+    extractor: Extractor, spec: ProjectSpec, with_quotes: bool, chunk: ChunkText, parts: int, file_name: str
 ) -> tuple[Answer, int]:
     """Entities first, then their variables: one call lists the chunk's entities, one call per entity codes it.
     Returns the answer in the shape of the single-call schema ({"entities": [...]}) and the number of calls."""
@@ -173,7 +182,52 @@ def _ask_entities(
     return total, calls
 
 
-def extract_document(
+@dataclass(frozen=True)
+class ChunkText:
+    """What a call needs of a chunk, detached from the session that read it."""
+
+    index: int
+    text: str
+    char_start: int
+    char_end: int
+
+
+@dataclass
+class ChunkCall:
+    """One chunk that still needs the model: its text, the codebooks to ask (None: entities first, then each
+    entity) and, after an edit, the earlier answer whose unchanged values it keeps."""
+
+    chunk: ChunkText
+    cache_key: str
+    chunk_key: str
+    books: list[Codebook] | None
+    prior: dict[str, Any] | None = None
+    reused: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ChunkResult:
+    call: ChunkCall
+    answer: Answer
+    calls: int
+
+
+@dataclass
+class ExtractionPlan:
+    run_id: Any
+    document_id: Any
+    tenant_id: Any
+    prompt_version_id: Any
+    file_name: str
+    parts: int
+    model_name: str
+    hashes: dict[str, str] | None
+    spec: ProjectSpec | None
+    with_quotes: bool
+    calls: list[ChunkCall]
+
+
+def plan_extraction(
     session: Session,
     extractor: Extractor,
     run: Run,
@@ -185,20 +239,17 @@ def extract_document(
     max_output_tokens: int = 1024,
     spec: ProjectSpec | None = None,
     with_quotes: bool = True,
-) -> bool:
-    """One model call per chunk, all variables at once; the answers are stored as returned. A chunk whose call
-    was made before (same model, prompt and text) is answered from that call without calling the model; after an
-    edit of some variables (document-level projects, `spec` given), only those are asked for and the others keep
-    the values of the earlier call."""
+) -> ExtractionPlan | None:
+    """The chunks of the document that still need a call; chunks answered from the cache get their answer here.
+    None when the document failed (recorded with its code)."""
     if document_failed_in_run(session, run, document):
-        return False
-    session.execute(delete(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id))
+        return None
     chunks = session.scalars(
         select(DocumentChunk).where(DocumentChunk.document_id == document.id).order_by(DocumentChunk.index)
     ).all()
     if not chunks:
         fail_document(session, run, document, codes.NO_TEXT, "the document has no parsed chunks")
-        return False
+        return None
     codebook = codebook_of(prompt_version)
     n_variables = len(codebook.json_schema.get("required", []))
     grouped = spec is not None and spec.extraction_unit == "document" and context_tokens is not None
@@ -217,17 +268,41 @@ def extract_document(
             f"the prompt and schema need about {budget.prompt_tokens(codebook)} tokens; the model's context "
             f"is {context_tokens}: use a model with a larger context or fewer variables",
         )
-        return False
-    row = run_document(session, run, document)
-    row.llm_calls = row.input_tokens = row.output_tokens = row.cached_calls = 0
+        return None
+    run_document(session, run, document)
     hashes = variable_hashes(spec, with_quotes) if spec is not None else None
     partial_ok = use_cache and spec is not None and spec.extraction_unit == "document"
+    # This run's answers committed before a crash stand, when they answer the same call; any other is dropped.
+    committed = {
+        a.chunk_index: a
+        for a in session.scalars(
+            select(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
+        )
+    }
+    plan = ExtractionPlan(
+        run_id=run.id,
+        document_id=document.id,
+        tenant_id=document.tenant_id,
+        prompt_version_id=prompt_version.id,
+        file_name=document.file_name,
+        parts=len(chunks),
+        model_name=extractor.model_name,
+        hashes=hashes,
+        spec=spec,
+        with_quotes=with_quotes,
+        calls=[],
+    )
+    keys = {c.index: cache_key(extractor.model_name, prompt_version, c.text) for c in chunks}
+    stale = [a.id for i, a in committed.items() if keys.get(i) != a.cache_key]
+    if stale:
+        session.execute(delete(LlmAnswer).where(LlmAnswer.id.in_(stale)))
     for chunk in chunks:
-        key = cache_key(extractor.model_name, prompt_version, chunk.text)
+        key = keys[chunk.index]
         ckey = chunk_key(extractor.model_name, chunk.text)
+        if chunk.index in committed and committed[chunk.index].cache_key == key:
+            continue
         earlier = cached_answer(session, key) if use_cache else None
         if earlier is not None:
-            row.cached_calls += 1
             session.add(
                 LlmAnswer(
                     tenant_id=document.tenant_id,
@@ -239,6 +314,7 @@ def extract_document(
                     payload=earlier.payload,
                     cache_key=key,
                     cached=True,
+                    calls=0,
                     chunk_key=ckey,
                     variable_hashes=hashes,
                 )
@@ -249,7 +325,10 @@ def extract_document(
         ask = spec
         if reused and spec is not None:
             ask = spec.model_copy(update={"variables": tuple(v for v in spec.variables if v.name not in reused)})
-        if ask is None or (fits_whole and ask is spec):
+        books: list[Codebook] | None
+        if spec is not None and spec.extraction_unit == "entity":
+            books = None
+        elif ask is None or (fits_whole and ask is spec):
             books = [codebook]
         elif grouped and context_tokens:
             books = [
@@ -258,37 +337,113 @@ def extract_document(
             ]
         else:
             books = [compile_codebook(ask, with_quotes)]
-        try:
-            if spec is not None and spec.extraction_unit == "entity":
-                answer, calls = _ask_entities(extractor, spec, with_quotes, chunk, len(chunks), document.file_name)
-            else:
-                answer, calls = _ask(extractor, books, chunk, len(chunks), document.file_name), len(books)
-        except LLMError as exc:
-            fail_document(session, run, document, LLM_FAILED, exc.message)
-            return False
-        row.llm_calls += calls
-        row.input_tokens += answer.input_tokens
-        row.output_tokens += answer.output_tokens
-        if reused and prior is not None and answer.payload is not None:
-            answer.payload = _merge_payloads(prior.payload, reused, answer.payload)
-        session.add(
-            LlmAnswer(
-                tenant_id=document.tenant_id,
-                run_id=run.id,
-                document_id=document.id,
-                chunk_index=chunk.index,
-                prompt_version_id=prompt_version.id,
-                model=extractor.model_name,
-                payload=answer.payload,
-                error=answer.error,
-                input_tokens=answer.input_tokens,
-                output_tokens=answer.output_tokens,
+        plan.calls.append(
+            ChunkCall(
+                chunk=ChunkText(chunk.index, chunk.text, chunk.char_start, chunk.char_end),
                 cache_key=key,
                 chunk_key=ckey,
-                variable_hashes=hashes,
+                books=books,
+                prior=prior.payload if reused and prior is not None else None,
+                reused=reused,
             )
         )
+    session.flush()
+    _count_answers(session, run, document)
+    return plan
+
+
+def call_chunk(extractor: Extractor, plan: ExtractionPlan, call: ChunkCall) -> ChunkResult:
+    """The model's calls for one chunk; no database. Raises LLMError (the document fails) or ProviderFatal."""
+    if call.books is None:
+        assert plan.spec is not None
+        answer, calls = _ask_entities(extractor, plan.spec, plan.with_quotes, call.chunk, plan.parts, plan.file_name)
+    else:
+        answer, calls = _ask(extractor, call.books, call.chunk, plan.parts, plan.file_name), len(call.books)
+    if call.reused and call.prior is not None and answer.payload is not None:
+        answer.payload = _merge_payloads(call.prior, call.reused, answer.payload)
+    return ChunkResult(call, answer, calls)
+
+
+def store_chunk(session: Session, plan: ExtractionPlan, result: ChunkResult) -> None:
+    """Commits one chunk's answer with the document's counters in its run (the caller's transaction)."""
+    call, answer = result.call, result.answer
+    session.execute(
+        delete(LlmAnswer).where(
+            LlmAnswer.run_id == plan.run_id,
+            LlmAnswer.document_id == plan.document_id,
+            LlmAnswer.chunk_index == call.chunk.index,
+        )
+    )
+    session.add(
+        LlmAnswer(
+            tenant_id=plan.tenant_id,
+            run_id=plan.run_id,
+            document_id=plan.document_id,
+            chunk_index=call.chunk.index,
+            prompt_version_id=plan.prompt_version_id,
+            model=plan.model_name,
+            payload=answer.payload,
+            error=answer.error,
+            input_tokens=answer.input_tokens,
+            output_tokens=answer.output_tokens,
+            calls=result.calls,
+            cache_key=call.cache_key,
+            chunk_key=call.chunk_key,
+            variable_hashes=plan.hashes,
+        )
+    )
+    session.flush()
+    row = session.get(RunDocument, (plan.run_id, plan.document_id))
+    if row is not None:
+        _count_answers(session, None, None, row)
+
+
+def _count_answers(session: Session, run: Run | None, document: Document | None, row: RunDocument | None = None):
+    """The document's calls and tokens in its run, recounted from its answers: never incremented, so a chunk
+    stored twice (a retry) cannot count twice, and progress moves with every chunk."""
+    if row is None:
+        assert run is not None and document is not None
+        row = run_document(session, run, document)
+    calls, cached, input_tokens, output_tokens = session.execute(
+        select(
+            func.coalesce(func.sum(LlmAnswer.calls), 0),
+            func.count().filter(LlmAnswer.cached),
+            func.coalesce(func.sum(LlmAnswer.input_tokens), 0),
+            func.coalesce(func.sum(LlmAnswer.output_tokens), 0),
+        ).where(LlmAnswer.run_id == row.run_id, LlmAnswer.document_id == row.document_id)
+    ).one()
+    row.llm_calls, row.cached_calls = int(calls), int(cached)
+    row.input_tokens, row.output_tokens = int(input_tokens), int(output_tokens)
+
+
+def finish_extraction(session: Session, run: Run, document: Document, failure: str | None) -> bool:
+    """The document's answers are all in (`failure`: the first chunk whose calls failed, which fails it)."""
+    if failure is not None:
+        fail_document(session, run, document, LLM_FAILED, failure)
+        return False
+    run_document(session, run, document).stage = "extracted"
     document.status = DocumentStatus.extracted
     # The run's counters are recounted when the document is validated, right after: one wait for the run row's
     # lock per document instead of two.
     return True
+
+
+def extract_document(
+    session: Session,
+    extractor: Extractor,
+    run: Run,
+    document: Document,
+    prompt_version: PromptVersion,
+    **options: Any,
+) -> bool:
+    """The three steps in one session, one chunk after the other (options as for `plan_extraction`)."""
+    plan = plan_extraction(session, extractor, run, document, prompt_version, **options)
+    if plan is None:
+        return False
+    for call in plan.calls:
+        try:
+            result = call_chunk(extractor, plan, call)
+        except LLMError as exc:
+            return finish_extraction(session, run, document, exc.message)
+        store_chunk(session, plan, result)
+    return finish_extraction(session, run, document, None)

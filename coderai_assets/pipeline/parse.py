@@ -31,7 +31,7 @@ def parse_document(
 ) -> bool:
     """Parse one document into text and chunks. False when it ended with an error code."""
     mark_running(session, run)
-    run_document(session, run, document)
+    row = run_document(session, run, document)
     session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
     try:
         data = storage.read(document.storage_path)
@@ -50,6 +50,7 @@ def parse_document(
     document.parse_warnings = outcome.parsed.warnings or None
     document.status = DocumentStatus.parsed
     document.error_code = document.error_message = None
+    row.stage = "parsed"
     for chunk in chunk_text(outcome.parsed.text, size=chunk_chars, overlap=overlap):
         session.add(
             DocumentChunk(

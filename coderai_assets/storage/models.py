@@ -68,6 +68,7 @@ class RunStatus(enum.StrEnum):
     exporting = "exporting"
     succeeded = "succeeded"
     failed = "failed"
+    canceled = "canceled"  # stopped by a user (POST /runs/{id}/cancel)
 
 
 class RunDocumentStatus(enum.StrEnum):
@@ -239,6 +240,12 @@ class Run(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
         Index("ix_runs_active", "created_at", postgresql_where=text("status IN ('queued', 'running', 'exporting')")),
+        Index(
+            "uq_runs_one_active_full",
+            "project_id",
+            unique=True,
+            postgresql_where=text("kind = 'full' AND status IN ('queued', 'running', 'exporting')"),
+        ),
         ForeignKeyConstraint(["tenant_id", "project_id"], ["projects.tenant_id", "projects.id"], ondelete="CASCADE"),
         # Foreign keys bypass row-level security: with tenant_id in them they cannot point across tenants.
         ForeignKeyConstraint(
@@ -270,6 +277,12 @@ class Run(Timestamped, Base):
     error: Mapped[str | None] = mapped_column(Text)
     # Why a run stopped, as a stable code (engine/provider.py), when it was stopped rather than failed by Dagster.
     error_code: Mapped[str | None] = mapped_column(String(50))
+    # Raised by each POST /runs/{id}/retry: the Dagster runs of an attempt are tagged with it, so the sensors tell
+    # the retry's runs from the earlier ones.
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # USD per million tokens the run is costed at, recorded when it starts (the model's, or the settings').
+    input_price_per_mtok: Mapped[float | None] = mapped_column(Float)
+    output_price_per_mtok: Mapped[float | None] = mapped_column(Float)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
@@ -289,6 +302,8 @@ class RunDocument(Base):
         _enum(RunDocumentStatus, "run_document_status"), default=RunDocumentStatus.pending
     )
     error_code: Mapped[str | None] = mapped_column(String(50))
+    # How far a pending document got in this run: None, "parsed" or "extracted" (progress while it runs).
+    stage: Mapped[str | None] = mapped_column(String(20))
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
     cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -408,6 +423,8 @@ class LlmAnswer(Timestamped, Base):
     variable_hashes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # Calls this answer cost: 0 from the cache, one per codebook group, or one per entity plus one.
+    calls: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Invitation(Timestamped, Base):

@@ -7,6 +7,8 @@ import uuid
 import zlib
 
 RUN_TAG = "coderai/run_id"
+# The run's attempt (POST /runs/{id}/retry raises it): the sensors look only at the current attempt's Dagster runs.
+ATTEMPT_TAG = "coderai/attempt"
 PROJECT_TAG = "coderai/project_id"
 # Dagster's concurrency key (dagster.yaml: one run per value): `<project>:<part>`, so the parts of one run go in
 # parallel while anything else on the same part of the project waits.

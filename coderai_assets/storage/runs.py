@@ -6,12 +6,37 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coderai_assets.errors import InvalidInput
-from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunKind, RunStatus, utcnow
+from coderai_assets.errors import Conflict, InvalidInput
+from coderai_assets.storage.models import (
+    Document,
+    Project,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    RunKind,
+    RunStatus,
+    utcnow,
+)
 from coderai_assets.storage.specs import ensure_prompt_version
+
+ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
+
+
+def _one_full_run() -> Conflict:
+    return Conflict(
+        "The project has a full run under way; wait for it, or cancel it (POST /runs/{id}/cancel).",
+        code="run_already_active",
+    )
+
+
+def active_full_run(session: Session, project: Project) -> Run | None:
+    return session.scalars(
+        select(Run).where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status.in_(ACTIVE)).limit(1)
+    ).first()
 
 
 def create_run(
@@ -23,7 +48,10 @@ def create_run(
     with_quotes: bool,
     seed: int | None = None,
 ) -> tuple[Run, list[Document]]:
-    """A run over all the project's documents, or over a random sample of them."""
+    """A run over all the project's documents, or over a random sample of them. Under the project row's lock
+    (FOR NO KEY UPDATE: uploads, which only reference the row, go on): two requests at once would otherwise both
+    write the next prompt version, or both start a full run."""
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
     documents = list(
         session.scalars(
             select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
@@ -36,6 +64,8 @@ def create_run(
             raise InvalidInput("A sample run needs sample_size >= 1.", code="invalid_sample_size")
         chosen = random.Random(seed).sample(documents, min(sample_size, len(documents)))
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
+    if kind == RunKind.full and active_full_run(session, project) is not None:
+        raise _one_full_run()
     version = ensure_prompt_version(session, project, with_quotes)
     run = Run(
         tenant_id=project.tenant_id,
@@ -46,8 +76,12 @@ def create_run(
         documents_total=len(documents),
         status=RunStatus.queued,
     )
-    session.add(run)
-    session.flush()
+    try:
+        with session.begin_nested():  # the database's word on a race the check above could not see
+            session.add(run)
+            session.flush()
+    except IntegrityError as exc:
+        raise _one_full_run() from exc
     for document in documents:
         session.add(RunDocument(run_id=run.id, document_id=document.id, tenant_id=project.tenant_id))
     session.flush()
@@ -129,3 +163,85 @@ def create_auto_run(session: Session, project: Project, document_ids: list[uuid.
     session.add_all(RunDocument(run_id=run.id, document_id=d, tenant_id=project.tenant_id) for d in fresh)
     session.flush()
     return run
+
+
+def lock_run(session: Session, run: Run) -> None:
+    """The run row's lock, as the stages take it (pipeline/bookkeeping.py): a cancel or retry and a document
+    finishing at the same time see each other's commits."""
+    session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
+    session.refresh(run)
+
+
+def cancel_run(session: Session, run: Run) -> Run:
+    """Stops a queued or running run: its document threads take no new document, the lifecycle sensor terminates its
+    Dagster runs, and what is committed stays (a retry goes on from there)."""
+    lock_run(session, run)
+    if run.status not in ACTIVE:
+        raise Conflict(f"The run has ended ({run.status.value}); there is nothing to cancel.", code="run_not_active")
+    run.status, run.error_code, run.finished_at = RunStatus.canceled, "canceled", utcnow()
+    run.error = "canceled by a user"
+    return run
+
+
+def retry_run(session: Session, run: Run) -> Run:
+    """Codes again the documents of an ended run that failed or were never coded (stopped, cancelled), as a new
+    attempt; the others stay as they are. Answers already committed and the cache spare the calls already paid."""
+    lock_run(session, run)
+    if run.status in ACTIVE:
+        raise Conflict("The run is under way; cancel it first to retry it.", code="run_active")
+    redo = list(
+        session.scalars(
+            select(RunDocument).where(RunDocument.run_id == run.id, RunDocument.status != RunDocumentStatus.done)
+        )
+    )
+    if not redo:
+        raise Conflict("Every document of the run is done: nothing to retry.", code="nothing_to_retry")
+    for row in redo:
+        row.status, row.error_code, row.stage = RunDocumentStatus.pending, None, None
+    run.status, run.error, run.error_code, run.finished_at = RunStatus.queued, None, None, None
+    run.attempt += 1
+    run.documents_failed = 0 if run.documents_failed <= len(redo) else run.documents_failed - len(redo)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        raise _one_full_run() from exc
+    return run
+
+
+def run_progress(session: Session, run: Run) -> dict[str, int | float | None]:
+    """Where the run is, from its documents' rows as each chunk and stage is committed (one aggregate query)."""
+    done, failed = RunDocumentStatus.done, RunDocumentStatus.failed
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(or_(RunDocument.stage.is_not(None), RunDocument.status == done)),
+            func.count().filter(or_(RunDocument.stage == "extracted", RunDocument.status == done)),
+            func.count().filter(RunDocument.status == done),
+            func.count().filter(RunDocument.status == failed),
+            func.coalesce(func.sum(RunDocument.llm_calls), 0),
+            func.coalesce(func.sum(RunDocument.cached_calls), 0),
+            func.coalesce(func.sum(RunDocument.input_tokens), 0),
+            func.coalesce(func.sum(RunDocument.output_tokens), 0),
+        ).where(RunDocument.run_id == run.id)
+    ).one()
+    total, parsed, extracted, validated, failed_n, calls, cached, tokens_in, tokens_out = (int(x) for x in row)
+    cost = (tokens_in * (run.input_price_per_mtok or 0) + tokens_out * (run.output_price_per_mtok or 0)) / 1e6
+    eta = None
+    finished = validated + failed_n
+    if run.status in ACTIVE and run.started_at is not None and 0 < finished < total:
+        elapsed = (utcnow() - run.started_at).total_seconds()
+        eta = round(elapsed / finished * (total - finished), 1)
+    return {
+        "documents_total": total,
+        "documents_parsed": parsed,
+        "documents_extracted": extracted,
+        "documents_validated": validated,
+        "documents_failed": failed_n,
+        "llm_calls": calls,
+        "cached_calls": cached,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cost_usd": round(cost, 6),
+        "eta_seconds": eta,
+    }

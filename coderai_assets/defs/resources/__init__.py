@@ -22,13 +22,14 @@ _factories: dict[str, sessionmaker[Session]] = {}
 
 class DatabaseResource(ConfigurableResource):
     url: str
-    # A run's documents are coded in several threads, each with a connection of its own.
+    # A run's document threads share the pool: each holds a connection only for a short transaction, and waits for
+    # one when all are taken.
     pool_size: int = 5
 
     def factory(self) -> sessionmaker[Session]:
         # One engine (and pool) per process and URL, not one per asset invocation.
         if self.url not in _factories:
-            engine = make_engine(self.url, pool_size=self.pool_size, max_overflow=2)
+            engine = make_engine(self.url, pool_size=self.pool_size, max_overflow=2, pool_timeout=300)
             _factories[self.url] = make_session_factory(engine)
         return _factories[self.url]
 
@@ -76,7 +77,7 @@ class StorageResource(ConfigurableResource):
 def default_resources(settings: Settings) -> dict[str, object]:
     """The one place that decides the resources of the code location, from settings."""
     return {
-        "db": DatabaseResource(url=settings.database_url, pool_size=settings.document_concurrency + 1),
+        "db": DatabaseResource(url=settings.database_url, pool_size=settings.run_db_pool_size),
         "llm": LLMResource(config_json=llm_config(settings)),
         "files": StorageResource(root=str(settings.storage_dir)),
     }

@@ -30,6 +30,7 @@ from dagster import (
 from sqlalchemy import select, text, update
 
 from coderai_assets.defs.partitions import (
+    ATTEMPT_TAG,
     PROJECT_NAME_TAG,
     PROJECT_TAG,
     RANGE_END_TAG,
@@ -42,7 +43,16 @@ from coderai_assets.defs.partitions import (
     document_key,
 )
 from coderai_assets.defs.resources import DatabaseResource
-from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunStatus, Tenant, utcnow
+from coderai_assets.storage.models import (
+    Document,
+    Project,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    RunStatus,
+    Tenant,
+    utcnow,
+)
 from coderai_assets.storage.runs import create_auto_run
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
@@ -136,13 +146,23 @@ def launch_queued_runs(
         if row.project_id in busy:
             continue
         busy.add(row.project_id)
-        if row.status != RunStatus.queued or instance.get_run_ids(RunsFilter(tags={RUN_TAG: str(row.id)}), limit=1):
-            continue  # under way, or launched already and waiting in Dagster's queue
+        if row.status != RunStatus.queued:
+            continue  # under way
         with db.session(row.tenant_id) as session:
             project, run = session.get(Project, row.project_id), session.get(Run, row.id)
             if project is None or run is None or run.status != RunStatus.queued:
                 continue
-            documents = list(session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id)))
+            attempt = {RUN_TAG: str(run.id), ATTEMPT_TAG: str(run.attempt)}
+            if instance.get_run_ids(RunsFilter(tags=attempt), limit=1):
+                continue  # launched already, waiting in Dagster's queue
+            # Only what is left to do: a retry (a new attempt) leaves the done documents out.
+            documents = list(
+                session.scalars(
+                    select(RunDocument.document_id).where(
+                        RunDocument.run_id == run.id, RunDocument.status == RunDocumentStatus.pending
+                    )
+                )
+            )
             if not documents:
                 run.status, run.error, run.finished_at = RunStatus.failed, "the run has no documents", utcnow()
                 continue
@@ -152,13 +172,14 @@ def launch_queued_runs(
                 [document_key(project.id, d) for d in documents], parallelism
             )
             workspace = session.get(Tenant, project.tenant_id)
+            suffix = f"-a{run.attempt}" if run.attempt else ""
             for part, (start, end) in enumerate(spans):
                 plan.run_requests.append(
                     RunRequest(
-                        run_key=f"run-{run.id}" + (f"-{part}" if part else ""),
+                        run_key=f"run-{run.id}{suffix}" + (f"-{part}" if part else ""),
                         job_name=shard.documents_job,
                         tags={
-                            RUN_TAG: str(run.id),
+                            **attempt,
                             PROJECT_TAG: str(project.id),
                             SLOT_TAG: f"{project.id}:{part}",
                             WORKSPACE_TAG: str(project.tenant_id),

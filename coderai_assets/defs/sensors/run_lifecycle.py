@@ -1,23 +1,29 @@
 """Moves application runs along: records the status of their Dagster runs (the API reads it from there), launches
 the export job for a run whose documents are done but whose Dagster runs ended without exporting it (the documents'
-run exports by itself), and fails runs whose Dagster runs ended without finishing their documents (a crash, a
-cancel)."""
+run exports by itself), terminates the Dagster runs of a cancelled run, and fails runs whose Dagster runs ended
+without finishing their documents once Dagster's run retries are spent (a killed run worker is re-executed first,
+and the re-execution goes on from what is committed)."""
 
 from __future__ import annotations
+
+import time
 
 from dagster import (
     AddDynamicPartitionsRequest,
     DagsterRunStatus,
     DefaultSensorStatus,
+    RunRecord,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
+from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 from sqlalchemy import text
 
 from coderai_assets.defs.partitions import (
+    ATTEMPT_TAG,
     PROJECT_TAG,
     PROJECTS_PARTITIONS,
     RUN_TAG,
@@ -30,6 +36,25 @@ from coderai_assets.defs.resources import DatabaseResource
 from coderai_assets.storage.models import Project, Run, RunStatus, utcnow
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# A failed Dagster run whose failure is not yet tagged with Dagster's retry decision: the tag follows the failure
+# within moments; after this long without it, the run counts as ended (retries turned off, say).
+_RETRY_DECISION_SECONDS = 60.0
+
+
+def _ended(record: RunRecord, retries_enabled: bool) -> bool:
+    """The Dagster run ended and nothing of it is to come: not a failure that Dagster's run retries (dagster.yaml
+    `run_retries`) will re-execute and has not yet. A killed run worker is failed by its code server within
+    seconds, then re-executed by the daemon; the re-execution, which carries the same tags, is a run of its own."""
+    run = record.dagster_run
+    if run.status not in _FINISHED:
+        return False
+    if run.status != DagsterRunStatus.FAILURE or not retries_enabled:
+        return True
+    decision = run.tags.get(WILL_RETRY_TAG)
+    if decision is None:
+        ended_at = record.end_time or record.update_timestamp.timestamp()
+        return time.time() - ended_at > _RETRY_DECISION_SECONDS
+    return decision != "true" or run.tags.get(AUTO_RETRY_RUN_ID_TAG) is not None
 
 
 def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
@@ -45,44 +70,56 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
         requests: list[RunRequest] = []
         with db.session(None) as session:
             active = session.execute(text("select id, tenant_id, project_id, status from coderai_active_runs()")).all()
+        retries = context.instance.run_retries_enabled
         for row in active:
-            dagster_runs = context.instance.get_runs(RunsFilter(tags={RUN_TAG: str(row.id)}))
-            if row.status == RunStatus.queued and not dagster_runs:
-                continue  # the intake sensor has not launched it yet
+            records = context.instance.get_run_records(RunsFilter(tags={RUN_TAG: str(row.id)}))
             with db.session(row.tenant_id) as session:
                 run, project = session.get(Run, row.id), session.get(Project, row.project_id)
                 if run is None or project is None:
                     continue
-                status = {r.run_id: r.status.value for r in dagster_runs}
+                status = {r.dagster_run.run_id: r.dagster_run.status.value for r in records}
                 if status != run.dagster_status:
                     run.dagster_status = status
                     run.dagster_run_ids = sorted(set(run.dagster_run_ids or []) | set(status))
+                if run.status == RunStatus.canceled:
+                    for r in records:  # its document threads stop by themselves; this stops what is left
+                        if r.dagster_run.status not in _FINISHED:
+                            context.instance.run_coordinator.cancel_run(r.dagster_run.run_id)
+                    continue
+                # The current attempt's Dagster runs (a retry's auto re-executions carry the same tags).
+                current = [r for r in records if r.dagster_run.tags.get(ATTEMPT_TAG, "0") == str(run.attempt)]
+                if run.status == RunStatus.queued and not current:
+                    continue  # the intake sensor has not launched it yet
+                dagster_runs = [r.dagster_run for r in current]
                 shard = shards[min(project.shard, len(shards) - 1)]
                 if run.status == RunStatus.exporting:
-                    if not all(r.status in _FINISHED for r in dagster_runs):
+                    if not all(_ended(r, retries) for r in current):
                         continue  # the documents' run writes the export itself when it finishes them
                     exports = [r for r in dagster_runs if r.job_name == shard.export_job]
                     if exports:
                         if not any(r.status == DagsterRunStatus.SUCCESS for r in exports):
                             run.status, run.error, run.finished_at = RunStatus.failed, "the export failed", utcnow()
+                            run.error_code = "export_failed"
                         continue
                     requests.append(
                         RunRequest(
-                            run_key=f"export-{run.id}",
+                            run_key=f"export-{run.id}" + (f"-a{run.attempt}" if run.attempt else ""),
                             job_name=shard.export_job,
                             partition_key=project_partition(project.id),
                             tags={
                                 RUN_TAG: str(run.id),
+                                ATTEMPT_TAG: str(run.attempt),
                                 PROJECT_TAG: str(project.id),
                                 SLOT_TAG: f"{project.id}:0",
                                 WORKSPACE_TAG: str(project.tenant_id),
                             },
                         )
                     )
-                elif dagster_runs and all(r.status in _FINISHED for r in dagster_runs):
-                    # Every Dagster run ended, yet documents are still pending: they will never finish.
+                elif current and all(_ended(r, retries) for r in current):
+                    # Every Dagster run ended, retries spent, yet documents are still pending: they will never
+                    # finish. A retry of the run (POST /runs/{id}/retry) goes on from what is committed.
                     failed = [r.run_id for r in dagster_runs if r.status != DagsterRunStatus.SUCCESS]
-                    run.status = RunStatus.failed
+                    run.status, run.error_code = RunStatus.failed, "run_worker_failed"
                     run.error = f"Dagster runs ended before all documents were processed: {failed or 'none failed'}"
                     run.finished_at = utcnow()
         partitions = sorted({r.partition_key for r in requests if r.partition_key})

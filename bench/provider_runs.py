@@ -1,0 +1,209 @@
+"""Runs at the provider's limit, through the whole platform (`make bench-runs`): the real API, Dagster and run
+workers against the OpenAI-compatible simulator at 1 s a call and 600 requests a minute (429 with Retry-After over
+it), CoderAI's own limit set to the same 600 (CODERAI_LLM_REQUESTS_PER_MINUTE).
+
+Prints, in one run (figures, never asserted):
+1. 1,000 documents in one full run: wall time against the ideal (1,000 calls at 600 a minute = 100 s), the share of
+   the limit used, 429s received, calls in flight at most;
+2. two projects of two workspaces at once (300 documents each): calls each got while both ran, and the sum
+   against the limit;
+3. 20% injected 500s (200 documents): documents failed, retries (errors the simulator answered);
+4. a 60 s outage (every call a 503) 10 s into a run of 300 documents: documents failed, calls that reached the
+   simulator during the outage (the breaker keeps them to trials), when the run finished after the outage ended;
+5. `kill -9` of the run workers 60 calls into a run of 300 documents: the run finishing by itself, every document
+   once, calls answered by the simulator against the documents (paid twice: at most the calls in flight).
+
+Environment: CODERAI_BENCH_DOCUMENTS (1000).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import bench_environment, check, login, run_workers, running_platform, wait_runs  # noqa: E402
+
+SIMULATOR_PORT = 18910
+RPM = 600
+N_DOCUMENTS = int(os.environ.get("CODERAI_BENCH_DOCUMENTS", "1000"))
+SCRATCH = bench_environment(18600, SIMULATOR_PORT, CODERAI_LLM_REQUESTS_PER_MINUTE=str(RPM))
+SIMULATOR = f"http://127.0.0.1:{SIMULATOR_PORT}"
+REPORT = "Some 450 dock workers marched through Porto on 3 June 2023 demanding better pay. Police reported no injuries."
+VARIABLES = [
+    {"name": "city", "type": "text", "description": "Where the event took place"},
+    {"name": "participants", "type": "integer", "description": "How many took part"},
+    {"name": "violence", "type": "boolean", "description": "Was anyone hurt"},
+]
+
+
+def stats() -> dict:
+    return httpx.get(f"{SIMULATOR}/stats").json()
+
+
+def configure(**body: float) -> None:
+    httpx.post(f"{SIMULATOR}/configure", json=body).raise_for_status()
+
+
+def project_with_documents(client: httpx.Client, name: str, n: int) -> str:
+    """A project of `n` distinct one-chunk reports (none answered from another's cache)."""
+    project = check(client.post("/projects", json={"name": name, "domain_description": "Protest reports."}))
+    for variable in VARIABLES:
+        check(client.post(f"/projects/{project['id']}/variables", json=variable))
+    for batch in range(0, n, 100):
+        files = [
+            ("files", (f"{name}-{i}.txt", f"{REPORT} Report {name} number {i}.".encode()))
+            for i in range(batch, min(n, batch + 100))
+        ]
+        check(client.post(f"/projects/{project['id']}/documents", files=files))
+    time.sleep(3)  # registered by the intake sensor, as uploads are long before a user starts a run
+    return project["id"]
+
+
+def start(client: httpx.Client, project_id: str) -> str:
+    return check(client.post(f"/projects/{project_id}/runs", json={"kind": "full"}))["id"]
+
+
+def wait_for_calls(client: httpx.Client, run_id: str, calls: int, timeout: float = 300) -> float:
+    """Until the run has answered `calls` calls; returns the time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = check(client.get(f"/runs/{run_id}"))
+        if run["llm_calls"] >= calls or run["status"] in ("succeeded", "failed", "canceled"):
+            return time.monotonic()
+        time.sleep(0.5)
+    raise RuntimeError(f"run {run_id}: fewer than {calls} calls in {timeout} s")
+
+
+def seconds(run: dict) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])).total_seconds()
+
+
+def summary(run: dict) -> str:
+    return (
+        f"run {run['status']}, {run['documents_done']} done, {run['documents_failed']} failed, {run['llm_calls']} calls"
+    )
+
+
+def bench_limit(client: httpx.Client) -> None:
+    print(f"== 1. {N_DOCUMENTS} documents, 1 s a call, {RPM} a minute ==")
+    project = project_with_documents(client, "thousand", N_DOCUMENTS)
+    before = stats()
+    (run,) = wait_runs(client, [start(client, project)], timeout=3600)
+    after = stats()
+    wall, ideal = seconds(run), N_DOCUMENTS / RPM * 60
+    print(
+        f"{summary(run)}; {wall:.1f} s against the ideal {ideal:.0f} s: {ideal / wall:.0%} of the limit used; "
+        f"429s {after['rate_limited'] - before['rate_limited']}; at most {after['max_in_flight']} calls in flight"
+    )
+
+
+def bench_shares(base: str) -> None:
+    print("== 2. two workspaces at once, 300 documents each, one limit ==")
+    clients = [httpx.Client(base_url=base, timeout=120) for _ in range(2)]
+    try:
+        projects = []
+        for i, client in enumerate(clients):
+            login(client)
+            projects.append(project_with_documents(client, f"share{i}", 300))
+        runs = [start(client, project) for client, project in zip(clients, projects, strict=True)]
+        samples: list[tuple[float, list[int], list[str]]] = []
+        while True:
+            seen = [check(c.get(f"/runs/{r}")) for c, r in zip(clients, runs, strict=True)]
+            samples.append((time.monotonic(), [s["llm_calls"] for s in seen], [s["status"] for s in seen]))
+            if all(s["status"] in ("succeeded", "failed", "canceled") for s in seen):
+                break
+            time.sleep(1)
+        # While both ran: from the first sample where both had calls to the first where either had ended.
+        both = [s for s in samples if all(c > 0 for c in s[1]) and all(st == "running" for st in s[2])]
+        if len(both) < 2:
+            print("the two runs never ran at the same time")
+            return
+        first, last = both[0], both[-1]
+        got = [b - a for a, b in zip(first[1], last[1], strict=True)]
+        span = last[0] - first[0]
+        print(
+            f"while both ran ({span:.0f} s): {got[0]} and {got[1]} calls ({got[0] / max(1, sum(got)):.0%} and "
+            f"{got[1] / max(1, sum(got)):.0%}); together {sum(got) / span * 60:.0f} a minute against {RPM}; "
+            f"both runs {[s for s in samples[-1][2]]}"
+        )
+    finally:
+        for client in clients:
+            client.close()
+
+
+def bench_errors(client: httpx.Client) -> None:
+    print("== 3. 20% injected 500s, 200 documents ==")
+    project = project_with_documents(client, "errors", 200)
+    before = stats()
+    configure(error_rate=0.2)
+    try:
+        (run,) = wait_runs(client, [start(client, project)], timeout=1800)
+    finally:
+        configure(error_rate=0.0)
+    after = stats()
+    print(f"{summary(run)}; retries (500s answered) {after['errors'] - before['errors']}")
+
+
+def bench_outage(client: httpx.Client) -> None:
+    print("== 4. a 60 s outage 10 s into a run of 300 documents ==")
+    project = project_with_documents(client, "outage", 300)
+    run_id = start(client, project)
+    wait_for_calls(client, run_id, 50)
+    before = stats()
+    configure(outage_seconds=60)
+    outage_end = time.monotonic() + 60
+    time.sleep(60)
+    during = stats()
+    (run,) = wait_runs(client, [run_id], timeout=1800)
+    print(
+        f"{summary(run)}; calls that reached the simulator during the outage: "
+        f"{during['requests'] - before['requests']} (503s {during['errors'] - before['errors']}); run finished "
+        f"{time.monotonic() - outage_end:.0f} s after the outage ended"
+    )
+
+
+def bench_kill(client: httpx.Client, platform) -> None:
+    print("== 5. kill -9 of the run workers 60 calls into a run of 300 documents ==")
+    project = project_with_documents(client, "killed", 300)
+    before = stats()
+    run_id = start(client, project)
+    wait_for_calls(client, run_id, 60)
+    workers = run_workers(platform)
+    for worker in workers:
+        worker.kill()
+    killed_at = time.monotonic()
+    (run,) = wait_runs(client, [run_id], timeout=1800)
+    after = stats()
+    answered = after["ok"] - before["ok"]
+    print(
+        f"killed {len(workers)} run workers; {summary(run)}; finished {time.monotonic() - killed_at:.0f} s after; "
+        f"Dagster runs {len(run['dagster_run_ids'])}; calls answered by the simulator {answered} for 300 documents "
+        f"(paid twice: {answered - 300})"
+    )
+
+
+def main() -> None:
+    with running_platform(SCRATCH, ["--port", str(SIMULATOR_PORT), "--latency-ms", "1000", "--rpm", str(RPM)]) as (
+        platform,
+        base,
+    ):
+        with httpx.Client(base_url=base, timeout=120) as client:
+            login(client)
+            bench_limit(client)
+            bench_shares(base)
+            bench_errors(client)
+            bench_outage(client)
+            bench_kill(client, platform)
+        print(f"simulator: {stats()}")
+
+
+if __name__ == "__main__":
+    main()

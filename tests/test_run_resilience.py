@@ -1,0 +1,206 @@
+"""A run's documents and chunks in flight at once, each chunk's answer committed as it arrives, and a run that goes
+on from what it committed: after a failed chunk (retry), and never coding a done document twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from dagster import materialize
+from sqlalchemy import func, select
+
+from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
+from coderai_assets.defs.resources import LLMResource
+from coderai_assets.engine.llm import Extractor
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import (
+    Extraction,
+    LlmAnswer,
+    Project,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    RunKind,
+    RunStatus,
+)
+from coderai_assets.storage.runs import cancel_run, create_run, retry_run, run_progress
+from tests.fakes import ToolCallingFakeModel
+from tests.test_assets import SHARD, _assets, _project, _register, _resources, instance  # noqa: F401
+
+ANSWER = {"city": "Lyon", "event_date": "2024-03-12", "participants": 10, "protest_type": "march", "violence": False}
+
+
+class SlowModel(ToolCallingFakeModel):
+    """Takes `delay` seconds a call, counts the calls in flight at once, and fails every call whose prompt holds
+    one of `failing` (a provider error the guard gave up on)."""
+
+    delay: float = 0.0
+    failing: list[str] = []
+    in_flight: int = 0
+    most_in_flight: int = 0
+    lock: Any = threading.Lock()
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        prompt = "\n".join(str(m.content) for m in messages)
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay)
+            if any(marker in prompt for marker in self.failing):
+                raise RuntimeError("503 Service Unavailable")
+            return super()._generate(messages, stop, run_manager, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def _llm(model: SlowModel) -> LLMResource:
+    class Slow(LLMResource):
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+            return Extractor(model, "fake/slow")
+
+    return Slow()
+
+
+@pytest.fixture
+def long_files(tmp_path):
+    """Four reports of about 3,000 characters each, every paragraph distinct (no chunk is answered from the cache
+    of another)."""
+    files = []
+    for d in range(4):
+        paragraphs = [f"Report {d} paragraph {p}: " + f"marcher-{d}-{p} " * 25 for p in range(8)]
+        path = tmp_path / f"report_{d}.txt"
+        path.write_text("\n\n".join(paragraphs))
+        files.append(path)
+    return files
+
+
+def _run(session_factory, tenant, settings, instance, files):  # noqa: F811
+    project_id, doc_ids = _project(session_factory, tenant, settings, files)
+    keys = _register(instance, project_id, doc_ids)
+    with tenant_session(session_factory, tenant) as session:
+        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
+    return project_id, doc_ids, keys, run.id
+
+
+def _code(settings, instance, tenant, run_id, keys, model):  # noqa: F811
+    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
+    return materialize(
+        _assets(settings, "validated_rows"),
+        instance=instance,
+        tags={
+            RUN_TAG: str(run_id),
+            WORKSPACE_TAG: str(tenant),
+            RANGE_START_TAG: ordered[0],
+            RANGE_END_TAG: ordered[-1],
+        },
+        resources=_resources(settings, _llm(model)),
+    )
+
+
+def test_chunks_and_documents_are_asked_in_parallel_within_the_call_limit(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    settings = settings.model_copy(update={"chunk_chars": 1000, "llm_concurrency": 6, "document_concurrency": 2})
+    model = SlowModel(messages=iter([]), answers={"*": ANSWER}, delay=0.3)
+    _, doc_ids, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    # Two documents in flight, their chunks shared by six call slots: more than two calls at once, never seven.
+    assert 2 < model.most_in_flight <= 6
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.documents_done) == (RunStatus.succeeded, 4)
+        answers = session.scalar(select(func.count()).select_from(LlmAnswer).where(LlmAnswer.run_id == run_id))
+        assert answers == run.llm_calls == len(model.prompts) and answers >= 4 * 3
+
+
+def test_a_retry_asks_only_the_chunks_without_an_answer_and_codes_each_document_once(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    settings = settings.model_copy(update={"chunk_chars": 1000})
+    # One chunk of one document fails: that document fails, its other chunks' answers are committed all the same.
+    model = SlowModel(messages=iter([]), answers={"*": ANSWER}, failing=["marcher-2-5 "])
+    _, doc_ids, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    first_calls = len(model.prompts)
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        # It ended (and exported) with one failed document, which a retry may code again.
+        assert (run.status, run.documents_done, run.documents_failed) == (RunStatus.succeeded, 3, 1)
+        failed = session.scalars(
+            select(RunDocument).where(RunDocument.run_id == run_id, RunDocument.status == RunDocumentStatus.failed)
+        ).one()
+        assert failed.error_code == "llm_failed"
+        kept = session.scalar(
+            select(func.count()).where(LlmAnswer.run_id == run_id, LlmAnswer.document_id == failed.document_id)
+        )
+        assert kept >= 2  # the failed chunk's neighbours, paid for and kept
+        done_before = {e.id for e in session.scalars(select(Extraction).where(Extraction.run_id == run_id)).all()}
+    with tenant_session(session_factory, tenant) as session:
+        run = retry_run(session, session.get(Run, run_id))
+        assert (run.status, run.attempt) == (RunStatus.queued, 1)
+    model.failing = []
+    model.prompts.clear()
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    # Only the chunk that had no answer was asked again; the three done documents were not touched.
+    assert len(model.prompts) == 1 and "marcher-2-5 " in model.prompts[0]
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.documents_done, run.documents_failed) == (RunStatus.succeeded, 4, 0)
+        assert run.llm_calls == first_calls + 1  # every call paid, counted once
+        after = {e.id for e in session.scalars(select(Extraction).where(Extraction.run_id == run_id)).all()}
+        assert done_before < after  # the earlier rows kept (not rewritten), the retried document's added
+        progress = run_progress(session, run)
+        assert progress["documents_validated"] == 4 and progress["llm_calls"] == run.llm_calls
+
+
+def test_a_cancelled_run_takes_no_new_document(session_factory, tenant, settings, instance, long_files):  # noqa: F811
+    model = SlowModel(messages=iter([]), answers={"*": ANSWER})
+    _, doc_ids, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    with tenant_session(session_factory, tenant) as session:
+        cancel_run(session, session.get(Run, run_id))
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    assert model.prompts == []
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.error_code, run.documents_done) == (RunStatus.canceled, "canceled", 0)
+        # and it can go on later, as a retry
+        assert retry_run(session, run).status == RunStatus.queued
+
+
+def test_two_full_runs_requested_at_once_one_is_refused(session_factory, tenant, settings, instance, long_files):  # noqa: F811
+    """Two requests racing for a project's full run: the database's unique index lets exactly one through."""
+    from coderai_assets.errors import Conflict
+
+    project_id, _ = _project(session_factory, tenant, settings, long_files)
+    barrier, outcomes = threading.Barrier(2), []
+
+    def request() -> None:
+        try:
+            with tenant_session(session_factory, tenant) as session:
+                project = session.get(Project, project_id)
+                barrier.wait()
+                create_run(session, project, RunKind.full, with_quotes=True)
+            outcomes.append("created")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "run_already_active"]
+    with tenant_session(session_factory, tenant) as session:  # a sample may run beside it
+        create_run(session, session.get(Project, project_id), RunKind.sample, 1, with_quotes=True)
