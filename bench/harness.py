@@ -108,4 +108,4 @@ def run_workers(platform) -> list:
     (server,) = [s for s in platform.services if s.name == "dagster-code-server"]
     children = psutil.Process(server.process.pid).children(recursive=True)
     forkservers = [c for c in children if "multiprocessing.forkserver" in " ".join(c.cmdline())]
-    return [worker for f in forkservers for worker in f.children()]
+    return [w for f in forkservers for w in f.children() if w.status() != psutil.STATUS_ZOMBIE]

@@ -11,7 +11,9 @@ Prints, in one run (figures, never asserted):
 4. a 60 s outage (every call a 503) 10 s into a run of 300 documents: documents failed, calls that reached the
    simulator during the outage (the breaker keeps them to trials), when the run finished after the outage ended;
 5. `kill -9` of the run workers 60 calls into a run of 300 documents: the run finishing by itself, every document
-   once, calls answered by the simulator against the documents (paid twice: at most the calls in flight).
+   once, calls answered by the simulator against the documents (paid twice: at most the calls in flight);
+6. a cap of half the estimate (prices of GPT-4.1 set): the run stopping with `budget_exceeded`, spent against the
+   cap. Run 1 also prints the estimate made before it against what it cost.
 
 Environment: CODERAI_BENCH_DOCUMENTS (1000).
 """
@@ -32,7 +34,14 @@ from bench.harness import bench_environment, check, login, run_workers, running_
 SIMULATOR_PORT = 18910
 RPM = 600
 N_DOCUMENTS = int(os.environ.get("CODERAI_BENCH_DOCUMENTS", "1000"))
-SCRATCH = bench_environment(18600, SIMULATOR_PORT, CODERAI_LLM_REQUESTS_PER_MINUTE=str(RPM))
+# GPT-4.1's prices, so that estimates, spend and caps have something to count.
+SCRATCH = bench_environment(
+    18600,
+    SIMULATOR_PORT,
+    CODERAI_LLM_REQUESTS_PER_MINUTE=str(RPM),
+    CODERAI_LLM_INPUT_PRICE_PER_MTOK="2.0",
+    CODERAI_LLM_OUTPUT_PRICE_PER_MTOK="8.0",
+)
 SIMULATOR = f"http://127.0.0.1:{SIMULATOR_PORT}"
 REPORT = "Some 450 dock workers marched through Porto on 3 June 2023 demanding better pay. Police reported no injuries."
 VARIABLES = [
@@ -65,8 +74,12 @@ def project_with_documents(client: httpx.Client, name: str, n: int) -> str:
     return project["id"]
 
 
-def start(client: httpx.Client, project_id: str) -> str:
-    return check(client.post(f"/projects/{project_id}/runs", json={"kind": "full"}))["id"]
+def start(client: httpx.Client, project_id: str, **body: float) -> str:
+    return check(client.post(f"/projects/{project_id}/runs", json={"kind": "full", **body}))["id"]
+
+
+def estimate(client: httpx.Client, project_id: str) -> dict:
+    return check(client.post(f"/projects/{project_id}/runs/estimate", json={"kind": "full"}))
 
 
 def wait_for_calls(client: httpx.Client, run_id: str, calls: int, timeout: float = 300) -> float:
@@ -95,13 +108,18 @@ def summary(run: dict) -> str:
 def bench_limit(client: httpx.Client) -> None:
     print(f"== 1. {N_DOCUMENTS} documents, 1 s a call, {RPM} a minute ==")
     project = project_with_documents(client, "thousand", N_DOCUMENTS)
-    before = stats()
+    before, guess = stats(), estimate(client, project)
     (run,) = wait_runs(client, [start(client, project)], timeout=3600)
     after = stats()
     wall, ideal = seconds(run), N_DOCUMENTS / RPM * 60
     print(
         f"{summary(run)}; {wall:.1f} s against the ideal {ideal:.0f} s: {ideal / wall:.0%} of the limit used; "
         f"429s {after['rate_limited'] - before['rate_limited']}; at most {after['max_in_flight']} calls in flight"
+    )
+    print(
+        f"estimated before the run: {guess['calls']} calls, {guess['input_tokens']} + {guess['output_tokens']} "
+        f"tokens, ${guess['cost_usd']:.4f}; actual: {run['llm_calls']} calls, {run['input_tokens']} + "
+        f"{run['output_tokens']} tokens, ${run['cost_usd']:.4f}"
     )
 
 
@@ -190,6 +208,20 @@ def bench_kill(client: httpx.Client, platform) -> None:
     )
 
 
+def bench_cap(client: httpx.Client) -> None:
+    print("== 6. a cap of half the estimate, 300 documents ==")
+    project = project_with_documents(client, "capped", 300)
+    guess = estimate(client, project)
+    cap = guess["cost_usd"] / 2
+    (run,) = wait_runs(client, [start(client, project, max_cost_usd=cap)], timeout=1800)
+    per_call = run["spent_usd"] / max(1, run["llm_calls"])
+    print(
+        f"estimate ${guess['cost_usd']:.4f}, cap ${cap:.4f}; {summary(run)}, {run['error_code']}; spent "
+        f"${run['spent_usd']:.4f} ({run['spent_usd'] / cap:.0%} of the cap; over it by "
+        f"{max(0.0, run['spent_usd'] - cap) / per_call:.1f} calls' worth)"
+    )
+
+
 def main() -> None:
     with running_platform(SCRATCH, ["--port", str(SIMULATOR_PORT), "--latency-ms", "1000", "--rpm", str(RPM)]) as (
         platform,
@@ -202,6 +234,7 @@ def main() -> None:
             bench_errors(client)
             bench_outage(client)
             bench_kill(client, platform)
+        bench_cap(client)
         print(f"simulator: {stats()}")
 
 

@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     # USD per million tokens, for the run's cost figure. Unset: the model's published prices, if it is known.
     llm_input_price_per_mtok: float | None = Field(default=None, ge=0)
     llm_output_price_per_mtok: float | None = Field(default=None, ge=0)
+    # What a workspace's runs may spend a calendar month (UTC), in USD, unless the workspace sets its own
+    # (PATCH /workspaces/{id}); unset: no cap. A call that would pass it is not made: the run stops with
+    # `budget_exceeded`.
+    workspace_monthly_budget_usd: float | None = Field(default=None, ge=0)
 
     # The embedded model's OpenAI-compatible server (started by `coderai local-llm`).
     local_llm_host: str = "127.0.0.1"

@@ -271,3 +271,27 @@ def test_a_run_can_be_cancelled_and_retried_and_shows_its_progress(client, proje
     # The retried run is the project's active full run again.
     second = client.post(f"/projects/{project['id']}/runs", json={"kind": "full"})
     assert second.json()["code"] == "run_already_active"
+
+
+def test_an_estimate_before_the_run_and_a_cap_on_it(client, project, demo_files):
+    """The estimate records nothing; the run carries its cap; the workspace's budget is the owner's to set."""
+    uploads = [("files", (p.name, p.read_bytes())) for p in demo_files]
+    client.post(f"/projects/{project['id']}/documents", files=uploads)
+    for variable in ({"name": "city", "type": "text"}, {"name": "participants", "type": "integer"}):
+        client.post(f"/projects/{project['id']}/variables", json=variable)
+    estimate = client.post(f"/projects/{project['id']}/runs/estimate", json={"kind": "full"}).json()
+    assert (estimate["documents"], estimate["documents_parsed"], estimate["cached_chunks"]) == (4, 0, 0)
+    assert estimate["calls"] == estimate["chunks"] == 4 and estimate["input_tokens"] > 0
+    assert client.get(f"/projects/{project['id']}/runs").json() == []
+    sample = client.post(f"/projects/{project['id']}/runs/estimate", json={"kind": "sample", "sample_size": 2})
+    assert sample.json()["documents"] == 2
+    run = client.post(f"/projects/{project['id']}/runs", json={"kind": "full", "max_cost_usd": 0.5}).json()
+    assert (run["max_cost_usd"], run["spent_usd"]) == (0.5, 0.0)
+    refused = client.post(
+        f"/projects/{project['id']}/runs", json={"kind": "sample", "sample_size": 1, "max_cost_usd": 0}
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+    workspace = client.get("/auth/me").json()["workspaces"][0]["id"]
+    assert client.get(f"/workspaces/{workspace}/spending").json()["spent_usd"] == 0.0
+    budget = client.put(f"/workspaces/{workspace}/spending", json={"monthly_budget_usd": 25}).json()
+    assert budget["monthly_budget_usd"] == 25 and len(budget["month"]) == 7

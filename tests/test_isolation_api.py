@@ -138,9 +138,12 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/projects/{pid}/runs", {}),
         ("POST", f"/api/v1/projects/{pid}/runs", {"json": {"kind": "full"}}),
         ("GET", f"/api/v1/runs/{rid}", {}),
+        ("POST", f"/api/v1/projects/{pid}/runs/estimate", {"json": {"kind": "full"}}),
         ("POST", f"/api/v1/runs/{rid}/cancel", {}),
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
+        ("GET", f"/api/v1/workspaces/{wid}/spending", {}),
+        ("PUT", f"/api/v1/workspaces/{wid}/spending", {"json": {"monthly_budget_usd": 0}}),
         ("GET", f"/api/v1/workspaces/{wid}/members", {}),
         ("POST", f"/api/v1/workspaces/{wid}/members", {"json": {"email": "x@example.org", "role": "owner"}}),
         ("PATCH", f"/api/v1/workspaces/{wid}/members/{member}", {"json": {"role": "owner"}}),
@@ -184,7 +187,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 18
+    assert len(cases) == 21
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -211,3 +211,20 @@ def test_calls_of_one_process_run_at_once():
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(lambda _: guard.call(slow), range(8))) == ["answer"] * 8
     assert most >= 4
+
+
+def test_a_call_the_spending_cap_refuses_is_not_made_nor_retried():
+    """The cap is asked after the rate limit let the call through (what was spent while it waited counts), and
+    its refusal stops the caller without a retry and without counting against the breaker."""
+    from coderai_assets.engine.spending import BudgetExceeded
+
+    guard, _ = _guard()
+    made = []
+
+    def refuse() -> None:
+        raise BudgetExceeded("the run has spent its cap")
+
+    with pytest.raises(BudgetExceeded) as stopped:
+        guard.call(lambda: made.append(1), admit=refuse)
+    assert (made, stopped.value.code, guard.stats.retries) == ([], "budget_exceeded", 0)
+    assert guard.call(lambda: "answer", admit=lambda: None) == "answer"

@@ -204,3 +204,95 @@ def test_two_full_runs_requested_at_once_one_is_refused(session_factory, tenant,
     assert sorted(outcomes) == ["created", "run_already_active"]
     with tenant_session(session_factory, tenant) as session:  # a sample may run beside it
         create_run(session, session.get(Project, project_id), RunKind.sample, 1, with_quotes=True)
+
+
+PRICED = {"llm_input_price_per_mtok": 2.0, "llm_output_price_per_mtok": 8.0, "chunk_chars": 1000}
+
+
+def test_a_run_stops_at_its_cap_and_a_retry_goes_on_without_asking_twice(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    """A cap of about a third of the run: calls stop before the run spends past it, the run stops with
+    `budget_exceeded`, and a retry with the cap lifted asks only the chunks that had no answer."""
+    settings = settings.model_copy(update={**PRICED, "document_concurrency": 1, "llm_concurrency": 1})
+    model = SlowModel(messages=iter([]), answers={"*": ANSWER})
+    project_id, doc_ids, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    from coderai_assets.engine.model_limits import resolve_limits
+    from coderai_assets.pipeline.estimate import estimate_run
+
+    with tenant_session(session_factory, tenant) as session:
+        estimate = estimate_run(
+            session,
+            session.get(Project, project_id),
+            doc_ids,
+            limits=resolve_limits(settings),
+            model_name="fake/slow",
+            with_quotes=True,
+            chunk_chars=1000,
+            overlap=settings.chunk_overlap_chars,
+            max_output_tokens=settings.llm_max_output_tokens,
+        )
+        assert estimate["documents"] == 4 and estimate["calls"] == estimate["chunks"] >= 12
+        assert estimate["cost_usd"] > 0 and estimate["cached_chunks"] == 0
+        cap = estimate["cost_usd"] / 3
+        session.get(Run, run_id).max_cost_usd = cap
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.error_code) == (RunStatus.failed, "budget_exceeded")
+        assert 0 < run.spent_usd <= cap  # one call in flight at most, and none started past the cap
+        assert 0 < len(model.prompts) < estimate["calls"]
+        assert run.documents_done < 4
+        run.max_cost_usd = None
+        retry_run(session, run)
+    asked_before = list(model.prompts)
+    assert _code(settings, instance, tenant, run_id, keys, model).success
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.documents_done) == (RunStatus.succeeded, 4)
+        chunks = session.scalar(select(func.count()).where(LlmAnswer.run_id == run_id))
+        # Every chunk asked once over both attempts, and the spend is that of every answer.
+        assert len(model.prompts) == chunks and len(set(model.prompts)) == chunks > len(asked_before)
+        assert run.spent_usd == pytest.approx(run.cost_usd)
+        again = estimate_run(
+            session,
+            session.get(Project, project_id),
+            doc_ids,
+            limits=resolve_limits(settings),
+            model_name="fake/slow",
+            with_quotes=True,
+            chunk_chars=1000,
+            overlap=settings.chunk_overlap_chars,
+            max_output_tokens=settings.llm_max_output_tokens,
+        )
+        # Now the cache answers it all: a new run would cost nothing.
+        assert (again["calls"], again["cost_usd"], again["cached_chunks"]) == (0, 0.0, chunks)
+
+
+def test_a_workspace_over_its_monthly_budget_makes_no_call(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    from coderai_assets.storage.models import Tenant
+
+    settings = settings.model_copy(update=PRICED)
+    model = SlowModel(messages=iter([]), answers={"*": ANSWER})
+    _, _, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    with tenant_session(session_factory, tenant) as session:
+        session.get(Tenant, tenant).monthly_budget_usd = 0.0
+    try:
+        assert _code(settings, instance, tenant, run_id, keys, model).success
+        with tenant_session(session_factory, tenant) as session:
+            run = session.get(Run, run_id)
+            assert (run.status, run.error_code, run.spent_usd) == (RunStatus.failed, "budget_exceeded", 0.0)
+            assert "monthly budget" in run.error and model.prompts == []
+    finally:
+        with tenant_session(session_factory, tenant) as session:
+            session.get(Tenant, tenant).monthly_budget_usd = None

@@ -11,7 +11,7 @@ from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer, authentica
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
 from coderai_api.runs import service
-from coderai_api.runs.schemas import RunCreate, RunRead
+from coderai_api.runs.schemas import RunCreate, RunEstimate, RunRead
 from coderai_assets.errors import CoderAIError, NotFound
 from coderai_assets.storage.models import RunStatus
 
@@ -32,9 +32,30 @@ def start_run(
     project = get_project(session, principal.tenant_id, project_id)
     quotas.check_active_runs(session, settings, principal.tenant_id)
     run = service.start_run(
-        session, project, body.kind, body.sample_size, body.seed, with_quotes=settings.request_quotes
+        session,
+        project,
+        body.kind,
+        body.sample_size,
+        body.seed,
+        with_quotes=settings.request_quotes,
+        max_cost_usd=body.max_cost_usd,
     )
     return service.run_view(session, run)
+
+
+@router.post("/projects/{project_id}/runs/estimate", response_model=RunEstimate)
+def estimate_run(
+    project_id: uuid.UUID,
+    body: RunCreate,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
+):
+    """What POST /projects/{id}/runs with this body would cost: documents, chunks, calls, tokens, USD, with the
+    chunks the cache answers taken out. Nothing is recorded. Set `max_cost_usd` on the run from it. For editors,
+    as starting a run is."""
+    project = get_project(session, principal.tenant_id, project_id)
+    return service.estimate_run(session, settings, project, body.kind, body.sample_size, body.seed)
 
 
 @router.get("/projects/{project_id}/runs", response_model=list[RunRead])

@@ -19,6 +19,9 @@ class RunCreate(Body):
     kind: RunKind
     sample_size: int | None = Field(default=None, ge=1, le=10_000)
     seed: int | None = None
+    # A hard cap in USD: a call that would take the run past it is not made, and the run stops with
+    # `budget_exceeded` (spending passes it by no more than the calls in flight). See POST .../runs/estimate.
+    max_cost_usd: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _sample(self) -> RunCreate:
@@ -61,6 +64,9 @@ class RunRead(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    max_cost_usd: float | None = None
+    # What the run's committed answers cost, as the spending caps count it (grows with every answer).
+    spent_usd: float = 0.0
     dagster_run_ids: list[str]
     error: str | None
     # A run stopped by its provider (`llm_auth_failed`, `llm_quota_exceeded`, `llm_unavailable`) or a user
@@ -75,3 +81,22 @@ class RunRead(BaseModel):
     finished_at: datetime | None
     # Dagster run id -> status, as the lifecycle sensor last recorded it.
     dagster_status: dict[str, str] = {}
+
+
+class RunEstimate(BaseModel):
+    """What the run would cost (pipeline/estimate.py): an upper bound on the answers' side, answers counted at
+    their whole budget; text not parsed yet is guessed from file sizes (`documents_parsed` says how many were)."""
+
+    documents: int
+    documents_parsed: int
+    chunks: int
+    cached_chunks: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    model: str
+    context_tokens: int
+    chunk_chars: int
+    input_price_per_mtok: float
+    output_price_per_mtok: float

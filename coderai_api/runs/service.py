@@ -7,10 +7,13 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coderai_assets.engine.model_limits import ModelLimits, model_name, resolve_limits
 from coderai_assets.errors import NotFound
+from coderai_assets.pipeline import estimate
+from coderai_assets.settings import Settings
 from coderai_assets.storage import runs as stored
 from coderai_assets.storage.models import Project, Run, RunKind
-from coderai_assets.storage.runs import ACTIVE, create_run
+from coderai_assets.storage.runs import ACTIVE, choose_documents, create_run
 
 
 def start_run(
@@ -21,9 +24,12 @@ def start_run(
     seed: int | None,
     *,
     with_quotes: bool,
+    max_cost_usd: float | None = None,
 ) -> Run:
     """Only recorded: the request never waits on Dagster. The intake sensor launches queued runs."""
-    run, _ = create_run(session, project, kind, sample_size, seed=seed, with_quotes=with_quotes)
+    run, _ = create_run(
+        session, project, kind, sample_size, seed=seed, with_quotes=with_quotes, max_cost_usd=max_cost_usd
+    )
     return run
 
 
@@ -60,3 +66,36 @@ def cancel_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run
 
 def retry_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
     return stored.retry_run(session, get_run(session, tenant_id, run_id))
+
+
+def estimate_run(session: Session, settings: Settings, project: Project, kind: RunKind, sample_size, seed) -> dict:
+    documents = choose_documents(session, project, kind, sample_size, seed)
+    return estimate.estimate_run(
+        session,
+        project,
+        [d.id for d in documents],
+        limits=model_limits(settings),
+        model_name=model_name(settings),
+        with_quotes=settings.request_quotes,
+        chunk_chars=settings.chunk_chars,
+        overlap=settings.chunk_overlap_chars,
+        max_output_tokens=settings.llm_max_output_tokens,
+    )
+
+
+_LIMITS: dict[tuple, ModelLimits] = {}
+
+
+def model_limits(settings: Settings) -> ModelLimits:
+    """Resolved once per API process and model settings (it may ask the model's server)."""
+    key = (
+        settings.llm_provider,
+        model_name(settings),
+        settings.llm_base_url,
+        settings.llm_context_tokens,
+        settings.llm_input_price_per_mtok,
+        settings.llm_output_price_per_mtok,
+    )
+    if key not in _LIMITS:
+        _LIMITS[key] = resolve_limits(settings)
+    return _LIMITS[key]

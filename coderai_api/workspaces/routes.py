@@ -10,7 +10,14 @@ from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, SettingsDep, V
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.mail import send_pending
 from coderai_api.workspaces import service
-from coderai_api.workspaces.schemas import MemberInvite, MemberRead, MemberUpdate, WorkspaceCreate
+from coderai_api.workspaces.schemas import (
+    MemberInvite,
+    MemberRead,
+    MemberUpdate,
+    WorkspaceBudgetUpdate,
+    WorkspaceCreate,
+    WorkspaceSpending,
+)
 from coderai_assets.storage.models import Role
 
 router = APIRouter(prefix="/workspaces", tags=["workspaces"], responses=ERROR_RESPONSES)
@@ -27,6 +34,23 @@ def my_workspaces(principal: CurrentPrincipal, request: Request):
 def create_workspace(body: WorkspaceCreate, principal: CurrentPrincipal, request: Request):
     workspace_id = service.create_workspace(request.app.state.session_factory, principal.user_id, body.name)
     return WorkspaceRead(id=workspace_id, name=body.name, role=Role.owner)
+
+
+@router.get("/{workspace_id}/spending", response_model=WorkspaceSpending)
+def get_spending(workspace_id: uuid.UUID, principal: Viewer, session: SessionDep, settings: SettingsDep):
+    """What the workspace's runs spent this month (counted as each answer is committed), and its monthly budget."""
+    service.check_workspace(principal, workspace_id)
+    return service.spending(session, settings, principal.tenant_id)
+
+
+@router.put("/{workspace_id}/spending", response_model=WorkspaceSpending)
+def set_budget(
+    workspace_id: uuid.UUID, body: WorkspaceBudgetUpdate, principal: Owner, session: SessionDep, settings: SettingsDep
+):
+    """Sets the workspace's monthly budget (owners): a call that would pass it is not made, and its run stops with
+    `budget_exceeded`; a retry goes on once the budget allows."""
+    service.check_workspace(principal, workspace_id)
+    return service.set_budget(session, settings, principal.tenant_id, body.monthly_budget_usd)
 
 
 @router.get("/{workspace_id}/members", response_model=list[MemberRead])

@@ -13,9 +13,19 @@ from coderai_api.auth import tokens
 from coderai_api.auth.service import Principal, normalise_email
 from coderai_api.workspaces.schemas import MemberRead
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.pipeline.spending import this_month
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.models import Invitation, MailMessage, Membership, Role, Tenant, User, utcnow
+from coderai_assets.storage.models import (
+    Invitation,
+    MailMessage,
+    Membership,
+    Role,
+    Tenant,
+    User,
+    WorkspaceSpend,
+    utcnow,
+)
 
 
 def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
@@ -114,3 +124,26 @@ def remove_member(session: Session, principal: Principal, user_id: uuid.UUID) ->
     _keep_an_owner(session, membership)
     session.delete(membership)
     session.flush()
+
+
+def spending(session: Session, settings: Settings, tenant_id: uuid.UUID) -> dict:
+    month = this_month()
+    spent = session.scalar(
+        select(WorkspaceSpend.spent_usd).where(WorkspaceSpend.tenant_id == tenant_id, WorkspaceSpend.month == month)
+    )
+    tenant = session.get(Tenant, tenant_id)
+    own = tenant.monthly_budget_usd if tenant is not None else None
+    return {
+        "month": month.strftime("%Y-%m"),
+        "spent_usd": round(spent or 0.0, 6),
+        "monthly_budget_usd": own if own is not None else settings.workspace_monthly_budget_usd,
+    }
+
+
+def set_budget(session: Session, settings: Settings, tenant_id: uuid.UUID, budget: float | None) -> dict:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("No such workspace.", code="workspace_not_found")
+    tenant.monthly_budget_usd = budget
+    session.flush()
+    return spending(session, settings, tenant_id)

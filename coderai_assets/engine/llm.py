@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,7 @@ class Extractor:
         guard: ProviderGuard | None = None,
         workspace: str = "-",
         max_output_tokens: int = 1024,
+        gate: Callable[[int, int], None] | None = None,
     ):
         self.model = model
         self.model_name = model_name
@@ -141,11 +143,14 @@ class Extractor:
         self.guard = guard
         self.workspace = workspace  # whose share of the provider's rate limit the calls count against
         self.max_output_tokens = max_output_tokens
+        # Asked before every call with its prompt's tokens and its answer budget; raises to refuse it (spending
+        # caps, pipeline/spending.py).
+        self.gate = gate
 
-    def bound_to(self, workspace: str) -> Extractor:
-        """The same extractor, its calls counted against `workspace`'s share of the rate limit."""
+    def bound_to(self, workspace: str, gate: Callable[[int, int], None] | None = None) -> Extractor:
+        """The same extractor, its calls counted against `workspace`'s share of the rate limit and asking `gate`."""
         return Extractor(
-            self.model, self.model_name, self.structured_method, self.guard, workspace, self.max_output_tokens
+            self.model, self.model_name, self.structured_method, self.guard, workspace, self.max_output_tokens, gate
         )
 
     def extract(
@@ -174,12 +179,19 @@ class Extractor:
         def call() -> dict[str, Any]:
             return runnable.invoke(messages)  # type: ignore[return-value]
 
+        gate = self.gate
+
+        def admit() -> None:
+            if gate is not None:
+                gate(estimate_tokens(codebook.system_prompt + user, 0), self.max_output_tokens)
+
         try:
             if self.guard is None:
+                admit()
                 result = call()
             else:
                 tokens = estimate_tokens(codebook.system_prompt + user, self.max_output_tokens)
-                result = self.guard.call(call, workspace=self.workspace, tokens=tokens)
+                result = self.guard.call(call, workspace=self.workspace, tokens=tokens, admit=admit)
         except ProviderFatal:
             raise  # the run stops: no other document would fare better
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message

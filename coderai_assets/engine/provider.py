@@ -42,7 +42,10 @@ T = TypeVar("T")
 AUTH_FAILED = "llm_auth_failed"
 QUOTA_EXCEEDED = "llm_quota_exceeded"
 PROVIDER_UNAVAILABLE = "llm_unavailable"
-ACTIVE_WINDOW_SECONDS = 60
+# A workspace counts as active (and takes its share of the limit) for this long after its last call or attempt: a
+# workspace waiting for the limit tries again at least every second, and one that finished frees its share soon
+# (with a minute, a finished workspace held half the limit for up to a minute: 76% of the limit used, measured).
+ACTIVE_WINDOW_SECONDS = 10
 
 
 class ProviderFatal(Exception):
@@ -176,7 +179,7 @@ class ProviderGuard:
     # --- the shared rate limit -------------------------------------------------------------------------------
 
     def _active_workspaces(self, workspace: str) -> int:
-        """Workspaces that called this provider in the last minute, this one included."""
+        """Workspaces that called (or tried to) in the last ACTIVE_WINDOW_SECONDS, this one included."""
         now = time.time()
         if self._redis is not None:
             key = f"{self.namespace}:active"
@@ -229,12 +232,16 @@ class ProviderGuard:
         exc = state.outcome.exception() if state.outcome else None
         self.stats.add(retries=1, rate_limited=int(exc is not None and classify(exc) == "rate_limited"))
 
-    def call(self, fn: Callable[[], T], *, workspace: str = "-", tokens: int = 0) -> T:
-        """`fn()` under the rate limit, retried and behind the breaker. `tokens`: the call's estimated tokens."""
+    def call(
+        self, fn: Callable[[], T], *, workspace: str = "-", tokens: int = 0, admit: Callable[[], None] | None = None
+    ) -> T:
+        """`fn()` under the rate limit, retried and behind the breaker. `tokens`: the call's estimated tokens.
+        `admit()` is asked right before each attempt, once the rate limit let it through (it raises to refuse:
+        the spending caps), so that a call that waited for the limit is judged by what was spent meanwhile."""
         started, waited = time.monotonic(), 0.0
         while True:
             try:
-                return self._call_with_retries(fn, workspace, tokens)
+                return self._call_with_retries(fn, workspace, tokens, admit)
             except pybreaker.CircuitBreakerError as exc:
                 # The provider is down: wait for the breaker's trial call instead of failing the document.
                 if max(time.monotonic() - started, waited) > self.config.max_outage_seconds:
@@ -286,7 +293,9 @@ class ProviderGuard:
             return True
         raise pybreaker.CircuitBreakerError("a trial call is under way")
 
-    def _call_with_retries(self, fn: Callable[[], T], workspace: str, tokens: int) -> T:
+    def _call_with_retries(
+        self, fn: Callable[[], T], workspace: str, tokens: int, admit: Callable[[], None] | None = None
+    ) -> T:
         retrying = Retrying(
             retry=retry_if_exception(lambda exc: classify(exc) in ("rate_limited", "outage")),
             stop=stop_after_attempt(self.config.max_attempts),
@@ -298,6 +307,8 @@ class ProviderGuard:
         for attempt in retrying:
             with attempt:
                 self._acquire(workspace, tokens)
+                if admit is not None:
+                    admit()
                 self.stats.add(calls=1)
                 try:
                     return self._through_breaker(fn)

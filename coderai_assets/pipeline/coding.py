@@ -26,6 +26,7 @@ from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
 from coderai_assets.engine.provider import ProviderFatal
+from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
@@ -33,6 +34,7 @@ from coderai_assets.ingest.sandbox import ParseLimits, ParsePool
 from coderai_assets.pipeline.bookkeeping import document_done_in_run, fail_document, price, reset_run_document
 from coderai_assets.pipeline.extract import call_chunk, finish_extraction, plan_extraction, store_chunk
 from coderai_assets.pipeline.parse import parse_document
+from coderai_assets.pipeline.spending import SpendingGate
 from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.settings import Settings
 from coderai_assets.storage.dataset import write_export
@@ -171,9 +173,16 @@ class DocumentCoder:
         assert version is not None
         # The run's own definition, never the live one: an edit during the run changes nothing in it.
         spec, variable_ids = version_spec(session, version)
+        gate = SpendingGate(
+            self.session,
+            project.tenant_id,
+            run.id,
+            Prices(self.limits.input_price_per_mtok, self.limits.output_price_per_mtok),
+            self.settings.workspace_monthly_budget_usd,
+        )
         extractor = self.extractor_for(
             budget.answer_tokens(len(spec.variables), self.settings.llm_max_output_tokens)
-        ).bound_to(str(project.tenant_id))
+        ).bound_to(str(project.tenant_id), gate)
         run.model = extractor.model_name
         run.input_price_per_mtok = self.limits.input_price_per_mtok
         run.output_price_per_mtok = self.limits.output_price_per_mtok

@@ -28,9 +28,11 @@ from coderai_assets.engine.codebook import (
     variable_hashes,
 )
 from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, run_document
+from coderai_assets.pipeline.spending import record_spend
 from coderai_assets.pipeline.validate import entity_key
 from coderai_assets.storage.models import (
     Document,
@@ -225,6 +227,7 @@ class ExtractionPlan:
     spec: ProjectSpec | None
     with_quotes: bool
     calls: list[ChunkCall]
+    prices: Prices = field(default_factory=Prices)
 
 
 def plan_extraction(
@@ -291,6 +294,7 @@ def plan_extraction(
         spec=spec,
         with_quotes=with_quotes,
         calls=[],
+        prices=Prices(run.input_price_per_mtok or 0.0, run.output_price_per_mtok or 0.0),
     )
     keys = {c.index: cache_key(extractor.model_name, prompt_version, c.text) for c in chunks}
     stale = [a.id for i, a in committed.items() if keys.get(i) != a.cache_key]
@@ -365,7 +369,8 @@ def call_chunk(extractor: Extractor, plan: ExtractionPlan, call: ChunkCall) -> C
 
 
 def store_chunk(session: Session, plan: ExtractionPlan, result: ChunkResult) -> None:
-    """Commits one chunk's answer with the document's counters in its run (the caller's transaction)."""
+    """Commits one chunk's answer with the document's counters in its run and what it cost (the caller's
+    transaction)."""
     call, answer = result.call, result.answer
     session.execute(
         delete(LlmAnswer).where(
@@ -393,6 +398,7 @@ def store_chunk(session: Session, plan: ExtractionPlan, result: ChunkResult) -> 
         )
     )
     session.flush()
+    record_spend(session, plan.tenant_id, plan.run_id, plan.prices.cost(answer.input_tokens, answer.output_tokens))
     row = session.get(RunDocument, (plan.run_id, plan.document_id))
     if row is not None:
         _count_answers(session, None, None, row)

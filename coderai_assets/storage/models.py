@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Computed,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -100,6 +101,17 @@ class Tenant(Timestamped, Base):
     __tablename__ = "tenants"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(200))
+    # USD the workspace's runs may spend a calendar month (UTC); None: the setting's default, or no cap.
+    monthly_budget_usd: Mapped[float | None] = mapped_column(Float)
+
+
+class WorkspaceSpend(Base):
+    """What a workspace's runs spent in a month, added to as each answer is committed (pipeline/spending.py)."""
+
+    __tablename__ = "workspace_spend"
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    month: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class User(Timestamped, Base):
@@ -283,6 +295,10 @@ class Run(Timestamped, Base):
     # USD per million tokens the run is costed at, recorded when it starts (the model's, or the settings').
     input_price_per_mtok: Mapped[float | None] = mapped_column(Float)
     output_price_per_mtok: Mapped[float | None] = mapped_column(Float)
+    # The run's cap in USD (None: none), and what its committed answers cost, added to as each one is committed:
+    # a call is not made when it would take the run or its workspace's month past its cap (`budget_exceeded`).
+    max_cost_usd: Mapped[float | None] = mapped_column(Float)
+    spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

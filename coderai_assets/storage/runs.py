@@ -39,19 +39,10 @@ def active_full_run(session: Session, project: Project) -> Run | None:
     ).first()
 
 
-def create_run(
-    session: Session,
-    project: Project,
-    kind: RunKind,
-    sample_size: int | None = None,
-    *,
-    with_quotes: bool,
-    seed: int | None = None,
-) -> tuple[Run, list[Document]]:
-    """A run over all the project's documents, or over a random sample of them. Under the project row's lock
-    (FOR NO KEY UPDATE: uploads, which only reference the row, go on): two requests at once would otherwise both
-    write the next prompt version, or both start a full run."""
-    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+def choose_documents(
+    session: Session, project: Project, kind: RunKind, sample_size: int | None, seed: int | None
+) -> list[Document]:
+    """The documents a run covers: all the project's, or a random sample (the same for the same seed)."""
     documents = list(
         session.scalars(
             select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
@@ -64,6 +55,24 @@ def create_run(
             raise InvalidInput("A sample run needs sample_size >= 1.", code="invalid_sample_size")
         chosen = random.Random(seed).sample(documents, min(sample_size, len(documents)))
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
+    return documents
+
+
+def create_run(
+    session: Session,
+    project: Project,
+    kind: RunKind,
+    sample_size: int | None = None,
+    *,
+    with_quotes: bool,
+    seed: int | None = None,
+    max_cost_usd: float | None = None,
+) -> tuple[Run, list[Document]]:
+    """A run over all the project's documents, or over a random sample of them. Under the project row's lock
+    (FOR NO KEY UPDATE: uploads, which only reference the row, go on): two requests at once would otherwise both
+    write the next prompt version, or both start a full run."""
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+    documents = choose_documents(session, project, kind, sample_size, seed)
     if kind == RunKind.full and active_full_run(session, project) is not None:
         raise _one_full_run()
     version = ensure_prompt_version(session, project, with_quotes)
@@ -75,6 +84,7 @@ def create_run(
         prompt_version_id=version.id,
         documents_total=len(documents),
         status=RunStatus.queued,
+        max_cost_usd=max_cost_usd,
     )
     try:
         with session.begin_nested():  # the database's word on a race the check above could not see

@@ -1,0 +1,132 @@
+"""What a run would cost before it is started: documents, chunks, calls, tokens and USD, from the codebook, the
+model's context and prices, and the parsed text (or, for a document not parsed yet, its file size), with the
+chunks whose answer the cache already holds taken out.
+
+An estimate, said as one: token counts are about 4 characters a token; the answer of every call is counted at its
+whole budget (answers are usually shorter, so the cost is an upper bound on that side); an entity-level project
+is counted with one entity per chunk; text not parsed yet is guessed from the file's size and format."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.engine import budget
+from coderai_assets.engine.codebook import compile_codebook
+from coderai_assets.engine.model_limits import ModelLimits
+from coderai_assets.engine.spending import Prices
+from coderai_assets.storage.models import Document, DocumentChunk, LlmAnswer, Project, PromptVersion
+from coderai_assets.storage.specs import project_spec
+
+# Characters of text per byte of file, by format, for documents not parsed yet (typical of the demo and the corpus:
+# markup and binary containers carry much less text than their size).
+TEXT_PER_BYTE = {"txt": 1.0, "md": 1.0, "csv": 1.0, "html": 0.3, "htm": 0.3, "docx": 0.3, "pdf": 0.1}
+
+
+def _guessed_chars(document: Document) -> int:
+    kind = (document.format or document.file_name.rsplit(".", 1)[-1]).lower()
+    return int(document.size_bytes * TEXT_PER_BYTE.get(kind, 0.3))
+
+
+def _chunks(chars: int, size: int, overlap: int) -> int:
+    if chars <= 0:
+        return 0
+    step = max(1, size - min(overlap, size // 2))
+    return max(1, math.ceil(max(0, chars - size) / step) + 1)
+
+
+def estimate_run(
+    session: Session,
+    project: Project,
+    document_ids: Sequence[uuid.UUID],
+    *,
+    limits: ModelLimits,
+    model_name: str,
+    with_quotes: bool,
+    chunk_chars: int,
+    overlap: int,
+    max_output_tokens: int,
+) -> dict:
+    spec = project_spec(session, project)
+    codebook = compile_codebook(spec, with_quotes)
+    n_variables = len(spec.variables)
+    size = chunk_chars or budget.chunk_chars_for(
+        spec, with_quotes=with_quotes, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
+    )
+    groups = 1
+    if spec.extraction_unit == "document" and not budget.fits(
+        codebook, n_variables, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
+    ):
+        groups = len(
+            budget.variable_groups(
+                spec,
+                with_quotes=with_quotes,
+                context_tokens=limits.context_tokens,
+                max_output_tokens=max_output_tokens,
+            )
+        )
+    calls_per_chunk = 2 if spec.extraction_unit == "entity" else max(1, groups)
+    prompt = budget.prompt_tokens(codebook) // max(1, groups) if groups > 1 else budget.prompt_tokens(codebook)
+    answer = budget.answer_tokens(max(1, n_variables // max(1, groups)), max_output_tokens)
+    # The chunks the cache answers: those of the same model and unchanged codebook (the same prompt version).
+    version = session.scalars(
+        select(PromptVersion.id).where(
+            PromptVersion.project_id == project.id, PromptVersion.variables_hash == codebook.variables_hash
+        )
+    ).first()
+    answered: dict[uuid.UUID, int] = {}
+    if version is not None and document_ids:
+        answered = dict(
+            session.execute(
+                select(LlmAnswer.document_id, func.count(func.distinct(LlmAnswer.chunk_index)))
+                .where(
+                    LlmAnswer.prompt_version_id == version,
+                    LlmAnswer.model == model_name,
+                    LlmAnswer.payload.is_not(None),
+                    LlmAnswer.document_id.in_(document_ids),
+                )
+                .group_by(LlmAnswer.document_id)
+            ).all()
+        )
+    rows = session.execute(select(Document, func.length(Document.text)).where(Document.id.in_(document_ids))).all()
+    # A parsed document's chunks as stored (the next run parses it again the same way unless the chunk size
+    # changed).
+    stored = dict(
+        session.execute(
+            select(DocumentChunk.document_id, func.count())
+            .where(DocumentChunk.document_id.in_(document_ids))
+            .group_by(DocumentChunk.document_id)
+        ).all()
+    )
+    chunks = cached = calls = text_tokens = parsed = 0
+    for document, length in rows:
+        chars = length if length is not None else _guessed_chars(document)
+        parsed += length is not None
+        n = stored.get(document.id) or _chunks(chars, size, overlap)
+        hit = min(n, answered.get(document.id, 0))
+        chunks += n
+        cached += hit
+        calls += (n - hit) * calls_per_chunk
+        text_tokens += math.ceil(chars / 4 * (n - hit) / n) if n else 0
+    input_tokens = calls * prompt + text_tokens * (calls_per_chunk if spec.extraction_unit == "entity" else 1)
+    output_tokens = calls * answer
+    prices = Prices(limits.input_price_per_mtok, limits.output_price_per_mtok)
+    return {
+        "documents": len(rows),
+        "documents_parsed": parsed,
+        "chunks": chunks,
+        "cached_chunks": cached,
+        "calls": calls,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": round(prices.cost(input_tokens, output_tokens), 6),
+        "model": model_name,
+        "context_tokens": limits.context_tokens,
+        "chunk_chars": size,
+        "input_price_per_mtok": limits.input_price_per_mtok,
+        "output_price_per_mtok": limits.output_price_per_mtok,
+    }

@@ -1,0 +1,66 @@
+"""Spending caps against the database: every call asks the gate first (one short transaction: the run's and its
+workspace's month's spend and caps), and every committed answer adds its cost to both, in its own transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from coderai_assets.engine.spending import Prices, Spent, check_caps
+from coderai_assets.storage.models import Run, Tenant, WorkspaceSpend, utcnow
+
+SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
+
+
+def this_month():
+    return utcnow().date().replace(day=1)
+
+
+def record_spend(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, cost: float) -> None:
+    """Adds `cost` to the run and to its workspace's month (in the caller's transaction, with the answer)."""
+    if cost <= 0:
+        return
+    session.query(Run).filter(Run.id == run_id).update({Run.spent_usd: Run.spent_usd + cost})
+    statement = insert(WorkspaceSpend).values(tenant_id=tenant_id, month=this_month(), spent_usd=cost)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[WorkspaceSpend.tenant_id, WorkspaceSpend.month],
+            set_={"spent_usd": WorkspaceSpend.spent_usd + statement.excluded.spent_usd},
+        )
+    )
+
+
+def spent(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, default_month_cap: float | None) -> Spent:
+    run_spent, run_cap, month_cap = session.execute(
+        select(Run.spent_usd, Run.max_cost_usd, Tenant.monthly_budget_usd)
+        .join(Tenant, Tenant.id == Run.tenant_id)
+        .where(Run.id == run_id)
+    ).one()
+    month = session.scalar(
+        select(WorkspaceSpend.spent_usd).where(
+            WorkspaceSpend.tenant_id == tenant_id, WorkspaceSpend.month == this_month()
+        )
+    )
+    return Spent(run_spent or 0.0, run_cap, month or 0.0, month_cap if month_cap is not None else default_month_cap)
+
+
+@dataclass
+class SpendingGate:
+    """Called before each call with its prompt's tokens and its answer budget; raises BudgetExceeded."""
+
+    session: SessionScope
+    tenant_id: uuid.UUID
+    run_id: uuid.UUID
+    prices: Prices
+    default_month_cap: float | None = None
+
+    def __call__(self, input_tokens: int, output_tokens: int) -> None:
+        next_cost = self.prices.cost(input_tokens, output_tokens)
+        with self.session(self.tenant_id) as session:
+            check_caps(spent(session, self.tenant_id, self.run_id, self.default_month_cap), next_cost)
