@@ -14,6 +14,7 @@ from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
 from coderai_api.gate import RequestGate
+from coderai_api.metrics import install_metrics
 from coderai_api.projects.routes import router as projects_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(api)
     app.include_router(ws_router)
+    install_metrics(app, s)
     return app
 
 

@@ -53,6 +53,7 @@ class Service:
     name: str
     argv: list[str]
     ready_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)  # on top of child_env
     process: subprocess.Popen | None = None
     log: IO[bytes] | None = None  # closed by Platform.stop
 
@@ -62,6 +63,10 @@ class Platform:
     settings: Settings
     log_dir: Path
     services: list[Service] = field(default_factory=list)
+
+    @property
+    def metrics_dir(self) -> Path:
+        return (self.log_dir / "prometheus").resolve()
 
     def plan(self, *, with_api: bool = True) -> list[Service]:
         s = self.settings
@@ -134,6 +139,8 @@ class Platform:
                         s.trusted_proxies or "none",
                     ],
                     f"http://{s.api_host}:{s.api_port}/api/v1/health",
+                    # Each uvicorn worker keeps its metrics in files there; /metrics adds them up (api/metrics.py).
+                    env={"PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)},
                 )
             )
         return services
@@ -156,13 +163,15 @@ class Platform:
                     # Another CoderAI (or anything else) is there: talking to it would test the wrong code.
                     raise RuntimeError(f"{host}:{port} is already in use; stop what runs there first")
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)  # a previous start's counts would be added again
+        self.metrics_dir.mkdir()
         env = child_env(self.settings)
         for service in self.plan(with_api=with_api):
             out = None if foreground_logs else (self.log_dir / f"{service.name}.log").open("ab")  # noqa: SIM115
             service.log = out
             service.process = subprocess.Popen(
                 service.argv,
-                env=env,
+                env={**env, **service.env},
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT if out else None,

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     api_db_pool_size: int = Field(default=20, ge=1)
     api_db_max_overflow: int = Field(default=0, ge=0)
 
+    # GET /metrics (Prometheus): open when empty, as Prometheus expects on an internal network; else a scrape must
+    # send it as a bearer token.
+    metrics_token: SecretStr = SecretStr("")
+
     # Accounts and tokens.
     secret_key: SecretStr = SecretStr(DEV_SECRET)
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"

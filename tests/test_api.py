@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from coderai_api.main import create_app
 
@@ -295,3 +296,20 @@ def test_an_estimate_before_the_run_and_a_cap_on_it(client, project, demo_files)
     assert client.get(f"/workspaces/{workspace}/spending").json()["spent_usd"] == 0.0
     budget = client.put(f"/workspaces/{workspace}/spending", json={"monthly_budget_usd": 25}).json()
     assert budget["monthly_budget_usd"] == 25 and len(budget["month"]) == 7
+
+
+def test_metrics_for_prometheus_with_an_optional_token(database, settings):
+    """GET /metrics: the API's HTTP metrics and the run workers' shared counters; with a token set, only for it."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.get("/api/v1/health")
+        text = client.get("/metrics").text
+        assert "http_requests_total" in text and 'handler="/api/v1/health"' in text
+        for name in ("coderai_llm_calls_total", "coderai_documents_total", "coderai_spend_usd_total"):
+            assert f"# TYPE {name} counter" in text
+        assert "# TYPE coderai_llm_call_seconds histogram" in text
+    guarded = create_app(settings.model_copy(update={"metrics_token": SecretStr("scrape-secret")}))
+    with TestClient(guarded) as client:
+        assert client.get("/metrics").status_code == 401
+        ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+        assert ok.status_code == 200 and "coderai_llm_calls_total" in ok.text

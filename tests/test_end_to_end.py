@@ -79,6 +79,18 @@ def slow_platform(database, settings, tmp_path, monkeypatch):
         platform.stop()
 
 
+def _metrics(client) -> dict[tuple[str, tuple], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get(client.base_url.copy_with(path="/metrics"))
+    totals: dict[tuple[str, tuple], float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "provider")))
+            totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
 def _run_workers(platform: Platform) -> list[psutil.Process]:
     (server,) = [s for s in platform.services if s.name == "dagster-code-server"]
     assert server.process is not None
@@ -109,6 +121,7 @@ def test_a_killed_run_worker_is_re_executed_and_every_document_is_coded_once(slo
             for i in range(n)
         ]
         _check(client.post(f"/projects/{project['id']}/documents", files=uploads))
+        before = _metrics(client)
         run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -129,6 +142,11 @@ def test_a_killed_run_worker_is_re_executed_and_every_document_is_coded_once(slo
         calls = (tmp_path / "calls.log").read_text().splitlines()
         # Each document answered once; at most the two calls in flight when the worker died were paid twice.
         assert n <= len(calls) <= n + 2
+        # The run workers' counters reach the API's /metrics through Redis (when it is there, as on this machine).
+        after = _metrics(client)
+        if after.get(("coderai_llm_calls_total", ())) is not None:
+            done = ("coderai_documents_total", (("outcome", "done"),))
+            assert after[done] - before.get(done, 0.0) >= n
         export = client.get(f"/projects/{project['id']}/export", params={"format": "csv", "run_id": run["id"]})
         frame = pd.read_csv(io.BytesIO(export.content))
         assert sorted(frame["file_name"]) == [f"report_{i:02}.txt" for i in range(n)]

@@ -228,3 +228,30 @@ def test_a_call_the_spending_cap_refuses_is_not_made_nor_retried():
         guard.call(lambda: made.append(1), admit=refuse)
     assert (made, stopped.value.code, guard.stats.retries) == ([], "budget_exceeded", 0)
     assert guard.call(lambda: "answer", admit=lambda: None) == "answer"
+
+
+def test_calls_errors_retries_and_latency_are_counted_for_the_metrics():
+    guard, _ = _guard()
+    assert guard.call(Flaky(_error(503), _error(429))) == "answer"
+    values = guard.metrics.snapshot()
+    provider = f"provider={guard.label['provider']}"
+    assert values[f"llm_calls|{provider}"] == 3 and values[f"llm_retries|{provider}"] == 2
+    assert values[f"llm_errors|kind=outage,{provider}"] == 1
+    assert values[f"llm_errors|kind=rate_limited,{provider}"] == 1
+    assert values[f"llm_call_seconds_count|{provider}"] == 3
+    assert values[f"llm_call_seconds_bucket|le=0.1,{provider}"] == 3  # the fakes answer at once
+
+
+def test_run_workers_add_to_one_set_of_counters_through_redis():
+    """Two processes' counters (two Metrics on their own connections) add up in Redis, where /metrics reads them."""
+    import redis
+
+    from coderai_assets.engine.metrics import Metrics
+
+    _redis_or_skip()
+    first, second = (Metrics(redis.Redis.from_url(REDIS_URL)) for _ in range(2))
+    label = uuid.uuid4().hex[:8]
+    before = first.snapshot().get(f"documents|outcome={label}", 0.0)
+    first.add("documents", outcome=label)
+    second.add("documents", 2, outcome=label)
+    assert second.snapshot()[f"documents|outcome={label}"] == before + 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -34,6 +34,7 @@ from coderai_assets.storage.models import (
     User,
     ValueStatus,
     Variable,
+    WorkspaceSpend,
 )
 
 APP_ROLE = "coderai_app"
@@ -134,6 +135,7 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
         session.add(Membership(tenant_id=tenant_id, user_id=user.id, role=Role.owner))
         session.add(Invitation(tenant_id=tenant_id, email=f"x{tenant_id.hex}@example.org", role=Role.viewer))
         session.add(MailMessage(tenant_id=tenant_id, to_email=f"x{tenant_id.hex}@example.org", subject="s", body="b"))
+        session.add(WorkspaceSpend(tenant_id=tenant_id, month=date(2026, 11, 1), spent_usd=1.0))
         project = Project(tenant_id=tenant_id, name="p", domain_description="d")
         session.add(project)
         session.flush()

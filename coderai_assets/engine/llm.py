@@ -198,6 +198,9 @@ class Extractor:
             raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc
         raw = result.get("raw")
         usage = getattr(raw, "usage_metadata", None) or {}
+        if self.guard is not None:
+            self.guard.metrics.add("llm_input_tokens", int(usage.get("input_tokens", 0)), **self.guard.label)
+            self.guard.metrics.add("llm_output_tokens", int(usage.get("output_tokens", 0)), **self.guard.label)
         answer = Answer(
             payload=result.get("parsed") if isinstance(result.get("parsed"), dict) else None,
             input_tokens=int(usage.get("input_tokens", 0)),

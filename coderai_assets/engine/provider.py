@@ -36,6 +36,8 @@ from limits.storage import storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from coderai_assets.engine.metrics import Metrics
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -115,7 +117,7 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 
 @dataclass
 class GuardStats:
-    """What this process saw (the metrics read it)."""
+    """What this process saw; the shared counters (engine/metrics.py) get the same."""
 
     calls: int = 0
     retries: int = 0
@@ -164,6 +166,8 @@ class ProviderGuard:
             )
             self.storage = storage_from_string("memory://")
         self.limiter = SlidingWindowCounterRateLimiter(self.storage)
+        self.metrics = Metrics(self._redis)
+        self.label = {"provider": config.provider_key[:12]}
         self._active: dict[str, float] = {}  # workspace -> last call, when there is no Redis
         self._breaker_state = state_storage
         self._trial = threading.Lock()  # held by this process's one trial call while the breaker is half-open
@@ -217,7 +221,20 @@ class ProviderGuard:
                 self.sleep(pause)
                 waited += pause
         if waited:
-            self.stats.add(limit_wait_seconds=waited)
+            self._count(limit_wait_seconds=waited)
+
+    _METRIC = {
+        "calls": "llm_calls",
+        "retries": "llm_retries",
+        "breaker_waits": "llm_breaker_waits",
+        "limit_wait_seconds": "llm_rate_limit_wait_seconds",
+    }
+
+    def _count(self, **amounts: float) -> None:
+        self.stats.add(**amounts)
+        for name, amount in amounts.items():
+            if name in self._METRIC and amount:
+                self.metrics.add(self._METRIC[name], amount, **self.label)
 
     # --- one call ----------------------------------------------------------------------------------------------
 
@@ -230,7 +247,7 @@ class ProviderGuard:
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        self.stats.add(retries=1, rate_limited=int(exc is not None and classify(exc) == "rate_limited"))
+        self._count(retries=1, rate_limited=int(exc is not None and classify(exc) == "rate_limited"))
 
     def call(
         self, fn: Callable[[], T], *, workspace: str = "-", tokens: int = 0, admit: Callable[[], None] | None = None
@@ -249,7 +266,7 @@ class ProviderGuard:
                         f"the provider failed for more than {self.config.max_outage_seconds:.0f} s: {exc}"
                     ) from exc
                 pause = min(5.0, self.config.breaker_reset_seconds) * random.uniform(0.5, 1.0)
-                self.stats.add(breaker_waits=1)
+                self._count(breaker_waits=1)
                 self.sleep(pause)
                 waited += pause
 
@@ -259,10 +276,14 @@ class ProviderGuard:
         threads). So the state is checked first, the call made, and its outcome then replayed through `call`."""
         trial = self._admit()
         try:
+            started = time.monotonic()
             try:
                 result, error = fn(), None
             except Exception as exc:
                 result, error = None, exc
+            self.metrics.observe_latency(time.monotonic() - started, **self.label)
+            if error is not None:
+                self.metrics.add("llm_errors", 1.0, kind=classify(error), **self.label)
 
             def replay() -> T:
                 if error is not None:
@@ -309,7 +330,7 @@ class ProviderGuard:
                 self._acquire(workspace, tokens)
                 if admit is not None:
                     admit()
-                self.stats.add(calls=1)
+                self._count(calls=1)
                 try:
                     return self._through_breaker(fn)
                 except pybreaker.CircuitBreakerError:
@@ -320,6 +341,22 @@ class ProviderGuard:
                         raise ProviderFatal(code, f"{type(exc).__name__}: {exc}") from exc
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+
+def breaker_states(redis: Any | None) -> dict[str, str]:
+    """Each provider's breaker state as pybreaker keeps it in Redis (`closed`, `open`, `half-open`), by the label
+    the metrics use; empty without Redis."""
+    if redis is None:
+        return {}
+    states = {}
+    try:
+        for key in redis.scan_iter(match="coderai:provider:*:breaker:pybreaker:state", count=100):
+            name = key.decode() if isinstance(key, bytes) else key
+            value = redis.get(key)
+            states[name.split(":")[2][:12]] = value.decode() if isinstance(value, bytes) else str(value or "closed")
+    except Exception as exc:  # a scrape never fails on Redis
+        log.warning("could not read the breakers' state: %s", exc)
+    return states
 
 
 def _reachable_redis(url: str) -> Any:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
+from coderai_assets.engine.metrics import Metrics, metrics_for
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
 from coderai_assets.engine.provider import ProviderFatal
 from coderai_assets.engine.spending import Prices
@@ -287,6 +288,14 @@ class DocumentCoder:
                 run.status, run.finished_at = RunStatus.succeeded, utcnow()
                 yield ExportDone(p.id, run.id, export.id, export.row_count)
 
+    @cached_property
+    def metrics(self) -> Metrics:
+        return metrics_for(self.settings.redis_url)
+
+    def _failed(self, document_id: uuid.UUID, code: str | None, message: str | None) -> None:
+        self.warn(f"document {document_id}: {code}: {message}")
+        self.metrics.add("documents", outcome="failed", code=code or codes.INTERNAL_ERROR)
+
     def _stop_run(self, p: _Project, document_id: uuid.UUID, exc: ProviderFatal) -> None:
         """The provider refused for good (key, quota, an outage longer than allowed): the document fails with the
         code, and the run stops with it; its other documents stay pending (a retry of the run codes them)."""
@@ -297,6 +306,7 @@ class DocumentCoder:
             if run is None or document is None:
                 return
             fail_document(session, run, document, exc.code, exc.message[:1000])
+            self.metrics.add("documents", outcome="failed", code=exc.code)
             if run.status in (RunStatus.queued, RunStatus.running):
                 run.status, run.error_code, run.error = RunStatus.failed, exc.code, exc.message[:1000]
                 run.finished_at = utcnow()
@@ -305,7 +315,7 @@ class DocumentCoder:
         """Records `internal_error` for the document in a transaction of its own (the one that failed was rolled
         back), with the traceback in the log. If even that fails (the database is gone), it raises: the run stops."""
         log.error("document %s of run %s: internal error", document_id, p.run_id, exc_info=exc)
-        self.warn(f"document {document_id}: {codes.INTERNAL_ERROR}: {type(exc).__name__}: {exc}")
+        self._failed(document_id, codes.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
             if run is not None and document is not None:
@@ -342,7 +352,7 @@ class DocumentCoder:
                     overlap=s.chunk_overlap_chars,
                 )
             if not ok:
-                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                self._failed(document_id, document.error_code, document.error_message)
                 return
             parsed = stage(PARSED, format=document.format or "", characters=len(document.text or ""))
         yield parsed
@@ -365,6 +375,7 @@ class DocumentCoder:
             if document.status.value != "done":
                 return
             validated = stage(VALIDATED, rows=rows)
+        self.metrics.add("documents", outcome="done")
         yield validated
 
     def _extract(self, calls: ThreadPoolExecutor, p: _Project, document_id: uuid.UUID) -> bool:
@@ -387,7 +398,7 @@ class DocumentCoder:
                 max_output_tokens=s.llm_max_output_tokens,
             )
             if plan is None:
-                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                self._failed(document_id, document.error_code, document.error_message)
                 return False
         futures = [calls.submit(call_chunk, p.extractor, plan, call) for call in plan.calls]
         failure: str | None = None
@@ -400,6 +411,7 @@ class DocumentCoder:
                     continue
                 with self.session(p.tenant_id) as session:
                     store_chunk(session, plan, result)
+                self.metrics.add("spend_usd", plan.prices.cost(result.answer.input_tokens, result.answer.output_tokens))
         finally:
             for future in futures:
                 future.cancel()  # a fatal provider error: the chunks not yet asked are not asked
@@ -409,5 +421,5 @@ class DocumentCoder:
             ok = finish_extraction(session, run, document, failure)
             if not ok:
                 price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
-                self.warn(f"document {document_id}: {document.error_code}: {document.error_message}")
+                self._failed(document_id, document.error_code, document.error_message)
         return ok
