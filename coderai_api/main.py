@@ -22,6 +22,7 @@ from coderai_api.workspaces.routes import router as workspaces_router
 from coderai_assets.settings import Settings, get_settings
 from coderai_assets.storage.db import make_engine, make_session_factory
 from coderai_assets.storage.files import LocalFileStorage
+from coderai_assets.tracing import configure_tracing, tracing_enabled
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -57,6 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(ws_router)
     install_metrics(app, s)
+    if configure_tracing("coderai-api") or tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,api/v1/health")
     return app
 
 

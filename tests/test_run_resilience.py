@@ -86,7 +86,7 @@ def _run(session_factory, tenant, settings, instance, files):  # noqa: F811
     return project_id, doc_ids, keys, run.id
 
 
-def _code(settings, instance, tenant, run_id, keys, model):  # noqa: F811
+def _code(settings, instance, tenant, run_id, keys, model, tags=None):  # noqa: F811
     ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
     return materialize(
         _assets(settings, "validated_rows"),
@@ -96,6 +96,7 @@ def _code(settings, instance, tenant, run_id, keys, model):  # noqa: F811
             WORKSPACE_TAG: str(tenant),
             RANGE_START_TAG: ordered[0],
             RANGE_END_TAG: ordered[-1],
+            **(tags or {}),
         },
         resources=_resources(settings, _llm(model)),
     )

@@ -14,6 +14,7 @@ from coderai_assets.settings import Settings
 from coderai_assets.storage import runs as stored
 from coderai_assets.storage.models import Project, Run, RunKind
 from coderai_assets.storage.runs import ACTIVE, choose_documents, create_run
+from coderai_assets.tracing import current_context_carrier
 
 
 def start_run(
@@ -30,6 +31,7 @@ def start_run(
     run, _ = create_run(
         session, project, kind, sample_size, seed=seed, with_quotes=with_quotes, max_cost_usd=max_cost_usd
     )
+    run.trace_context = current_context_carrier() or None  # its Dagster runs continue this request's trace
     return run
 
 
@@ -65,7 +67,9 @@ def cancel_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run
 
 
 def retry_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
-    return stored.retry_run(session, get_run(session, tenant_id, run_id))
+    run = stored.retry_run(session, get_run(session, tenant_id, run_id))
+    run.trace_context = current_context_carrier() or run.trace_context
+    return run
 
 
 def estimate_run(session: Session, settings: Settings, project: Project, kind: RunKind, sample_size, seed) -> dict:

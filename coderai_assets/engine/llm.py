@@ -26,6 +26,7 @@ from coderai_assets.engine.provider import (
 )
 from coderai_assets.errors import LLMConfigurationError, LLMError
 from coderai_assets.settings import Settings
+from coderai_assets.tracing import tracer
 
 if TYPE_CHECKING:
     # LangChain is imported where a model is built or called, not with this module: it costs about 0.9 s, paid by
@@ -186,12 +187,16 @@ class Extractor:
                 gate(estimate_tokens(codebook.system_prompt + user, 0), self.max_output_tokens)
 
         try:
-            if self.guard is None:
-                admit()
-                result = call()
-            else:
-                tokens = estimate_tokens(codebook.system_prompt + user, self.max_output_tokens)
-                result = self.guard.call(call, workspace=self.workspace, tokens=tokens, admit=admit)
+            with tracer.start_as_current_span("llm.call", attributes={"gen_ai.request.model": self.model_name}) as span:
+                if self.guard is None:
+                    admit()
+                    result = call()
+                else:
+                    tokens = estimate_tokens(codebook.system_prompt + user, self.max_output_tokens)
+                    result = self.guard.call(call, workspace=self.workspace, tokens=tokens, admit=admit)
+                usage = getattr(result.get("raw"), "usage_metadata", None) or {}
+                span.set_attribute("gen_ai.usage.input_tokens", int(usage.get("input_tokens", 0)))
+                span.set_attribute("gen_ai.usage.output_tokens", int(usage.get("output_tokens", 0)))
         except ProviderFatal:
             raise  # the run stops: no other document would fare better
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message

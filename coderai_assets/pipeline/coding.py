@@ -13,11 +13,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import AbstractContextManager
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import cached_property
 from queue import Empty, Queue
 from threading import Event, Thread
 
+from opentelemetry.context import Context
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -44,6 +46,7 @@ from coderai_assets.storage.models import Document, Project, PromptVersion, Run,
 from coderai_assets.storage.partition_keys import RUN_TAG, WORKSPACE_TAG, parse_document_key
 from coderai_assets.storage.runs import run_for_materialisation
 from coderai_assets.storage.specs import version_spec
+from coderai_assets.tracing import tracer
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,7 @@ class DocumentCoder:
     tags: Mapping[str, str]
     dagster_run_id: str
     warn: Callable[[str], None] = print
+    trace_parent: Context | None = None  # the run's span (coderai_assets/tracing.py)
     _projects: dict[uuid.UUID, _Project | None] = field(default_factory=dict)  # filled before threads start
 
     def _chunk_chars(self, spec: ProjectSpec) -> int:
@@ -237,8 +241,13 @@ class DocumentCoder:
                     except Empty:
                         break
                     try:
-                        for done in self._code_one(parsers, calls, project, key, document_id):
-                            results.put(done)
+                        with tracer.start_as_current_span(
+                            "coderai.document",
+                            context=self.trace_parent,
+                            attributes={"coderai.document_id": str(document_id), "coderai.run_id": str(project.run_id)},
+                        ):
+                            for done in self._code_one(parsers, calls, project, key, document_id):
+                                results.put(done)
                     except ProviderFatal as exc:  # no other document would fare better: the run stops
                         self._stop_run(project, document_id, exc)
                         stop.set()
@@ -400,7 +409,8 @@ class DocumentCoder:
             if plan is None:
                 self._failed(document_id, document.error_code, document.error_message)
                 return False
-        futures = [calls.submit(call_chunk, p.extractor, plan, call) for call in plan.calls]
+        # Each call in the pool's threads under this document's span: a copy of this thread's context each.
+        futures = [calls.submit(copy_context().run, call_chunk, p.extractor, plan, call) for call in plan.calls]
         failure: str | None = None
         try:
             for future in as_completed(futures):

@@ -299,6 +299,8 @@ class Run(Timestamped, Base):
     # a call is not made when it would take the run or its workspace's month past its cap (`budget_exceeded`).
     max_cost_usd: Mapped[float | None] = mapped_column(Float)
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # W3C trace context (`traceparent`) of the request that started the run: its Dagster runs continue the trace.
+    trace_context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -8,11 +8,13 @@ its export too and records the project's `export` partition; the export job is t
 launches when a Dagster run ended before it could."""
 
 from dagster import AssetExecutionContext, AssetMaterialization, AssetSpec, multi_asset
+from opentelemetry.trace import set_span_in_context
 
-from coderai_assets.defs.partitions import PROJECTS_PARTITIONS, Shard, project_partition
+from coderai_assets.defs.partitions import PROJECTS_PARTITIONS, RUN_TAG, Shard, project_partition
 from coderai_assets.defs.resources import DatabaseResource, LLMResource, StorageResource
 from coderai_assets.pipeline.coding import EXTRACTED, PARSED, VALIDATED, DocumentCoder
 from coderai_assets.settings import Settings
+from coderai_assets.tracing import TRACEPARENT_TAG, configure_tracing, context_from, flush, tracer
 
 DESCRIPTIONS = {
     PARSED: "The document's text, checked by content and parsed in a sandboxed child process, in chunks.",
@@ -69,6 +71,15 @@ def build_document_assets(shard: Shard, settings: Settings):
         context.instance.event_log_storage.optimize_for_webserver(
             statement_timeout=0, pool_recycle=3600, max_overflow=2
         )
+        # The trace of the request that started the run, when tracing is on (coderai_assets/tracing.py). Not the
+        # current span: this is a generator, resumed between yields by Dagster; the coder's threads take it as parent.
+        configure_tracing("coderai-run-worker")
+        parent = context_from({"traceparent": context.run.tags.get(TRACEPARENT_TAG, "")})
+        span = tracer.start_span(
+            "coderai.run",
+            context=parent,
+            attributes={"coderai.run_id": context.run.tags.get(RUN_TAG, ""), "dagster.run_id": context.run_id},
+        )
         coder = DocumentCoder(
             session=db.session,
             storage=files.storage(),
@@ -77,19 +88,24 @@ def build_document_assets(shard: Shard, settings: Settings):
             tags=context.run.tags,
             dagster_run_id=context.run_id,
             warn=context.log.warning,
+            trace_parent=set_span_in_context(span),
         )
         counts = dict.fromkeys(keys, 0)
-        for done in coder.code(list(context.partition_keys)):
-            counts[done.stage] += 1
-            yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
-        context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
-        for export in coder.finish():
-            partition = project_partition(export.project_id)
-            context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
-            yield AssetMaterialization(
-                asset_key=shard.asset_key("export"),
-                partition=partition,
-                metadata={"run_id": str(export.run_id), "export_id": str(export.export_id), "rows": export.rows},
-            )
+        try:
+            for done in coder.code(list(context.partition_keys)):
+                counts[done.stage] += 1
+                yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
+            context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
+            for export in coder.finish():
+                partition = project_partition(export.project_id)
+                context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
+                yield AssetMaterialization(
+                    asset_key=shard.asset_key("export"),
+                    partition=partition,
+                    metadata={"run_id": str(export.run_id), "export_id": str(export.export_id), "rows": export.rows},
+                )
+        finally:
+            span.end()
+            flush()
 
     return code_documents

@@ -54,6 +54,7 @@ from coderai_assets.storage.models import (
     utcnow,
 )
 from coderai_assets.storage.runs import create_auto_run
+from coderai_assets.tracing import TRACEPARENT_TAG
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
 # Documents a Dagster run must have at least before a run is split: a run worker's start costs seconds of CPU.
@@ -173,6 +174,8 @@ def launch_queued_runs(
             )
             workspace = session.get(Tenant, project.tenant_id)
             suffix = f"-a{run.attempt}" if run.attempt else ""
+            parent = (run.trace_context or {}).get("traceparent")
+            traceparent = {TRACEPARENT_TAG: parent} if parent else {}
             for part, (start, end) in enumerate(spans):
                 plan.run_requests.append(
                     RunRequest(
@@ -188,6 +191,7 @@ def launch_queued_runs(
                             "coderai/run_kind": run.kind.value,
                             RANGE_START_TAG: start,
                             RANGE_END_TAG: end,
+                            **traceparent,
                         },
                     )
                 )
