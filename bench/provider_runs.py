@@ -13,7 +13,9 @@ Prints, in one run (figures, never asserted):
 5. `kill -9` of the run workers 60 calls into a run of 300 documents: the run finishing by itself, every document
    once, calls answered by the simulator against the documents (paid twice: at most the calls in flight);
 6. a cap of half the estimate (prices of GPT-4.1 set): the run stopping with `budget_exceeded`, spent against the
-   cap. Run 1 also prints the estimate made before it against what it cost.
+   cap. Run 1 also prints the estimate made before it against what it cost;
+7. calls per document for 20 fields on 50 CUAD contracts with an OpenAI key and no context setting (needs the
+   corpus, CODERAI_CORPUS; no platform).
 
 Environment: CODERAI_BENCH_DOCUMENTS (1000).
 """
@@ -222,6 +224,17 @@ def bench_cap(client: httpx.Client) -> None:
     )
 
 
+def bench_context() -> None:
+    """7. What a user with an OpenAI key and nothing else gets: the context follows the model (bench/run.py)."""
+    from bench.run import bench_calls
+    from coderai_assets.settings import get_settings
+
+    print("== 7. an OpenAI provider with no context setting: 20 fields on 50 CUAD contracts ==")
+    os.environ.pop("CODERAI_LLM_CONTEXT_TOKENS", None)
+    get_settings.cache_clear()
+    bench_calls(counts=(20,), n_contracts=50)
+
+
 def main() -> None:
     with running_platform(SCRATCH, ["--port", str(SIMULATOR_PORT), "--latency-ms", "1000", "--rpm", str(RPM)]) as (
         platform,
@@ -236,6 +249,7 @@ def main() -> None:
             bench_kill(client, platform)
         bench_cap(client)
         print(f"simulator: {stats()}")
+    bench_context()
 
 
 if __name__ == "__main__":

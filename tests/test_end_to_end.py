@@ -86,7 +86,9 @@ def _metrics(client) -> dict[tuple[str, tuple], float]:
     totals: dict[tuple[str, tuple], float] = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            key = (sample.name, tuple(sorted((k, v) for k, v in sample.labels.items() if k != "provider")))
+            # An empty label is an absent one (Prometheus's rule); the provider is summed over.
+            labels = tuple(sorted((k, v) for k, v in sample.labels.items() if k != "provider" and v))
+            key = (sample.name, labels)
             totals[key] = totals.get(key, 0.0) + sample.value
     return totals
 

@@ -472,7 +472,8 @@ def test_item_10_compose_publishes_no_operator_ui_and_gives_each_service_least_p
     services = compose["services"]
     assert services["dagster-webserver"]["ports"] == ["127.0.0.1:3000:3000"]
     published = {name: s.get("ports", []) for name, s in services.items() if s.get("ports")}
-    assert set(published) == {"dagster-webserver", "api"}
+    assert set(published) == {"dagster-webserver", "api", "prometheus"}
+    assert services["prometheus"]["ports"] == ["127.0.0.1:9090:9090"]  # operators only, as the Dagster UI
     users = {}
     for name, service in services.items():
         environment = service.get("environment", {})
