@@ -238,7 +238,8 @@ def test_a_run_stops_at_its_cap_and_a_retry_goes_on_without_asking_twice(
             max_output_tokens=settings.llm_max_output_tokens,
         )
         assert estimate["documents"] == 4 and estimate["calls"] == estimate["chunks"] >= 12
-        assert estimate["cost_usd"] > 0 and estimate["cached_chunks"] == 0
+        assert estimate["cost_usd"] > 0 and estimate["cached_chunks"] == 0 and estimate["output_basis"] == "typical"
+        assert estimate["cost_usd_max"] > estimate["cost_usd"]
         cap = estimate["cost_usd"] / 3
         session.get(Run, run_id).max_cost_usd = cap
     assert _code(settings, instance, tenant, run_id, keys, model).success
@@ -272,6 +273,7 @@ def test_a_run_stops_at_its_cap_and_a_retry_goes_on_without_asking_twice(
         )
         # Now the cache answers it all: a new run would cost nothing.
         assert (again["calls"], again["cost_usd"], again["cached_chunks"]) == (0, 0.0, chunks)
+        assert again["output_basis"] == "observed"  # the answers of this run now set the expected length
 
 
 def test_a_workspace_over_its_monthly_budget_makes_no_call(

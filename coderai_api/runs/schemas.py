@@ -84,8 +84,10 @@ class RunRead(BaseModel):
 
 
 class RunEstimate(BaseModel):
-    """What the run would cost (pipeline/estimate.py): an upper bound on the answers' side, answers counted at
-    their whole budget; text not parsed yet is guessed from file sizes (`documents_parsed` says how many were)."""
+    """What the run would cost (pipeline/estimate.py): answers at the mean length of the project's earlier ones
+    (`output_basis` "observed": run a sample first) or at a typical length ("typical"); `cost_usd_max` counts every
+    answer at its whole budget. Text not parsed yet is guessed from file sizes (`documents_parsed` says how many
+    were)."""
 
     documents: int
     documents_parsed: int
@@ -95,6 +97,8 @@ class RunEstimate(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cost_usd_max: float
+    output_basis: str
     model: str
     context_tokens: int
     chunk_chars: int

@@ -2,9 +2,10 @@
 model's context and prices, and the parsed text (or, for a document not parsed yet, its file size), with the
 chunks whose answer the cache already holds taken out.
 
-An estimate, said as one: token counts are about 4 characters a token; the answer of every call is counted at its
-whole budget (answers are usually shorter, so the cost is an upper bound on that side); an entity-level project
-is counted with one entity per chunk; text not parsed yet is guessed from the file's size and format."""
+An estimate, said as one: token counts are about 4 characters a token; an answer is counted at the mean of the
+project's earlier answers (a sample run's, say) when there are some, else at a typical length per variable, and
+`cost_usd_max` counts every answer at its whole budget, which no run passes; an entity-level project is counted
+with one entity per chunk; text not parsed yet is guessed from the file's size and format."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from coderai_assets.engine.model_limits import ModelLimits
 from coderai_assets.engine.spending import Prices
 from coderai_assets.storage.models import Document, DocumentChunk, LlmAnswer, Project, PromptVersion
 from coderai_assets.storage.specs import project_spec
+
+# A typical answer when the project has none yet: tokens per variable (a value, its quote and confidence, or the
+# value alone), plus the JSON around them.
+TYPICAL_ANSWER_TOKENS = {True: 15, False: 6}
+ANSWER_OVERHEAD_TOKENS = 20
+# Earlier answers needed before their mean stands for the next ones.
+MIN_OBSERVED = 5
 
 # Characters of text per byte of file, by format, for documents not parsed yet (typical of the demo and the corpus:
 # markup and binary containers carry much less text than their size).
@@ -71,7 +79,18 @@ def estimate_run(
         )
     calls_per_chunk = 2 if spec.extraction_unit == "entity" else max(1, groups)
     prompt = budget.prompt_tokens(codebook) // max(1, groups) if groups > 1 else budget.prompt_tokens(codebook)
-    answer = budget.answer_tokens(max(1, n_variables // max(1, groups)), max_output_tokens)
+    per_call = max(1, n_variables // max(1, groups))
+    answer_cap = budget.answer_tokens(per_call, max_output_tokens)
+    observed_calls, observed_output = session.execute(
+        select(func.coalesce(func.sum(LlmAnswer.calls), 0), func.coalesce(func.sum(LlmAnswer.output_tokens), 0))
+        .join(Document, Document.id == LlmAnswer.document_id)
+        .where(Document.project_id == project.id, LlmAnswer.calls > 0, LlmAnswer.model == model_name)
+    ).one()
+    if observed_calls >= MIN_OBSERVED:
+        answer, basis = min(answer_cap, round(observed_output / observed_calls)), "observed"
+    else:
+        typical = ANSWER_OVERHEAD_TOKENS + TYPICAL_ANSWER_TOKENS[with_quotes] * per_call
+        answer, basis = min(answer_cap, typical), "typical"
     # The chunks the cache answers: those of the same model and unchanged codebook (the same prompt version).
     version = session.scalars(
         select(PromptVersion.id).where(
@@ -115,6 +134,7 @@ def estimate_run(
     input_tokens = calls * prompt + text_tokens * (calls_per_chunk if spec.extraction_unit == "entity" else 1)
     output_tokens = calls * answer
     prices = Prices(limits.input_price_per_mtok, limits.output_price_per_mtok)
+    cost_max = prices.cost(input_tokens, calls * answer_cap)
     return {
         "documents": len(rows),
         "documents_parsed": parsed,
@@ -124,6 +144,9 @@ def estimate_run(
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cost_usd": round(prices.cost(input_tokens, output_tokens), 6),
+        "cost_usd_max": round(cost_max, 6),
+        # Where the answer length comes from: the project's earlier answers, or a typical length per variable.
+        "output_basis": basis,
         "model": model_name,
         "context_tokens": limits.context_tokens,
         "chunk_chars": size,
