@@ -241,17 +241,14 @@ def bench_context() -> None:
 
 
 def main() -> None:
-    with running_platform(SCRATCH, ["--port", str(SIMULATOR_PORT), "--latency-ms", "1000", "--rpm", str(RPM)]) as (
-        platform,
-        base,
-    ):
-        with httpx.Client(base_url=base, timeout=120) as client:
-            login(client)
-            bench_limit(client)
-            bench_shares(base)
-            bench_errors(client)
-            bench_outage(client)
-            bench_kill(client, platform)
+    simulator = ["--port", str(SIMULATOR_PORT), "--latency-ms", "1000", "--rpm", str(RPM)]
+    with running_platform(SCRATCH, simulator) as (platform, base), httpx.Client(base_url=base, timeout=120) as client:
+        login(client)
+        bench_limit(client)
+        bench_shares(base)
+        bench_errors(client)
+        bench_outage(client)
+        bench_kill(client, platform)
         bench_cap(client)
         print(f"simulator: {stats()}")
     bench_context()
