@@ -313,3 +313,15 @@ def test_metrics_for_prometheus_with_an_optional_token(database, settings):
         assert client.get("/metrics").status_code == 401
         ok = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
         assert ok.status_code == 200 and "coderai_llm_calls_total" in ok.text
+
+
+def test_a_file_name_comes_back_exactly_as_it_was_given(client, project):
+    """Users join the dataset on file names: `NETGEAR,INC_10-K (1).txt` must not come back as `NETGEAR_INC_...`.
+    Only control characters are replaced (PostgreSQL cannot store NUL); files are stored under the document id."""
+    from coderai_api.documents.service import stored_file_name
+
+    names = ["NETGEAR,INC_10-K (1).txt", "Übersicht – Vertrag #3.txt", "../../etc/passwd.txt"]
+    uploads = [("files", (name, f"text of {i}".encode())) for i, name in enumerate(names)]
+    stored = client.post(f"/projects/{project['id']}/documents", files=uploads).json()
+    assert [d["document"]["file_name"] for d in stored] == names
+    assert stored_file_name("tab\there\x00.txt") == "tab_here_.txt"

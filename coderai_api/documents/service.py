@@ -14,12 +14,14 @@ from coderai_assets.ingest import codes
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Document, Project
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+# Control characters: PostgreSQL cannot store NUL, and none belongs in a name a user reads.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def safe_file_name(name: str) -> str:
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "document"
-    return _UNSAFE.sub("_", base)[:200]
+def stored_file_name(name: str) -> str:
+    """The name as the user gave it, so that their joins on file names find every row: only control characters
+    are replaced and the length capped. It is a label, never a path (files are stored under the document's id)."""
+    return _CONTROL.sub("_", name)[:500] or "document"
 
 
 def add_document(
@@ -43,7 +45,7 @@ def add_document(
         id=document_id,
         tenant_id=project.tenant_id,
         project_id=project.id,
-        file_name=safe_file_name(file_name),
+        file_name=stored_file_name(file_name),
         size_bytes=len(data),
         sha256=digest,
         storage_path=key,
