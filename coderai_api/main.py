@@ -16,6 +16,7 @@ from coderai_api.exports.routes import router as exports_router
 from coderai_api.gate import RequestGate
 from coderai_api.metrics import install_metrics
 from coderai_api.projects.routes import router as projects_router
+from coderai_api.review.routes import router as review_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
 from coderai_api.workspaces.routes import router as workspaces_router
@@ -48,7 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api/v1")
     uploads = APIRouter(form_limits={"max_files": s.max_files_per_upload, "max_fields": 0})
     uploads.include_router(documents_router)
-    for router in (auth_router, workspaces_router, projects_router, uploads, runs_router, exports_router):
+    for router in (
+        auth_router,
+        workspaces_router,
+        projects_router,
+        uploads,
+        runs_router,
+        review_router,
+        exports_router,
+    ):
         api.include_router(router)
 
     @api.get("/health", tags=["health"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from coderai_assets.engine.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, normalise_quote
 
 TEXT = (
@@ -57,3 +59,13 @@ def test_long_document_quotes(corpus):
         assert alignment.status == EXACT
         assert normalise_quote(text[alignment.start : alignment.end]) == normalise_quote(quote)
     assert aligner.align("Napoleon landed on the moon with his telephone").status == NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    "text", ["held on 3 June 2023 at", "held on June 3, 2023 at", "held on 03/06/2023 at", "held on 3 Jun 2023 at"]
+)
+def test_a_date_the_model_normalised_is_found_as_the_text_writes_it(text):
+    from coderai_assets.pipeline.validate import Candidate, ground
+
+    quote, alignment = ground(Aligner(text), Candidate("2023-06-03", "", 0, None), 0, len(text))
+    assert alignment.status == "exact" and quote in text and "3" in quote

@@ -74,7 +74,10 @@ def world(database, settings, session_factory, tmp_path_factory):
     pid = project["id"]
     vid = alice("POST", f"/api/v1/projects/{pid}/variables", json={"name": "city", "type": "text"}).json()["id"]
     files = write_corpus(tmp_path_factory.mktemp("corpus"))
-    alice("POST", f"/api/v1/projects/{pid}/documents", files=[("files", (files[0].name, files[0].read_bytes()))])
+    uploaded = alice(
+        "POST", f"/api/v1/projects/{pid}/documents", files=[("files", (files[0].name, files[0].read_bytes()))]
+    )
+    did = uploaded.json()[0]["document"]["id"]
     # A finished run with an export, written as A (no Dagster needed for reading them).
     with tenant_session(session_factory, uuid.UUID(alice.workspace)) as session:
         run = Run(
@@ -115,6 +118,7 @@ def world(database, settings, session_factory, tmp_path_factory):
         "pid": pid,
         "vid": vid,
         "rid": rid,
+        "did": did,
         "wid": alice.workspace,
         "ed_id": ed("GET", "/api/v1/auth/me").json()["id"],
         "files": files,
@@ -124,7 +128,7 @@ def world(database, settings, session_factory, tmp_path_factory):
 
 
 def _matrix(w) -> list[tuple[str, str, dict]]:
-    pid, rid, wid, member = w["pid"], w["rid"], w["wid"], w["ed_id"]
+    pid, rid, wid, member, did = w["pid"], w["rid"], w["wid"], w["ed_id"], w["did"]
     doc = ("files", ("x.txt", b"Some 10 people marched in Lyon."))
     return [
         ("GET", f"/api/v1/projects/{pid}", {}),
@@ -134,6 +138,10 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("PATCH", f"/api/v1/projects/{pid}/variables/{w['vid']}", {"json": {"description": "hijacked"}}),
         ("DELETE", f"/api/v1/projects/{pid}/variables/{w['vid']}", {}),
         ("GET", f"/api/v1/projects/{pid}/documents", {}),
+        ("GET", f"/api/v1/projects/{pid}/documents/{did}", {}),
+        ("GET", f"/api/v1/projects/{pid}/documents/{did}/text", {}),
+        ("GET", f"/api/v1/runs/{rid}/documents", {}),
+        ("GET", f"/api/v1/runs/{rid}/values", {}),
         ("POST", f"/api/v1/projects/{pid}/documents", {"files": [doc]}),
         ("GET", f"/api/v1/projects/{pid}/runs", {}),
         ("POST", f"/api/v1/projects/{pid}/runs", {"json": {"kind": "full"}}),
@@ -156,6 +164,7 @@ def _template(path: str, w) -> str:
         (w["vid"], "{variable_id}"),
         (w["pid"], "{project_id}"),
         (w["rid"], "{run_id}"),
+        (w["did"], "{document_id}"),
         (w["wid"], "{workspace_id}"),
         (w["ed_id"], "{user_id}"),
     ):
@@ -187,7 +196,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 21
+    assert len(cases) == 25
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, UploadFile
+from fastapi import APIRouter, Query, UploadFile
 
 from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, StorageDep, Viewer
 from coderai_api.documents import service
-from coderai_api.documents.schemas import DocumentRead, UploadResult
+from coderai_api.documents.schemas import DocumentDetail, DocumentRead, DocumentText, UploadResult
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
 
@@ -49,3 +50,29 @@ def upload_documents(
 @router.get("", response_model=list[DocumentRead])
 def list_documents(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
     return service.list_documents(session, get_project(session, principal.tenant_id, project_id))
+
+
+@router.get("/{document_id}", response_model=DocumentDetail)
+def get_document(project_id: uuid.UUID, document_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    document, chars = service.get_document(session, get_project(session, principal.tenant_id, project_id), document_id)
+    return {
+        **DocumentRead.model_validate(document).model_dump(),
+        "parse_warnings": document.parse_warnings,
+        "text_chars": chars,
+    }
+
+
+@router.get("/{document_id}/text", response_model=DocumentText)
+def document_text(
+    project_id: uuid.UUID,
+    document_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
+):
+    """The parsed text the values' offsets point into (`char_start`, `char_end`), a slice at a time: a quote is
+    checked with `offset=char_start&limit=char_end-char_start`. 404 `text_not_available` before it is parsed."""
+    project = get_project(session, principal.tenant_id, project_id)
+    text, total = service.document_text(session, project, document_id, offset, limit)
+    return {"offset": offset, "total_chars": total, "text": text}

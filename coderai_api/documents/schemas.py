@@ -22,6 +22,20 @@ class DocumentRead(BaseModel):
     created_at: datetime
 
 
+class DocumentDetail(DocumentRead):
+    parse_warnings: list | None
+    # Characters of parsed text (None until it is parsed): the space the values' offsets point into.
+    text_chars: int | None
+
+
+class DocumentText(BaseModel):
+    """A slice of the parsed text: `text` is characters `offset` to `offset + len(text)` of `total_chars`."""
+
+    offset: int
+    total_chars: int
+    text: str
+
+
 class UploadResult(BaseModel):
     document: DocumentRead
     duplicate: bool

@@ -6,10 +6,10 @@ import hashlib
 import re
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.errors import InvalidInput
+from coderai_assets.errors import InvalidInput, NotFound
 from coderai_assets.ingest import codes
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Document, Project
@@ -59,3 +59,31 @@ def list_documents(session: Session, project: Project) -> list[Document]:
     return list(
         session.scalars(select(Document).where(Document.project_id == project.id).order_by(Document.created_at))
     )
+
+
+def get_document(session: Session, project: Project, document_id: uuid.UUID) -> tuple[Document, int | None]:
+    """The document (its text left unloaded) and the length of its parsed text."""
+    row = session.execute(
+        select(Document, func.length(Document.text)).where(
+            Document.id == document_id, Document.project_id == project.id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such document in the project.", code="document_not_found")
+    return row[0], row[1]
+
+
+def document_text(
+    session: Session, project: Project, document_id: uuid.UUID, offset: int, limit: int
+) -> tuple[str, int]:
+    """Characters offset..offset+limit of the parsed text, cut by PostgreSQL (a text may be 5 million characters)."""
+    row = session.execute(
+        select(func.substr(Document.text, offset + 1, limit), func.length(Document.text)).where(
+            Document.id == document_id, Document.project_id == project.id
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such document in the project.", code="document_not_found")
+    if row[1] is None:
+        raise NotFound("The document has not been parsed yet.", code="text_not_available")
+    return row[0] or "", row[1]

@@ -64,6 +64,8 @@ class RunRead(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    # Values found by the model but not in the document text (status `ungrounded`): GET /runs/{id}/values?status=...
+    values_ungrounded: int = 0
     max_cost_usd: float | None = None
     # What the run's committed answers cost, as the spending caps count it (grows with every answer).
     spent_usd: float = 0.0

@@ -25,6 +25,7 @@ from coderai_assets.storage.models import (
     PromptVersion,
     Run,
     RunDocumentStatus,
+    ValueStatus,
 )
 
 LLM_UNPARSEABLE = "llm_unparseable"
@@ -56,7 +57,41 @@ def _value_needles(raw: Any) -> list[str]:
         number = int(raw) if raw == int(raw) else raw
         return [f"{number:,}", str(number)]
     text = str(raw).strip()
-    return [text] if len(text) >= 2 else []
+    if len(text) < 2:
+        return []
+    return [text, *_date_needles(text)]
+
+
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def _date_needles(text: str) -> list[str]:
+    """An ISO date as texts write it (the model normalised "3 June 2023" to 2023-06-03): day-month and month-day,
+    with the month's name, its abbreviation or its number."""
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        return []
+    year, month, day = (int(g) for g in match.groups())
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return []
+    name = _MONTHS[month - 1]
+    forms = [f"{day} {name} {year}", f"{name} {day}, {year}", f"{name} {day} {year}", f"{day} {name[:3]} {year}"]
+    forms += [f"{name[:3]} {day}, {year}", f"{day:02d}/{month:02d}/{year}", f"{month}/{day}/{year}"]
+    return [*forms, f"{day}.{month}.{year}", f"{day:02d}.{month:02d}.{year}", f"{day} {name}"]
 
 
 def ground(aligner: Aligner, candidate: Candidate, start: int, end: int) -> tuple[str | None, Alignment]:
@@ -201,6 +236,7 @@ def validate_document(
     aligner = Aligner(document.text or "")
     text_length = len(aligner.text)
     records = _records(spec, usable, aligner, chunks)
+    ungrounded = 0
     for entity_index, record in enumerate(records):
         entity_text, candidates = record.entity_text, record.candidates
         coerced: dict[str, Coerced] = {}
@@ -221,9 +257,12 @@ def validate_document(
                     aligner, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else text_length
                 )
             offsets = (alignment.start, alignment.end) if alignment.found else None
-            message = result.message
+            message, status = result.message, result.status
             if result.value is not None and offsets is None:
                 message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
+                if status in (ValueStatus.ok, ValueStatus.coerced):  # a default is not read from the text
+                    status = ValueStatus.ungrounded
+                    ungrounded += 1
             session.add(
                 Extraction(
                     tenant_id=document.tenant_id,
@@ -237,7 +276,7 @@ def validate_document(
                     variable_name=v.name,
                     raw_value=raws[v.name],
                     value=result.value,
-                    status=result.status,
+                    status=status,
                     message=message,
                     confidence=_confidence(result, alignment, candidate.confidence if candidate else None),
                     alignment=alignment.status if result.value is not None else None,
@@ -253,5 +292,6 @@ def validate_document(
     row = run_document(session, run, document)
     row.status = RunDocumentStatus.done
     row.error_code = None
+    row.values_ungrounded = ungrounded
     refresh_run_counts(session, run)
     return len(records)

@@ -85,6 +85,8 @@ class ValueStatus(enum.StrEnum):
     invalid = "invalid"  # could not be made valid; the raw value is kept, the value left empty
     missing = "missing"  # the model found nothing and there is no default
     skipped = "skipped"  # depends_on not satisfied
+    # found by the model, but neither its quote nor the value itself is in the document: check it before trusting
+    ungrounded = "ungrounded"
 
 
 class Role(enum.StrEnum):
@@ -283,6 +285,8 @@ class Run(Timestamped, Base):
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    # Values of the run the document text does not support (status `ungrounded`).
+    values_ungrounded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     dagster_run_ids: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     # Dagster run id -> status, as the lifecycle sensor last saw them: the API reads this, never Dagster.
     dagster_status: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
@@ -326,6 +330,7 @@ class RunDocument(Base):
     cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    values_ungrounded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Extraction(Timestamped, Base):

@@ -1,0 +1,97 @@
+"""Reading what the model did, through the API: a run's documents and values, filtered and paginated, the text
+their offsets point into, and values the text does not support flagged `ungrounded`."""
+
+from __future__ import annotations
+
+import uuid
+
+from dagster import materialize
+from fastapi.testclient import TestClient
+
+from coderai_api.main import create_app
+from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
+from coderai_assets.defs.resources import LLMResource
+from coderai_assets.engine.llm import Extractor
+from coderai_assets.storage.db import tenant_session
+from coderai_assets.storage.models import Project, RunKind
+from coderai_assets.storage.runs import create_run
+from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
+from tests.test_api import login_as
+from tests.test_assets import SHARD, _assets, _project, _register, _resources, instance  # noqa: F401
+
+# Lyon's report named as Marseille, with no quote: the value is nowhere in the text.
+ANSWERS = {**PROTEST_ANSWERS, "LYON, 12 March 2024": {**PROTEST_ANSWERS["LYON, 12 March 2024"], "city": "Marseille"}}
+ANSWERS["LYON, 12 March 2024"] = {**ANSWERS["LYON, 12 March 2024"], "quotes": {"participants": "About 3,000 nurses"}}
+
+
+class MisreadingLLM(LLMResource):
+    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+        return Extractor(ToolCallingFakeModel(messages=iter([]), answers=ANSWERS), "fake/misreading")
+
+
+def test_a_reviewer_reads_documents_values_and_text_of_a_run(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"reviewer-{uuid.uuid4().hex[:8]}@example.org")
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+        project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+        keys = _register(instance, project_id, doc_ids)
+        with tenant_session(session_factory, tenant) as session:
+            run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
+        tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0]}
+        result = materialize(
+            _assets(settings, "validated_rows"),
+            instance=instance,
+            tags={**tags, RANGE_END_TAG: ordered[-1]},
+            resources=_resources(settings, MisreadingLLM()),
+        )
+        assert result.success
+
+        run = client.get(f"/runs/{run_id}").json()
+        # Marseille, and what no quote supports and no text can hold: the answers "no violence". (The date the
+        # model wrote as 2023-06-03 is found as "3 June 2023".)
+        assert (run["status"], run["values_ungrounded"]) == ("succeeded", 4)
+        documents = client.get(f"/runs/{run_id}/documents").json()
+        assert documents["total"] == 4 and {d["status"] for d in documents["items"]} == {"done"}
+        assert all(d["llm_calls"] == 1 for d in documents["items"])
+
+        flagged = client.get(f"/runs/{run_id}/values", params={"status": "ungrounded"}).json()
+        assert flagged["total"] == 4
+        found = {(v["file_name"], v["variable"]): v for v in flagged["items"]}
+        assert set(found) == {
+            ("lyon_nurses.txt", "city"),
+            ("lyon_nurses.txt", "violence"),
+            ("gdansk_students.pdf", "violence"),
+            ("tampere_farmers.docx", "violence"),
+        }
+        value = found[("lyon_nurses.txt", "city")]
+        assert value["value"] == "Marseille"
+        assert value["char_start"] is None and "not grounded" in value["message"]
+        assert (value["prompt_version"], value["model"]) == (1, "fake/misreading")
+
+        # Every offset points at its quote in the parsed text.
+        quoted = client.get(f"/runs/{run_id}/values", params={"variable": "participants", "page_size": 10}).json()
+        assert quoted["total"] == 4
+        for item in quoted["items"]:
+            if item["char_start"] is None:
+                continue
+            text = client.get(
+                f"/projects/{project_id}/documents/{item['document_id']}/text",
+                params={"offset": item["char_start"], "limit": item["char_end"] - item["char_start"]},
+            ).json()
+            assert text["text"] == item["quote"] and text["total_chars"] > item["char_end"]
+
+        # Pages: 4 documents x 5 variables.
+        first = client.get(f"/runs/{run_id}/values", params={"page_size": 3}).json()
+        last = client.get(f"/runs/{run_id}/values", params={"page_size": 3, "page": 7}).json()
+        assert (first["total"], len(first["items"]), len(last["items"])) == (20, 3, 2)
+        detail = client.get(f"/projects/{project_id}/documents/{doc_ids[0]}").json()
+        assert detail["text_chars"] > 0 and detail["status"] == "done"
+        missing = client.get(f"/projects/{project_id}/documents/{uuid.uuid4()}")
+        assert (missing.status_code, missing.json()["code"]) == (404, "document_not_found")
