@@ -16,6 +16,7 @@ from coderai_api.exports.routes import router as exports_router
 from coderai_api.gate import RequestGate
 from coderai_api.metrics import install_metrics
 from coderai_api.projects.routes import router as projects_router
+from coderai_api.prompts.routes import router as prompts_router
 from coderai_api.review.routes import router as review_router
 from coderai_api.runs.routes import router as runs_router
 from coderai_api.runs.routes import ws_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth_router,
         workspaces_router,
         projects_router,
+        prompts_router,
         uploads,
         runs_router,
         review_router,

@@ -141,6 +141,10 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/projects/{pid}/documents/{did}", {}),
         ("GET", f"/api/v1/projects/{pid}/documents/{did}/text", {}),
         ("GET", f"/api/v1/runs/{rid}/documents", {}),
+        ("GET", f"/api/v1/projects/{pid}/prompt-versions", {}),
+        ("GET", f"/api/v1/projects/{pid}/prompt-versions/1", {}),
+        ("GET", f"/api/v1/projects/{pid}/prompt-versions/1/diff", {}),
+        ("POST", f"/api/v1/projects/{pid}/prompt-versions/1/restore", {}),
         ("GET", f"/api/v1/runs/{rid}/values", {}),
         ("POST", f"/api/v1/projects/{pid}/documents", {"files": [doc]}),
         ("GET", f"/api/v1/projects/{pid}/runs", {}),
@@ -165,6 +169,7 @@ def _template(path: str, w) -> str:
         (w["pid"], "{project_id}"),
         (w["rid"], "{run_id}"),
         (w["did"], "{document_id}"),
+        ("/prompt-versions/1", "/prompt-versions/{version}"),
         (w["wid"], "{workspace_id}"),
         (w["ed_id"], "{user_id}"),
     ):
@@ -196,7 +201,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 25
+    assert len(cases) == 29
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):
