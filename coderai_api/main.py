@@ -13,6 +13,7 @@ from coderai_api.concurrency import RequestLimit, thread_limit
 from coderai_api.documents.routes import router as documents_router
 from coderai_api.errors import install_error_handlers
 from coderai_api.exports.routes import router as exports_router
+from coderai_api.feedback.routes import router as feedback_router
 from coderai_api.gate import RequestGate
 from coderai_api.metrics import install_metrics
 from coderai_api.projects.routes import router as projects_router
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         uploads,
         runs_router,
         review_router,
+        feedback_router,
         exports_router,
     ):
         api.include_router(router)

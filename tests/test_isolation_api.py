@@ -127,6 +127,9 @@ def world(database, settings, session_factory, tmp_path_factory):
         person.client.__exit__(None, None, None)
 
 
+VALUE = "00000000-0000-4000-8000-00000000beef"  # a value id: another tenant's and a made-up one answer alike
+
+
 def _matrix(w) -> list[tuple[str, str, dict]]:
     pid, rid, wid, member, did = w["pid"], w["rid"], w["wid"], w["ed_id"], w["did"]
     doc = ("files", ("x.txt", b"Some 10 people marched in Lyon."))
@@ -152,6 +155,17 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/runs/{rid}", {}),
         ("POST", f"/api/v1/projects/{pid}/runs/estimate", {"json": {"kind": "full"}}),
         ("POST", f"/api/v1/runs/{rid}/cancel", {}),
+        ("PUT", f"/api/v1/values/{VALUE}/feedback", {"json": {"verdict": "correct"}}),
+        ("GET", f"/api/v1/values/{VALUE}/feedback", {}),
+        ("GET", f"/api/v1/runs/{rid}/feedback", {}),
+        (
+            "POST",
+            f"/api/v1/runs/{rid}/entity-feedback",
+            {"json": {"document_id": did, "kind": "missed", "entity_text": "x"}},
+        ),
+        ("GET", f"/api/v1/runs/{rid}/entity-feedback", {}),
+        ("GET", f"/api/v1/runs/{rid}/review", {}),
+        ("POST", f"/api/v1/runs/{rid}/review/done", {}),
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
         ("GET", f"/api/v1/workspaces/{wid}/spending", {}),
@@ -169,6 +183,7 @@ def _template(path: str, w) -> str:
         (w["pid"], "{project_id}"),
         (w["rid"], "{run_id}"),
         (w["did"], "{document_id}"),
+        (VALUE, "{value_id}"),
         ("/prompt-versions/1", "/prompt-versions/{version}"),
         (w["wid"], "{workspace_id}"),
         (w["ed_id"], "{user_id}"),
@@ -201,7 +216,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 29
+    assert len(cases) == 36
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -29,6 +29,25 @@ class MisreadingLLM(LLMResource):
         return Extractor(ToolCallingFakeModel(messages=iter([]), answers=ANSWERS), "fake/misreading")
 
 
+def coded_run(client, settings, session_factory, instance, files) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:  # noqa: F811
+    """(project, run, documents): the demo reports coded by MisreadingLLM in the logged-in client's workspace."""
+    tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+    project_id, doc_ids = _project(session_factory, tenant, settings, files)
+    keys = _register(instance, project_id, doc_ids)
+    with tenant_session(session_factory, tenant) as session:
+        run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
+    tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0]}
+    result = materialize(
+        _assets(settings, "validated_rows"),
+        instance=instance,
+        tags={**tags, RANGE_END_TAG: ordered[-1]},
+        resources=_resources(settings, MisreadingLLM()),
+    )
+    assert result.success
+    return project_id, run_id, doc_ids
+
+
 def test_a_reviewer_reads_documents_values_and_text_of_a_run(
     database,
     settings,
@@ -38,20 +57,7 @@ def test_a_reviewer_reads_documents_values_and_text_of_a_run(
 ):
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
         login_as(client, f"reviewer-{uuid.uuid4().hex[:8]}@example.org")
-        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
-        project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
-        keys = _register(instance, project_id, doc_ids)
-        with tenant_session(session_factory, tenant) as session:
-            run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
-        ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
-        tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0]}
-        result = materialize(
-            _assets(settings, "validated_rows"),
-            instance=instance,
-            tags={**tags, RANGE_END_TAG: ordered[-1]},
-            resources=_resources(settings, MisreadingLLM()),
-        )
-        assert result.success
+        project_id, run_id, doc_ids = coded_run(client, settings, session_factory, instance, demo_files)
 
         run = client.get(f"/runs/{run_id}").json()
         # Marseille, and what no quote supports and no text can hold: the answers "no violence". (The date the

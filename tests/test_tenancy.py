@@ -17,6 +17,7 @@ from coderai_assets.storage.db import make_engine, make_session_factory, tenant_
 from coderai_assets.storage.models import (
     Document,
     DocumentChunk,
+    EntityFeedback,
     Export,
     Extraction,
     Feedback,
@@ -26,6 +27,7 @@ from coderai_assets.storage.models import (
     Membership,
     Project,
     PromptVersion,
+    Review,
     Role,
     Run,
     RunDocument,
@@ -193,6 +195,10 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
         session.add(extraction)
         session.flush()
         session.add(Feedback(tenant_id=tenant_id, extraction_id=extraction.id, verdict="correct"))
+        session.add(
+            EntityFeedback(tenant_id=tenant_id, run_id=run.id, document_id=document.id, kind="missed", entity_text="x")
+        )
+        session.add(Review(tenant_id=tenant_id, run_id=run.id, user_id=user.id))
         session.add(
             Export(tenant_id=tenant_id, project_id=project.id, run_id=run.id, csv_path="c", xlsx_path="x", row_count=1)
         )

@@ -379,19 +379,69 @@ class Extraction(Timestamped, Base):
 
 
 class Feedback(Timestamped, Base):
+    """A reviewer's verdict on one value: correct or wrong, what it should have been, and a note. An edit adds a
+    row and marks the earlier one superseded, so the history stays; one row per reviewer and value is current."""
+
     __tablename__ = "feedback"
     __table_args__ = (
         ForeignKeyConstraint(
             ["tenant_id", "extraction_id"], ["extractions.tenant_id", "extractions.id"], ondelete="CASCADE"
         ),
+        Index("ix_feedback_run", "run_id"),
+        Index(
+            "uq_feedback_current",
+            "extraction_id",
+            "user_id",
+            unique=True,
+            postgresql_where=text("superseded_at IS NULL"),
+        ),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     extraction_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column()
+    document_id: Mapped[uuid.UUID | None] = mapped_column()
+    variable_name: Mapped[str | None] = mapped_column(String(63))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
-    verdict: Mapped[str] = mapped_column(String(20))  # correct, incorrect, unsure
+    verdict: Mapped[str] = mapped_column(String(20))  # correct, wrong
     corrected_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
     comment: Mapped[str] = mapped_column(Text, default="")
+    superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EntityFeedback(Base):
+    """For entity-level projects: an entity the model missed (its text and offsets) or one it made up (its row)."""
+
+    __tablename__ = "entity_feedback"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
+        Index("ix_entity_feedback_run", "run_id"),
+    )
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column()
+    document_id: Mapped[uuid.UUID] = mapped_column()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(10))  # missed, spurious
+    entity_index: Mapped[int | None] = mapped_column(Integer)
+    entity_text: Mapped[str | None] = mapped_column(Text)
+    char_start: Mapped[int | None] = mapped_column(Integer)
+    char_end: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Review(Base):
+    """A reviewer's review of a run: started with their first feedback, done when they say so. Another
+    reviewer's feedback on the run shows only once every reviewer of it is done (double coding)."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Export(Timestamped, Base):

@@ -1,0 +1,64 @@
+"""Reviewers' feedback (editors give it, everybody with access reads what they may see): per value, with history;
+missed and spurious entities; each reviewer's review of a run, and double coding (see service.py)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from coderai_api.deps import Editor, SessionDep, Viewer
+from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.feedback import service
+from coderai_api.feedback.schemas import (
+    EntityFeedbackCreate,
+    EntityFeedbackRead,
+    FeedbackCreate,
+    FeedbackRead,
+    RunReview,
+    ValueFeedback,
+)
+from coderai_api.runs.service import get_run
+
+router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
+
+
+@router.put("/values/{value_id}/feedback", response_model=FeedbackRead)
+def give_feedback(value_id: uuid.UUID, body: FeedbackCreate, session: SessionDep, principal: Editor):
+    """The caller's verdict on a value (ids from GET /runs/{id}/values); again, it replaces their earlier one,
+    which stays in the history. 422 `invalid_correction` when the variable could not hold the correction."""
+    return service.give_feedback(session, principal, value_id, body.verdict, body.corrected_value, body.note)
+
+
+@router.get("/values/{value_id}/feedback", response_model=ValueFeedback)
+def value_feedback(value_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.value_feedback(session, principal, value_id)
+
+
+@router.get("/runs/{run_id}/feedback", response_model=list[FeedbackRead])
+def run_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    """Current feedback on the run's values: the caller's own, and everybody's once every reviewer is done."""
+    return service.run_feedback(session, principal, get_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/entity-feedback", response_model=EntityFeedbackRead, status_code=201)
+def add_entity_feedback(run_id: uuid.UUID, body: EntityFeedbackCreate, session: SessionDep, principal: Editor):
+    """Entity-level projects: an entity the model missed, or one it made up."""
+    run = get_run(session, principal.tenant_id, run_id)
+    return service.add_entity_feedback(session, principal, run, body)
+
+
+@router.get("/runs/{run_id}/entity-feedback", response_model=list[EntityFeedbackRead])
+def entity_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.entity_feedback(session, principal, get_run(session, principal.tenant_id, run_id))
+
+
+@router.get("/runs/{run_id}/review", response_model=RunReview)
+def review_status(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
+    return service.review_status(session, get_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/review/done", response_model=RunReview)
+def finish_review(run_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """The caller's review of the run is done. Once every reviewer's is, each sees the others' feedback."""
+    return service.finish_review(session, principal, get_run(session, principal.tenant_id, run_id))

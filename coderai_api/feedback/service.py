@@ -1,0 +1,191 @@
+"""Reviewers' feedback on a run's values and entities, with history and double coding.
+
+Double coding: a reviewer's review of a run starts with their first feedback on it and ends when they say it is
+done; nobody sees another reviewer's feedback on the run until every reviewer of it is done, so two reviewers code
+the same values independently. An edit supersedes the earlier answer, which stays as history."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_api.auth.service import Principal
+from coderai_assets.engine.coercion import coerce_value
+from coderai_assets.errors import InvalidInput, NotFound
+from coderai_assets.storage.models import (
+    EntityFeedback,
+    Extraction,
+    Feedback,
+    PromptVersion,
+    Review,
+    Run,
+    utcnow,
+)
+from coderai_assets.storage.specs import version_spec
+
+
+def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lock: bool = False) -> Extraction:
+    query = select(Extraction).where(Extraction.id == value_id, Extraction.tenant_id == tenant_id)
+    value = session.scalars(query.with_for_update() if lock else query).first()
+    if value is None:
+        raise NotFound("No such value.", code="value_not_found")
+    return value
+
+
+def _review(session: Session, principal: Principal, run_id: uuid.UUID) -> Review:
+    review = session.get(Review, (run_id, principal.user_id))
+    if review is None:
+        review = Review(tenant_id=principal.tenant_id, run_id=run_id, user_id=principal.user_id)
+        session.add(review)
+        session.flush()
+    return review
+
+
+def all_done(session: Session, run_id: uuid.UUID) -> bool:
+    reviews = session.scalars(select(Review).where(Review.run_id == run_id)).all()
+    return bool(reviews) and all(r.done_at is not None for r in reviews)
+
+
+def _corrected(session: Session, value: Extraction, corrected):
+    """The correction as the variable's type has it (a date in ISO form, a category as listed); 422 when the
+    variable could not hold it."""
+    if corrected is None:
+        return None
+    version = session.get(PromptVersion, value.prompt_version_id) if value.prompt_version_id else None
+    if version is None:
+        return corrected
+    spec, _ = version_spec(session, version)
+    variable = next((v for v in spec.variables if v.name == value.variable_name), None)
+    if variable is None:
+        return corrected
+    result = coerce_value(variable, corrected)
+    if result.status == "invalid":
+        raise InvalidInput(
+            f"{value.variable_name}: {result.message or 'the correction does not fit the variable'}",
+            code="invalid_correction",
+        )
+    return result.value
+
+
+def give_feedback(
+    session: Session, principal: Principal, value_id: uuid.UUID, verdict: str, corrected, note: str
+) -> Feedback:
+    """The caller's answer on a value, replacing (and keeping) their earlier one. Under the value's row lock: two
+    requests of one reviewer at once leave one current answer."""
+    value = get_value(session, principal.tenant_id, value_id, lock=True)
+    stored = _corrected(session, value, corrected) if verdict == "wrong" else None
+    now = utcnow()
+    current = session.scalars(
+        select(Feedback).where(
+            Feedback.extraction_id == value.id, Feedback.user_id == principal.user_id, Feedback.superseded_at.is_(None)
+        )
+    ).first()
+    if current is not None:
+        current.superseded_at = now
+        session.flush()
+    _review(session, principal, value.run_id)
+    feedback = Feedback(
+        tenant_id=principal.tenant_id,
+        extraction_id=value.id,
+        run_id=value.run_id,
+        document_id=value.document_id,
+        variable_name=value.variable_name,
+        user_id=principal.user_id,
+        verdict=verdict,
+        corrected_value=stored,
+        comment=note,
+    )
+    session.add(feedback)
+    session.flush()
+    return feedback
+
+
+def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) -> dict:
+    value = get_value(session, principal.tenant_id, value_id)
+    rows = session.scalars(
+        select(Feedback).where(Feedback.extraction_id == value.id).order_by(Feedback.created_at)
+    ).all()
+    mine = [f for f in rows if f.user_id == principal.user_id]
+    visible = all_done(session, value.run_id)
+    return {
+        "mine": next((f for f in mine if f.superseded_at is None), None),
+        "history": mine,
+        "others": [f for f in rows if f.user_id != principal.user_id and f.superseded_at is None] if visible else [],
+        "others_visible": visible,
+    }
+
+
+def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
+    """The current feedback on the run's values: the caller's, and everybody's once all reviewers are done."""
+    query = select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+    if not all_done(session, run.id):
+        query = query.where(Feedback.user_id == principal.user_id)
+    return list(session.scalars(query.order_by(Feedback.created_at)))
+
+
+def add_entity_feedback(session: Session, principal: Principal, run: Run, body) -> EntityFeedback:
+    entities = session.execute(
+        select(Extraction.entity_index, func.count())
+        .where(Extraction.run_id == run.id, Extraction.document_id == body.document_id)
+        .group_by(Extraction.entity_index)
+    ).all()
+    if not entities:
+        raise NotFound("The run has no values for that document.", code="document_not_found")
+    if body.kind == "spurious" and body.entity_index not in {e for e, _ in entities}:
+        raise InvalidInput(f"The document has no entity {body.entity_index} in this run.", code="entity_not_found")
+    _review(session, principal, run.id)
+    row = EntityFeedback(
+        tenant_id=principal.tenant_id,
+        run_id=run.id,
+        document_id=body.document_id,
+        user_id=principal.user_id,
+        kind=body.kind,
+        entity_index=body.entity_index,
+        entity_text=body.entity_text,
+        char_start=body.char_start,
+        char_end=body.char_end,
+        note=body.note,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def entity_feedback(session: Session, principal: Principal, run: Run) -> list[EntityFeedback]:
+    query = select(EntityFeedback).where(EntityFeedback.run_id == run.id)
+    if not all_done(session, run.id):
+        query = query.where(EntityFeedback.user_id == principal.user_id)
+    return list(session.scalars(query.order_by(EntityFeedback.created_at)))
+
+
+def review_status(session: Session, run: Run) -> dict:
+    counts = dict(
+        session.execute(
+            select(Feedback.user_id, func.count())
+            .where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+            .group_by(Feedback.user_id)
+        ).all()
+    )
+    reviews = session.scalars(select(Review).where(Review.run_id == run.id).order_by(Review.created_at)).all()
+    return {
+        "reviewers": [
+            {
+                "user_id": r.user_id,
+                "done": r.done_at is not None,
+                "done_at": r.done_at,
+                "feedback": counts.get(r.user_id, 0),
+            }
+            for r in reviews
+        ],
+        "all_done": bool(reviews) and all(r.done_at is not None for r in reviews),
+    }
+
+
+def finish_review(session: Session, principal: Principal, run: Run) -> dict:
+    review = _review(session, principal, run.id)
+    if review.done_at is None:
+        review.done_at = utcnow()
+    session.flush()
+    return review_status(session, run)

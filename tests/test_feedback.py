@@ -1,0 +1,127 @@
+"""Feedback on values through the API: verdicts and corrections checked against the variable, history kept,
+double coding blind until both reviewers are done, viewers refused, missed and spurious entities."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+from fastapi.testclient import TestClient
+
+from coderai_api.main import create_app
+from tests.test_api import login_as
+from tests.test_assets import instance  # noqa: F401
+from tests.test_review import coded_run
+
+
+def _member(app, owner: TestClient, role: str) -> TestClient:
+    """Another account, made a member of the owner's workspace with `role`, acting in it."""
+    email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
+    other = TestClient(app, base_url="http://test/api/v1")
+    other.__enter__()
+    login_as(other, email)
+    workspace = owner.get("/auth/me").json()["workspaces"][0]["id"]
+    assert owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": role}).status_code == 201
+    other.headers["X-Workspace-Id"] = workspace
+    return other
+
+
+def _values(client, run_id) -> dict[tuple[str, str], dict]:
+    page = client.get(f"/runs/{run_id}/values", params={"page_size": 100}).json()
+    return {(v["file_name"], v["variable"]): v for v in page["items"]}
+
+
+def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    app = create_app(settings)
+    with TestClient(app, base_url="http://test/api/v1") as alice:
+        login_as(alice, f"alice-{uuid.uuid4().hex[:8]}@example.org")
+        _, run_id, doc_ids = coded_run(alice, settings, session_factory, instance, demo_files)
+        bob, vera = _member(app, alice, "editor"), _member(app, alice, "viewer")
+        values = _values(alice, run_id)
+        city = values[("lyon_nurses.txt", "city")]
+
+        first = alice.put(f"/values/{city['id']}/feedback", json={"verdict": "wrong", "corrected_value": "Lyon"})
+        assert first.status_code == 200 and first.json()["corrected_value"] == "Lyon"
+        again = alice.put(
+            f"/values/{city['id']}/feedback", json={"verdict": "wrong", "corrected_value": "Lyon", "note": "sure"}
+        )
+        mine = alice.get(f"/values/{city['id']}/feedback").json()
+        assert mine["mine"]["id"] == again.json()["id"] and mine["mine"]["comment"] == "sure"
+        assert [h["superseded_at"] is None for h in mine["history"]] == [False, True]  # the edit kept the first
+
+        # Corrections are checked against the variable: its type, its allowed values; a date is stored as ISO.
+        date = values[("lyon_nurses.txt", "event_date")]
+        fixed = alice.put(
+            f"/values/{date['id']}/feedback", json={"verdict": "wrong", "corrected_value": "13 March 2024"}
+        )
+        assert fixed.json()["corrected_value"] == "2024-03-13"
+        for variable, bad in (("participants", "many"), ("protest_type", "riot")):
+            target = values[("lyon_nurses.txt", variable)]
+            refused = alice.put(f"/values/{target['id']}/feedback", json={"verdict": "wrong", "corrected_value": bad})
+            assert (refused.status_code, refused.json()["code"]) == (422, "invalid_correction"), variable
+        correct = values[("porto_dockers.html", "participants")]
+        assert alice.put(f"/values/{correct['id']}/feedback", json={"verdict": "correct"}).status_code == 200
+
+        # Viewers read but cannot give feedback.
+        assert vera.put(f"/values/{city['id']}/feedback", json={"verdict": "correct"}).status_code == 403
+
+        # Double coding: Bob codes the same value without seeing Alice's answer, and she cannot see his.
+        assert bob.get(f"/values/{city['id']}/feedback").json()["others"] == []
+        bob.put(f"/values/{city['id']}/feedback", json={"verdict": "correct"})
+        assert alice.get(f"/values/{city['id']}/feedback").json()["others_visible"] is False
+        assert len(alice.get(f"/runs/{run_id}/feedback").json()) == 3  # her own only
+        assert alice.post(f"/runs/{run_id}/review/done").json()["all_done"] is False
+        assert bob.get(f"/values/{city['id']}/feedback").json()["others"] == []
+        review = bob.post(f"/runs/{run_id}/review/done").json()
+        assert review["all_done"] is True and sorted(r["feedback"] for r in review["reviewers"]) == [1, 3]
+        seen = alice.get(f"/values/{city['id']}/feedback").json()
+        assert seen["others_visible"] and [o["verdict"] for o in seen["others"]] == ["correct"]
+        assert len(bob.get(f"/runs/{run_id}/feedback").json()) == 4
+
+        # Entities: a missed one needs its text; a spurious one must be a row of the document.
+        missed = {"document_id": str(doc_ids[0]), "kind": "missed", "entity_text": "a second march"}
+        assert alice.post(f"/runs/{run_id}/entity-feedback", json=missed).status_code == 201
+        spurious = {"document_id": str(doc_ids[0]), "kind": "spurious", "entity_index": 7}
+        refused = alice.post(f"/runs/{run_id}/entity-feedback", json=spurious)
+        assert (refused.status_code, refused.json()["code"]) == (422, "entity_not_found")
+        unnamed = alice.post(f"/runs/{run_id}/entity-feedback", json={**missed, "entity_text": None})
+        assert unnamed.status_code == 422
+        assert len(alice.get(f"/runs/{run_id}/entity-feedback").json()) == 1
+        for client in (bob, vera):
+            client.__exit__(None, None, None)
+
+
+def test_one_reviewers_answers_sent_at_once_leave_one_current_answer(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    app = create_app(settings)
+    with TestClient(app, base_url="http://test/api/v1") as alice:
+        login_as(alice, f"racer-{uuid.uuid4().hex[:8]}@example.org")
+        _, run_id, _ = coded_run(alice, settings, session_factory, instance, demo_files)
+        value = next(iter(_values(alice, run_id).values()))
+        statuses: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def send(i: int) -> None:
+            barrier.wait()
+            response = alice.put(f"/values/{value['id']}/feedback", json={"verdict": "correct", "note": str(i)})
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=send, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * 8
+        history = alice.get(f"/values/{value['id']}/feedback").json()["history"]
+        assert len(history) == 8 and sum(h["superseded_at"] is None for h in history) == 1
