@@ -125,3 +125,72 @@ def test_one_reviewers_answers_sent_at_once_leave_one_current_answer(
         assert statuses == [200] * 8
         history = alice.get(f"/values/{value['id']}/feedback").json()["history"]
         assert len(history) == 8 and sum(h["superseded_at"] is None for h in history) == 1
+
+
+def test_agreement_per_variable_and_the_reliability_gate_of_a_full_run(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """Two reviewers code the run; the figures per variable; a full run is refused while a variable is under the
+    threshold, and starts with an override whose reason the export's about sheet carries."""
+    import pandas as pd
+
+    from coderai_assets.storage.dataset import write_export
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import Project, Run
+
+    app = create_app(settings)
+    with TestClient(app, base_url="http://test/api/v1") as alice:
+        login_as(alice, f"coder-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(alice, settings, session_factory, instance, demo_files)
+        bob = _member(app, alice, "editor")
+        values = _values(alice, run_id)
+        for (file_name, variable), value in values.items():
+            if variable == "city":  # the model misread Lyon as Marseille; Alice corrects it (and Porto), Bob not
+                fixes = {"lyon_nurses.txt": "Lyon", "porto_dockers.html": "Oporto"}
+                verdict = {"verdict": "wrong", "corrected_value": fixes[file_name]} if file_name in fixes else {}
+                alice.put(f"/values/{value['id']}/feedback", json=verdict or {"verdict": "correct"})
+                bob.put(f"/values/{value['id']}/feedback", json={"verdict": "correct"})
+            if variable == "participants":
+                for reviewer in (alice, bob):
+                    reviewer.put(f"/values/{value['id']}/feedback", json={"verdict": "correct"})
+        mine = alice.get(f"/runs/{run_id}/agreement").json()
+        assert mine["complete"] is False and mine["between_reviewers"] == []
+        alice.post(f"/runs/{run_id}/review/done")
+        bob.post(f"/runs/{run_id}/review/done")
+        figures = alice.get(f"/runs/{run_id}/agreement").json()
+        by_variable = {v["variable"]: v for v in figures["model_vs_reviewers"]}
+        assert (by_variable["city"]["n"], by_variable["city"]["accuracy"]) == (8, 0.75)
+        assert by_variable["city"]["level"] == "nominal" and by_variable["participants"]["level"] == "interval"
+        assert by_variable["participants"]["accuracy"] == 1.0 and by_variable["participants"]["passes"]
+        assert by_variable["city"]["alpha"] < 0.8 and not by_variable["city"]["passes"]
+        (city,) = [b for b in figures["between_reviewers"] if b["variable"] == "city"]
+        assert (city["n"], city["accuracy"]) == (4, 0.5)
+
+        refused = alice.post(f"/projects/{project_id}/runs", json={"kind": "full"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "reliability_below_threshold")
+        assert "city" in refused.json()["message"] and "participants" not in refused.json()["message"]
+        override = {"reason": "City is checked by hand after the run."}
+        started = alice.post(f"/projects/{project_id}/runs", json={"kind": "full", "reliability_override": override})
+        assert started.status_code == 202
+        recorded = started.json()["reliability_override"]
+        assert recorded["reason"] == override["reason"] and recorded["variables"]["city"]["threshold"] == 0.8
+        # A lower threshold for the variable lets the next one pass without an override.
+        alice.patch(f"/projects/{project_id}", json={"reliability_thresholds": {"city": 0.0}})
+        alice.post(f"/runs/{started.json()['id']}/cancel")
+        assert alice.post(f"/projects/{project_id}/runs", json={"kind": "full"}).status_code == 202
+
+        tenant = uuid.UUID(alice.get("/auth/me").json()["workspaces"][0]["id"])
+        with tenant_session(session_factory, tenant) as session:
+            project = session.get(Project, project_id)
+            export = write_export(
+                session, LocalFileStorage(settings.storage_dir), project, session.get(Run, started.json()["id"]), "x"
+            )
+            about = pd.read_excel(settings.storage_dir / export.xlsx_path, sheet_name="about").set_index("key")
+        assert about.loc["reliability_override", "value"] == override["reason"]
+        assert "city: alpha" in about.loc["reliability_below_threshold", "value"]
+        bob.__exit__(None, None, None)

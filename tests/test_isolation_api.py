@@ -165,6 +165,7 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ),
         ("GET", f"/api/v1/runs/{rid}/entity-feedback", {}),
         ("GET", f"/api/v1/runs/{rid}/review", {}),
+        ("GET", f"/api/v1/runs/{rid}/agreement", {}),
         ("POST", f"/api/v1/runs/{rid}/review/done", {}),
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
@@ -216,7 +217,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 36
+    assert len(cases) == 37
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

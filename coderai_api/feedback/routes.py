@@ -9,15 +9,17 @@ from fastapi import APIRouter
 
 from coderai_api.deps import Editor, SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
-from coderai_api.feedback import service
+from coderai_api.feedback import agreement, service
 from coderai_api.feedback.schemas import (
     EntityFeedbackCreate,
     EntityFeedbackRead,
     FeedbackCreate,
     FeedbackRead,
+    RunAgreement,
     RunReview,
     ValueFeedback,
 )
+from coderai_api.projects.service import get_project
 from coderai_api.runs.service import get_run
 
 router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
@@ -62,3 +64,14 @@ def review_status(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
 def finish_review(run_id: uuid.UUID, session: SessionDep, principal: Editor):
     """The caller's review of the run is done. Once every reviewer's is, each sees the others' feedback."""
     return service.finish_review(session, principal, get_run(session, principal.tenant_id, run_id))
+
+
+@router.get("/runs/{run_id}/agreement", response_model=RunAgreement)
+def run_agreement(run_id: uuid.UUID, session: SessionDep, principal: Viewer, intervals: bool = True):
+    """Accuracy, Cohen's kappa (nominal variables) and Krippendorff's alpha (at the variable's level of
+    measurement) with 95% intervals and the number of items, per variable: the model against the reviewers, each
+    variable against the project's threshold; and between reviewers where values were double-coded.
+    `intervals=false` skips the bootstrap (seconds for a large codebook)."""
+    run = get_run(session, principal.tenant_id, run_id)
+    project = get_project(session, principal.tenant_id, run.project_id)
+    return agreement.run_agreement(session, principal, run, project, with_intervals=intervals)

@@ -95,3 +95,37 @@ class RunReview(BaseModel):
 
     reviewers: list[ReviewerRead]
     all_done: bool
+
+
+class Figures(BaseModel):
+    level: str  # nominal, interval
+    n: int
+    accuracy: float | None
+    accuracy_ci: list[float] | None
+    kappa: float | None  # nominal variables
+    kappa_ci: list[float] | None
+    alpha: float | None  # Krippendorff's, at the level of measurement
+    alpha_ci: list[float] | None
+
+
+class VariableAgreement(Figures):
+    variable: str
+    type: str
+    threshold: float
+    # alpha (or, where alpha is undefined, accuracy) at the threshold: a full run may start.
+    passes: bool
+
+
+class ReviewerAgreement(Figures):
+    variable: str
+    reviewers: list[uuid.UUID | None]
+
+
+class RunAgreement(BaseModel):
+    """Per variable: the model against the reviewers' feedback, and reviewer against reviewer on double-coded
+    values. Until every reviewer is done (`complete`), only the caller's own feedback counts."""
+
+    run_id: uuid.UUID
+    complete: bool
+    model_vs_reviewers: list[VariableAgreement]
+    between_reviewers: list[ReviewerAgreement]

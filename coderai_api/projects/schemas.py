@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -25,6 +25,9 @@ class ProjectUpdate(Body):
     domain_description: str | None = None
     entity_description: str | None = None
     auto_process: bool | None = None
+    # Krippendorff's alpha each variable must reach before a full run (model against reviewers), and per variable.
+    reliability_threshold: float | None = Field(default=None, ge=0, le=1)
+    reliability_thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] | None = None
 
 
 class ProjectRead(BaseModel):
@@ -35,6 +38,8 @@ class ProjectRead(BaseModel):
     extraction_unit: ExtractionUnit
     entity_description: str
     auto_process: bool
+    reliability_threshold: float = 0.8
+    reliability_thresholds: dict[str, float] | None = None
     shard: int
     created_at: datetime
 

@@ -9,11 +9,12 @@ from starlette.concurrency import run_in_threadpool
 from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer, authenticated_session
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.feedback.agreement import check_reliability
 from coderai_api.projects.service import get_project
 from coderai_api.runs import service
 from coderai_api.runs.schemas import RunCreate, RunEstimate, RunRead
 from coderai_assets.errors import CoderAIError, NotFound
-from coderai_assets.storage.models import RunStatus
+from coderai_assets.storage.models import RunKind, RunStatus
 
 router = APIRouter(tags=["runs"], responses=ERROR_RESPONSES)
 
@@ -31,6 +32,10 @@ def start_run(
     A project has at most one full run under way (409 `run_already_active`)."""
     project = get_project(session, principal.tenant_id, project_id)
     quotas.check_active_runs(session, settings, principal.tenant_id)
+    override = None
+    if body.kind == RunKind.full:
+        reason = body.reliability_override.reason if body.reliability_override else None
+        override = check_reliability(session, principal, project, reason)
     run = service.start_run(
         session,
         project,
@@ -40,6 +45,7 @@ def start_run(
         with_quotes=settings.request_quotes,
         max_cost_usd=body.max_cost_usd,
     )
+    run.reliability_override = override
     return service.run_view(session, run)
 
 

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from coderai_api.schemas import Body
 from coderai_assets.storage.models import RunKind, RunStatus
+
+
+class ReliabilityOverride(Body):
+    """Why a full run starts although variables are under the reliability threshold (kept in the export)."""
+
+    reason: str = Field(min_length=10, max_length=2000)
 
 
 class RunCreate(Body):
@@ -22,6 +29,9 @@ class RunCreate(Body):
     # A hard cap in USD: a call that would take the run past it is not made, and the run stops with
     # `budget_exceeded` (spending passes it by no more than the calls in flight). See POST .../runs/estimate.
     max_cost_usd: float | None = Field(default=None, gt=0)
+    # A full run is refused (409 `reliability_below_threshold`) while a variable's alpha in the latest reviewed run
+    # is under the project's threshold, unless this says why it should start anyway.
+    reliability_override: ReliabilityOverride | None = None
 
     @model_validator(mode="after")
     def _sample(self) -> RunCreate:
@@ -74,6 +84,7 @@ class RunRead(BaseModel):
     # A run stopped by its provider (`llm_auth_failed`, `llm_quota_exceeded`, `llm_unavailable`) or a user
     # (`canceled`).
     error_code: str | None = None
+    reliability_override: dict[str, Any] | None = None
     # 0, then one more for each POST /runs/{id}/retry.
     attempt: int = 0
     # While the run is active (queued, running, exporting); the counters above then move with it too.

@@ -233,6 +233,15 @@ def write_export(
         "model": run.model if run else "",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if run is not None and run.reliability_override:
+        # Started although variables were under the reliability threshold: the dataset says so, and why.
+        override = run.reliability_override
+        about["reliability_override"] = override.get("reason", "")
+        about["reliability_override_by"] = f"{override.get('by', '')} at {override.get('at', '')}"
+        about["reliability_below_threshold"] = ", ".join(
+            f"{name}: alpha {figures.get('alpha')} < {figures.get('threshold')}"
+            for name, figures in (override.get("variables") or {}).items()
+        )
     export.row_count = write_dataset(
         iter_rows(session, project, run, spec),
         columns,

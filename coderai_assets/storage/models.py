@@ -149,6 +149,10 @@ class Project(Timestamped, Base):
     shard: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Code documents uploaded after a full run was accepted with that run's prompt version, without a request.
     auto_process: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # The reliability gate: Krippendorff's alpha each variable must reach (model against reviewers) before a full
+    # run; per-variable thresholds override the project's. 0.8 is the usual content-analysis bar.
+    reliability_threshold: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
+    reliability_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Variable(Timestamped, Base):
@@ -305,6 +309,8 @@ class Run(Timestamped, Base):
     spent_usd: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # W3C trace context (`traceparent`) of the request that started the run: its Dagster runs continue the trace.
     trace_context: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # A full run started although variables were under the reliability threshold: who, when, why, and the figures.
+    reliability_override: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
