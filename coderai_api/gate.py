@@ -7,6 +7,9 @@
    before it resolves its dependencies, so without this a 50 MiB anonymous upload was read in full before its 401.)
    The dependency in `deps.py` still checks the session, the user and the membership.
 
+3. The NUL character in the query string (`%00`), which PostgreSQL refuses in text: 422 before a route compares
+   it with a column (a `variable=` filter with one answered 500; bodies are checked by `schemas.Body`).
+
 Multipart limits (files and fields per upload) are FastAPI's `form_limits`, on the uploads router (main.py).
 """
 
@@ -25,6 +28,7 @@ from coderai_assets.settings import Settings
 PUBLIC_WITH_BODY = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
 UPLOAD_PATH = re.compile(r"/api/v1/projects/[^/]+/documents/?")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_NUL = re.compile(rb"%00|\x00")
 
 
 class BodyTooLarge(HTTPException):
@@ -54,6 +58,10 @@ class RequestGate:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _NUL.search(scope.get("query_string", b"")):
+            response = _error(422, "invalid_request", "the query string may not contain the NUL character (%00)")
+            await response(scope, receive, send)
+            return
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return

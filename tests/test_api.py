@@ -325,3 +325,11 @@ def test_a_file_name_comes_back_exactly_as_it_was_given(client, project):
     stored = client.post(f"/projects/{project['id']}/documents", files=uploads).json()
     assert [d["document"]["file_name"] for d in stored] == names
     assert stored_file_name("tab\there\x00.txt") == "tab_here_.txt"
+
+
+def test_a_nul_in_the_query_string_is_refused_before_it_reaches_the_database(client, project):
+    """Found by the fuzzer: `GET /runs/{id}/values?variable=a%00b` answered 500 (PostgreSQL refuses NUL in text)."""
+    response = client.get(f"/projects/{project['id']}/documents?x=a%00b")
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    run = "00000000-0000-0000-0000-000000000001"
+    assert client.get(f"/runs/{run}/values", params={"variable": "a\x00b"}).status_code == 422

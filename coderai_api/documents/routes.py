@@ -68,7 +68,7 @@ def document_text(
     document_id: uuid.UUID,
     session: SessionDep,
     principal: Viewer,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2_000_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1_000_000)] = 100_000,
 ):
     """The parsed text the values' offsets point into (`char_start`, `char_end`), a slice at a time: a quote is

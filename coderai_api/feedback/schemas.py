@@ -49,10 +49,10 @@ class EntityFeedbackCreate(Body):
 
     document_id: uuid.UUID
     kind: Literal["missed", "spurious"]
-    entity_index: int | None = Field(default=None, ge=0)
+    entity_index: int | None = Field(default=None, ge=0, le=1_000_000)
     entity_text: str | None = Field(default=None, max_length=2000)
-    char_start: int | None = Field(default=None, ge=0)
-    char_end: int | None = Field(default=None, ge=0)
+    char_start: int | None = Field(default=None, ge=0, le=2_000_000_000)
+    char_end: int | None = Field(default=None, ge=0, le=2_000_000_000)
     note: str = Field(default="", max_length=5000)
 
     @model_validator(mode="after")
