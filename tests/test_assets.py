@@ -213,7 +213,8 @@ def test_asset_chain_for_one_partition_then_export(session_factory, tenant, sett
     frame = pd.read_csv(settings.storage_dir / export.csv_path)
     assert len(frame) == 1 and frame.loc[0, "file_name"] == "porto_dockers.html"
     assert frame.loc[0, "participants"] == 450 and frame.loc[0, "violence__quote"] == "two workers were injured"
-    assert pd.ExcelFile(settings.storage_dir / export.xlsx_path).sheet_names == ["data", "codebook", "about"]
+    sheets = pd.ExcelFile(settings.storage_dir / export.xlsx_path).sheet_names
+    assert sheets == ["data", "codebook", "about", "agreement", "feedback"]
 
 
 def test_a_bad_document_fails_alone(session_factory, tenant, settings, instance, demo_files, tmp_path):

@@ -44,7 +44,7 @@ def test_sample_then_full_run_through_api_and_dagster(platform, settings, tmp_pa
     assert frame["prompt_version"].nunique() == 1 and frame["model"].iloc[0] == "LoggedSlowModel"
     assert len(PROTEST_ANSWERS) == len(frame)
     sheets = pd.read_excel(dataset / "dataset.xlsx", sheet_name=None)
-    assert list(sheets) == ["data", "codebook", "about"]
+    assert list(sheets) == ["data", "codebook", "about", "agreement", "feedback"]
     assert list(sheets["codebook"]["variable"]) == [
         "city",
         "event_date",

@@ -187,6 +187,26 @@ def test_agreement_per_variable_and_the_reliability_gate_of_a_full_run(
         tenant = uuid.UUID(alice.get("/auth/me").json()["workspaces"][0]["id"])
         with tenant_session(session_factory, tenant) as session:
             project = session.get(Project, project_id)
+            reviewed = write_export(
+                session, LocalFileStorage(settings.storage_dir), project, session.get(Run, run_id), "x"
+            )
+            book = pd.read_excel(settings.storage_dir / reviewed.xlsx_path, sheet_name=None)
+            data = book["data"].set_index("file_name")
+            # The model's value, and next to it the final one: a reviewer's correction wins and says so.
+            assert data.loc["lyon_nurses.txt", ["city", "city__final", "city__final_source"]].tolist() == [
+                "Marseille",
+                "Lyon",
+                "reviewer",
+            ]
+            assert data.loc["porto_dockers.html", "city__final"] == "Oporto"
+            assert data.loc["gdansk_students.pdf", ["city__final", "city__final_source"]].tolist() == [
+                "Gdansk",
+                "model",
+            ]
+            agreement_rows = book["agreement"]
+            assert set(agreement_rows["variable"]) == {"city", "participants"}
+            assert set(agreement_rows["comparison"]) == {"model vs reviewers", "between reviewers"}
+            assert len(book["feedback"]) == 16  # 8 values, two reviewers each
             export = write_export(
                 session, LocalFileStorage(settings.storage_dir), project, session.get(Run, started.json()["id"]), "x"
             )

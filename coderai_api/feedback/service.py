@@ -23,6 +23,7 @@ from coderai_assets.storage.models import (
     Run,
     utcnow,
 )
+from coderai_assets.storage.reviews import all_done
 from coderai_assets.storage.specs import version_spec
 
 
@@ -41,11 +42,6 @@ def _review(session: Session, principal: Principal, run_id: uuid.UUID) -> Review
         session.add(review)
         session.flush()
     return review
-
-
-def all_done(session: Session, run_id: uuid.UUID) -> bool:
-    reviews = session.scalars(select(Review).where(Review.run_id == run_id)).all()
-    return bool(reviews) and all(r.done_at is not None for r in reviews)
 
 
 def _corrected(session: Session, value: Extraction, corrected):

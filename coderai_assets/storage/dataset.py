@@ -26,6 +26,7 @@ from coderai_assets.storage.models import (
     RunDocument,
     RunDocumentStatus,
 )
+from coderai_assets.storage.reviews import corrections, feedback_sheet, run_agreement
 from coderai_assets.storage.specs import project_spec, version_spec
 
 META_COLUMNS = [
@@ -39,6 +40,33 @@ META_COLUMNS = [
 ]
 ENTITY_COLUMNS = ["entity_index", "entity_text", "entity_start", "entity_end"]
 PROVENANCE_SUFFIXES = ("status", "confidence", "alignment", "quote", "char_start", "char_end")
+FINAL_SUFFIXES = ("final", "final_source")
+AGREEMENT_COLUMNS = [
+    "comparison",
+    "variable",
+    "reviewers",
+    "level",
+    "n",
+    "accuracy",
+    "accuracy_ci",
+    "kappa",
+    "kappa_ci",
+    "alpha",
+    "alpha_ci",
+    "threshold",
+    "passes",
+]
+FEEDBACK_COLUMNS = [
+    "document_id",
+    "entity_index",
+    "variable",
+    "model_value",
+    "verdict",
+    "corrected_value",
+    "note",
+    "reviewer",
+    "at",
+]
 
 
 def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
@@ -61,11 +89,13 @@ def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uu
 
 
 def dataset_columns(spec: ProjectSpec) -> list[str]:
-    """Metadata, then each variable's value followed by its provenance (status, confidence, quote, ...)."""
+    """Metadata, then each variable's value (the model's), its final value with where that comes from (a
+    reviewer's correction wins: `reviewer`; struck by a reviewer: `rejected`; else `model`), and its provenance
+    (status, confidence, quote, ...)."""
     entity = spec.extraction_unit == "entity"
     columns = META_COLUMNS + (ENTITY_COLUMNS if entity else [])
     for v in spec.variables:
-        columns += [v.name, *(f"{v.name}__{suffix}" for suffix in PROVENANCE_SUFFIXES)]
+        columns += [v.name, *(f"{v.name}__{suffix}" for suffix in (*FINAL_SUFFIXES, *PROVENANCE_SUFFIXES))]
     return columns
 
 
@@ -140,8 +170,10 @@ def iter_rows(session: Session, project: Project, run: Run | None, spec: Project
             select(PromptVersion.id, PromptVersion.version).where(PromptVersion.project_id == project.id)
         )
     }
-    empty_cell = [None] * (1 + len(PROVENANCE_SUFFIXES))
+    empty_cell = [None] * (1 + len(FINAL_SUFFIXES) + len(PROVENANCE_SUFFIXES))
     pairs = sorted(_pairs(session, project, run), key=lambda pair: pair[0])
+    # Reviewers' corrections of these runs (usually none or few: one small query).
+    fixes = corrections(session, sorted({r for _, r in pairs if r is not None}))
     # Documents without their text: the export needs names and status, not megabytes of parsed text.
     documents = {
         d.id: d
@@ -188,8 +220,14 @@ def iter_rows(session: Session, project: Project, run: Run | None, spec: Project
                 row += [record.entity_index, record.entity_text or "", record.entity_start, record.entity_end]
             cells = json.loads(record.cells)
             for name in names:
-                # [value, status, confidence, alignment, quote, char_start, char_end]: the columns' order
-                row += cells.get(name) or empty_cell
+                # [value, status, confidence, alignment, quote, char_start, char_end], the final value after value
+                cell = cells.get(name)
+                if cell is None:
+                    row += empty_cell
+                    continue
+                fix = fixes.get((str(run_id), str(document_id), record.entity_index, name)) if fixes else None
+                final, source = fix if fix is not None else (cell[0], "model" if cell[0] is not None else "")
+                row += [cell[0], final, source, *cell[1:]]
             yield row
 
 
@@ -242,6 +280,10 @@ def write_export(
             f"{name}: alpha {figures.get('alpha')} < {figures.get('threshold')}"
             for name, figures in (override.get("variables") or {}).items()
         )
+    sheets: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+    if run is not None:
+        sheets["agreement"] = (AGREEMENT_COLUMNS, agreement_sheet(session, run, project))
+        sheets["feedback"] = (FEEDBACK_COLUMNS, feedback_sheet(session, run))
     export.row_count = write_dataset(
         iter_rows(session, project, run, spec),
         columns,
@@ -249,5 +291,40 @@ def write_export(
         about,
         storage.path(export.csv_path),
         storage.path(export.xlsx_path),
+        sheets,
     )
     return export
+
+
+def agreement_sheet(session: Session, run: Run, project: Project) -> list[dict[str, Any]]:
+    """The agreement figures of the run (storage/reviews.py) as rows: the model against the reviewers, then each
+    pair of reviewers."""
+    figures = run_agreement(session, run, project)
+    rows = []
+    for kind, items in (
+        ("model vs reviewers", figures["model_vs_reviewers"]),
+        ("between reviewers", figures["between_reviewers"]),
+    ):
+        for item in items:
+            rows.append(
+                {
+                    "comparison": kind,
+                    "variable": item["variable"],
+                    "reviewers": " / ".join(str(r) for r in item.get("reviewers", [])),
+                    "level": item["level"],
+                    "n": item["n"],
+                    "accuracy": item["accuracy"],
+                    "accuracy_ci": _interval(item["accuracy_ci"]),
+                    "kappa": item["kappa"],
+                    "kappa_ci": _interval(item["kappa_ci"]),
+                    "alpha": item["alpha"],
+                    "alpha_ci": _interval(item["alpha_ci"]),
+                    "threshold": item.get("threshold"),
+                    "passes": item.get("passes"),
+                }
+            )
+    return rows
+
+
+def _interval(bounds: list[float] | None) -> str:
+    return f"{bounds[0]} to {bounds[1]}" if bounds else ""

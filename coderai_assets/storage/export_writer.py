@@ -59,9 +59,10 @@ def write_dataset(
     about: dict[str, Any],
     csv_path: Path,
     xlsx_path: Path,
+    sheets: dict[str, tuple[list[str], list[dict[str, Any]]]] | None = None,
 ) -> int:
     """`rows` as sequences in `columns` order; the Excel file also holds `codebook` and an `about` sheet (run
-    metadata). Returns the number of data rows written."""
+    metadata), then `sheets` (agreement, feedback) in order. Returns the number of data rows written."""
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     xlsx_path.parent.mkdir(parents=True, exist_ok=True)
     written = 0
@@ -84,11 +85,13 @@ def write_dataset(
         stream = cleaned()
         first = next(stream, None)
         data = [dict.fromkeys(columns)] if first is None else chain([first], stream)
-        (
+        book = (
             FastExcel(xlsx_path)
             .sheet("data", data)
             .sheet("codebook", _table(codebook, book_columns) or [dict.fromkeys(book_columns)])
             .sheet("about", about_rows or [{"key": None, "value": None}])
-            .save()
         )
+        for name, (names, table) in (sheets or {}).items():
+            book = book.sheet(name, _table(table, names) or [dict.fromkeys(names)])
+        book.save()
     return written
