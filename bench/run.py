@@ -424,7 +424,9 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
             [sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, check=True, cwd=ROOT
         )
         rows, seconds, peak = out.stdout.split()
-    cells = int(rows) * (7 + n_variables * 7)
+    from coderai_assets.storage.dataset import FINAL_SUFFIXES, META_COLUMNS, PROVENANCE_SUFFIXES
+
+    cells = int(rows) * (len(META_COLUMNS) + n_variables * (1 + len(FINAL_SUFFIXES) + len(PROVENANCE_SUFFIXES)))
     print(f"== export: {rows} rows x {n_variables} variables ({cells:,} cells), CSV + XLSX, from the database ==")
     print(
         f"{float(seconds):.1f} s ({int(rows) / float(seconds):,.0f} rows/s), "
