@@ -4,6 +4,8 @@ the tests' fake, loaded by the run workers through CODERAI_LLM_FACTORY."""
 from __future__ import annotations
 
 import io
+import os
+import signal
 import time
 import uuid
 
@@ -152,3 +154,69 @@ def test_a_killed_run_worker_is_re_executed_and_every_document_is_coded_once(slo
         export = client.get(f"/projects/{project['id']}/export", params={"format": "csv", "run_id": run["id"]})
         frame = pd.read_csv(io.BytesIO(export.content))
         assert sorted(frame["file_name"]) == [f"report_{i:02}.txt" for i in range(n)]
+
+
+def _restart(platform: Platform, name: str) -> None:
+    """Kill a service with SIGKILL and start it again, as a supervisor (docker-compose's restart policy) would."""
+    import subprocess
+
+    from coderai_assets.platform import ROOT, child_env
+
+    (service,) = [s for s in platform.services if s.name == name]
+    assert service.process is not None
+    os.killpg(service.process.pid, signal.SIGKILL)  # the service and its children (uvicorn's workers)
+    service.process.wait(10)
+    service.process = subprocess.Popen(
+        service.argv,
+        env={**child_env(platform.settings), **service.env},
+        cwd=ROOT,
+        stdout=service.log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_a_killed_daemon_and_api_leave_the_run_to_finish_once(slow_platform, settings):
+    """kill -9 of the Dagster daemon (sensors, run queue, retries) and of the API mid-run, both restarted by their
+    supervisor: the run worker goes on, the run ends by itself, every document once, no call repeated."""
+    import httpx
+
+    from coderai_assets.demo import VARIABLES, _check, wait_for_run
+
+    n = 20
+    base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        email = f"daemon-{uuid.uuid4().hex[:8]}@example.org"
+        _check(client.post("/auth/register", json={"email": email, "password": "correct horse battery"}))
+        tokens = _check(client.post("/auth/login", json={"email": email, "password": "correct horse battery"}))
+        client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
+        project = _check(client.post("/projects", json={"name": "Daemon", "domain_description": "Protests."}))
+        for variable in VARIABLES:
+            _check(client.post(f"/projects/{project['id']}/variables", json=variable))
+        uploads = [
+            ("files", (f"d_{i:02}.txt", f"LYON, 12 March 2024 - Item {i}: about 3,000 nurses marched.".encode()))
+            for i in range(n)
+        ]
+        _check(client.post(f"/projects/{project['id']}/documents", files=uploads))
+        run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            seen = _check(client.get(f"/runs/{run['id']}"))
+            if seen["progress"] and seen["progress"]["llm_calls"] >= 4:
+                break
+            time.sleep(0.3)
+        _restart(slow_platform, "dagster-daemon")
+        _restart(slow_platform, "api")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the restarted API answers again
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        final = wait_for_run(client, run["id"], timeout=300)
+        assert final["status"] == "succeeded", final
+        assert (final["documents_done"], final["documents_failed"], final["llm_calls"]) == (n, 0, n)
+        calls = (slow_platform.log_dir.parent / "calls.log").read_text().splitlines()
+        assert len(calls) == n  # nothing was coded twice

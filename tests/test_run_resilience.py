@@ -299,3 +299,25 @@ def test_a_workspace_over_its_monthly_budget_makes_no_call(
     finally:
         with tenant_session(session_factory, tenant) as session:
             session.get(Tenant, tenant).monthly_budget_usd = None
+
+
+def test_a_cancelled_run_is_retried_only_once_its_dagster_runs_have_ended(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    from coderai_assets.errors import Conflict
+
+    _, _, _, run_id = _run(session_factory, tenant, settings, instance, long_files)
+    with tenant_session(session_factory, tenant) as session:
+        run = cancel_run(session, session.get(Run, run_id))
+        run.dagster_status = {"d1": "CANCELING"}  # as the lifecycle sensor records a run being terminated
+    with tenant_session(session_factory, tenant) as session, pytest.raises(Conflict) as refused:
+        retry_run(session, session.get(Run, run_id))
+    assert refused.value.code == "run_stopping"
+    with tenant_session(session_factory, tenant) as session:
+        session.get(Run, run_id).dagster_status = {"d1": "CANCELED"}
+    with tenant_session(session_factory, tenant) as session:
+        assert retry_run(session, session.get(Run, run_id)).status == RunStatus.queued

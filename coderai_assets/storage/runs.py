@@ -24,6 +24,8 @@ from coderai_assets.storage.models import (
 from coderai_assets.storage.specs import ensure_prompt_version
 
 ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
+# Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
+_DAGSTER_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 
 
 def _one_full_run() -> Conflict:
@@ -199,6 +201,9 @@ def retry_run(session: Session, run: Run) -> Run:
     lock_run(session, run)
     if run.status in ACTIVE:
         raise Conflict("The run is under way; cancel it first to retry it.", code="run_active")
+    if any(status not in _DAGSTER_ENDED for status in (run.dagster_status or {}).values()):
+        # A cancelled run whose Dagster runs are still being stopped: a retry now would code documents twice.
+        raise Conflict("The run is still stopping; retry it in a few seconds.", code="run_stopping")
     redo = list(
         session.scalars(
             select(RunDocument).where(RunDocument.run_id == run.id, RunDocument.status != RunDocumentStatus.done)
