@@ -254,4 +254,5 @@ def test_run_workers_add_to_one_set_of_counters_through_redis():
     before = first.snapshot().get(f"documents|outcome={label}", 0.0)
     first.add("documents", outcome=label)
     second.add("documents", 2, outcome=label)
+    first.flush()  # as a run worker does when its run ends (and once a second while it runs)
     assert second.snapshot()[f"documents|outcome={label}"] == before + 3

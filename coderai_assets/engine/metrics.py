@@ -9,6 +9,8 @@ failure `code`."""
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from collections import defaultdict
 from typing import Any
 
@@ -39,12 +41,18 @@ def parse_field(field: str) -> tuple[str, dict[str, str]]:
 
 
 class Metrics:
-    """Adds to the shared counters; each add is one Redis round trip (a pipeline for a latency observation)."""
+    """Adds to the shared counters. Additions are kept in the process and sent to Redis at most once a second (one
+    pipeline), and by `flush()`: a round trip per addition cost a run a millisecond a document."""
+
+    FLUSH_SECONDS = 1.0
 
     def __init__(self, redis: Any | None = None):
         self.redis = redis
-        self._local: dict[str, float] = defaultdict(float)
+        self._local: dict[str, float] = defaultdict(float)  # what Redis could not take: counted here for good
+        self._pending: dict[str, float] = defaultdict(float)
+        self._flushed = time.monotonic()
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def add(self, name: str, amount: float = 1.0, **labels: str) -> None:
         self._add({field_name(name, labels): amount})
@@ -60,29 +68,51 @@ class Metrics:
         self._add(amounts)
 
     def _add(self, amounts: dict[str, float]) -> None:
-        if self.redis is not None:
-            try:
-                pipe = self.redis.pipeline(transaction=False)
-                for name, amount in amounts.items():
-                    pipe.hincrbyfloat(KEY, name, amount)
-                pipe.execute()
-                return
-            except Exception:  # metrics never fail a call: the counter stays in the process instead
-                pass
         with self._lock:
+            target = self._pending if self.redis is not None else self._local
             for name, amount in amounts.items():
-                self._local[name] += amount
+                target[name] += amount
+            due = self.redis is not None and time.monotonic() - self._flushed >= self.FLUSH_SECONDS
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Sends what is pending to Redis; on failure it stays counted in the process (metrics never fail a call)."""
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(float)
+            self._flushed = time.monotonic()
+        if not pending or self.redis is None:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, amount in pending.items():
+                pipe.hincrbyfloat(KEY, name, amount)
+            pipe.execute()
+        except Exception:
+            with self._lock:
+                for name, amount in pending.items():
+                    self._local[name] += amount
 
     def snapshot(self) -> dict[str, float]:
-        """Every counter: the shared ones, plus what this process kept for itself."""
+        """Every counter: the shared ones, plus what this process kept for itself or has not sent yet."""
         values: dict[str, float] = defaultdict(float)
         if self.redis is not None:
             for name, value in self.redis.hgetall(KEY).items():
                 values[name.decode() if isinstance(name, bytes) else name] += float(value)
         with self._lock:
-            for name, value in self._local.items():
-                values[name] += value
+            for table in (self._local, self._pending):
+                for name, value in table.items():
+                    values[name] += value
         return dict(values)
+
+
+_instances: weakref.WeakSet[Metrics] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Every counter of this process to Redis: a run worker calls it before its process ends."""
+    for metrics in list(_instances):
+        metrics.flush()
 
 
 _shared: dict[str, Metrics] = {}

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
-from coderai_assets.engine.metrics import Metrics, metrics_for
+from coderai_assets.engine.metrics import Metrics, flush_all, metrics_for
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
 from coderai_assets.engine.provider import ProviderFatal
 from coderai_assets.engine.spending import Prices
@@ -278,6 +278,7 @@ class DocumentCoder:
             stop.set()
             calls.shutdown(wait=True, cancel_futures=True)
             parsers.close()
+            flush_all()
         if failure is not None:
             raise failure
 
@@ -371,6 +372,7 @@ class DocumentCoder:
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
             assert run is not None and document is not None
+            finish_extraction(session, run, document, None)
             rows = validate_document(
                 session,
                 run,
@@ -389,7 +391,8 @@ class DocumentCoder:
 
     def _extract(self, calls: ThreadPoolExecutor, p: _Project, document_id: uuid.UUID) -> bool:
         """Plans the document's calls (one transaction), makes them in the shared call pool without holding a
-        connection, commits each chunk's answer as it arrives, and closes the document. False when it failed."""
+        connection, and commits each chunk's answer as it arrives. False when the document failed (recorded);
+        a document that did not is closed in its validation's transaction."""
         s = self.settings
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
@@ -425,11 +428,12 @@ class DocumentCoder:
         finally:
             for future in futures:
                 future.cancel()  # a fatal provider error: the chunks not yet asked are not asked
+        if failure is None:
+            return True  # closed in the validation's transaction: one transaction fewer per document
         with self.session(p.tenant_id) as session:
             run, document = session.get(Run, p.run_id), session.get(Document, document_id)
             assert run is not None and document is not None
-            ok = finish_extraction(session, run, document, failure)
-            if not ok:
-                price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
-                self._failed(document_id, document.error_code, document.error_message)
-        return ok
+            finish_extraction(session, run, document, failure)
+            price(run, self.limits.input_price_per_mtok, self.limits.output_price_per_mtok)
+            self._failed(document_id, document.error_code, document.error_message)
+        return False

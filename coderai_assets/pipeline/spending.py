@@ -3,6 +3,7 @@ workspace's month's spend and caps), and every committed answer adds its cost to
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -52,15 +53,35 @@ def spent(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, default_mon
 
 @dataclass
 class SpendingGate:
-    """Called before each call with its prompt's tokens and its answer budget; raises BudgetExceeded."""
+    """Called before each call with its prompt's tokens and its answer budget; raises BudgetExceeded.
+
+    With no cap on the run or its workspace (the usual case) a call costs no query: whether there is one is read
+    at most every CAPS_SECONDS, so a budget set while the run works applies within that; with a cap, every call
+    reads what was spent."""
 
     session: SessionScope
     tenant_id: uuid.UUID
     run_id: uuid.UUID
     prices: Prices
     default_month_cap: float | None = None
+    _capped: bool | None = None
+    _read_at: float = 0.0
+
+    CAPS_SECONDS = 5.0
+
+    def _has_caps(self, session: Session) -> bool:
+        run_cap, month_cap = session.execute(
+            select(Run.max_cost_usd, Tenant.monthly_budget_usd)
+            .join(Tenant, Tenant.id == Run.tenant_id)
+            .where(Run.id == self.run_id)
+        ).one()
+        return run_cap is not None or month_cap is not None or self.default_month_cap is not None
 
     def __call__(self, input_tokens: int, output_tokens: int) -> None:
         next_cost = self.prices.cost(input_tokens, output_tokens)
+        if self._capped is False and time.monotonic() - self._read_at < self.CAPS_SECONDS:
+            return
         with self.session(self.tenant_id) as session:
-            check_caps(spent(session, self.tenant_id, self.run_id, self.default_month_cap), next_cost)
+            self._capped, self._read_at = self._has_caps(session), time.monotonic()
+            if self._capped:
+                check_caps(spent(session, self.tenant_id, self.run_id, self.default_month_cap), next_cost)
