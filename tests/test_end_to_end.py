@@ -146,11 +146,12 @@ def test_a_killed_run_worker_is_re_executed_and_every_document_is_coded_once(slo
         calls = (tmp_path / "calls.log").read_text().splitlines()
         # Each document answered once; at most the two calls in flight when the worker died were paid twice.
         assert n <= len(calls) <= n + 2
-        # The run workers' counters reach the API's /metrics through Redis (when it is there, as on this machine).
+        # The run workers' counters reach the API's /metrics through Redis (when it is there, as on this machine);
+        # a killed worker loses what it had not sent yet (at most its last second).
         after = _metrics(client)
+        done = ("coderai_documents_total", (("outcome", "done"),))
         if after.get(("coderai_llm_calls_total", ())) is not None:
-            done = ("coderai_documents_total", (("outcome", "done"),))
-            assert after[done] - before.get(done, 0.0) >= n
+            assert after[done] > before.get(done, 0.0)
         export = client.get(f"/projects/{project['id']}/export", params={"format": "csv", "run_id": run["id"]})
         frame = pd.read_csv(io.BytesIO(export.content))
         assert sorted(frame["file_name"]) == [f"report_{i:02}.txt" for i in range(n)]
@@ -198,6 +199,7 @@ def test_a_killed_daemon_and_api_leave_the_run_to_finish_once(slow_platform, set
             for i in range(n)
         ]
         _check(client.post(f"/projects/{project['id']}/documents", files=uploads))
+        before = _metrics(client)
         run = _check(client.post(f"/projects/{project['id']}/runs", json={"kind": "full"}))
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -220,3 +222,8 @@ def test_a_killed_daemon_and_api_leave_the_run_to_finish_once(slow_platform, set
         assert (final["documents_done"], final["documents_failed"], final["llm_calls"]) == (n, 0, n)
         calls = (slow_platform.log_dir.parent / "calls.log").read_text().splitlines()
         assert len(calls) == n  # nothing was coded twice
+        # The run worker's counters, kept in Redis, are all there for the restarted API's /metrics.
+        after = _metrics(client)
+        done = ("coderai_documents_total", (("outcome", "done"),))
+        if after.get(("coderai_llm_calls_total", ())) is not None:
+            assert after[done] - before.get(done, 0.0) >= n
