@@ -48,3 +48,42 @@ def test_intervals_need_enough_items():
     pairs = [(i % 3, (i * 7) % 3) for i in range(200)]
     assert agreement(pairs, "category")["alpha_ci"] is not None
     assert agreement(pairs[:4], "category")["alpha_ci"] is None
+
+
+def test_coderai_eval_and_the_agreement_code_agree_on_the_same_data():
+    """The same dataset scored by `coderai eval` against a gold file and by the agreement code against the same
+    values as a reviewer's: eval's normalised match rate is the agreement's accuracy, variable by variable."""
+    import pandas as pd
+
+    from coderai_assets.engine.evaluation import evaluate
+    from coderai_assets.engine.variables import VariableSpec
+
+    model = {
+        "city": ["Lyon", "Porto", "Gdańsk", None, "Tampere", "Oslo"],
+        "violence": [False, True, None, False, True, False],
+        "event_date": ["2024-03-12", "2023-06-03", "2022-11-21", None, "2024-02-08", "2021-01-01"],
+        "participants": [3000, 450, 200, None, 1200, 10],
+        "protest_type": ["march", "strike", "sit-in", "rally", None, "march"],
+    }
+    reviewer = {
+        "city": ["lyon", "Porto.", "Gdansk", None, "Tampere", "Bergen"],
+        "violence": [False, False, None, False, True, None],
+        "event_date": ["2024-03-12", "2023-06-04", "2022-11-21", None, "2024-02-08", "2021-01-01"],
+        "participants": [3000, 450, 250, 7, 1200, 10],
+        "protest_type": ["march", "strike", "sit-in", "march", None, "march"],
+    }
+    types = {
+        "city": "text",
+        "violence": "boolean",
+        "event_date": "date",
+        "participants": "integer",
+        "protest_type": "category",
+    }
+    names = [f"doc{i}.txt" for i in range(6)]
+    dataset = pd.DataFrame({"file_name": names, **model})
+    gold = pd.DataFrame({"file_name": names, **reviewer})
+    report = evaluate(dataset, gold, {name: (name, VariableSpec(name=name, type=kind)) for name, kind in types.items()})
+    for score in report.variables:
+        pairs = list(zip(model[score.variable], reviewer[score.variable], strict=True))
+        figures = agreement(pairs, types[score.variable], with_intervals=False)
+        assert figures["accuracy"] == pytest.approx(score.normalised_rate, abs=1e-4), score.variable

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from coderai_assets.engine.coercion import coerce_value
+from coderai_assets.engine.normalise import normalise_text
 from coderai_assets.engine.variables import VariableSpec
 
 _EMPTY = {"", "nan", "none", "null", "n/a", "[]"}
@@ -23,12 +24,6 @@ def file_key(name: str) -> str:
     (CUAD's CSV and files differ in '&' vs '_', apostrophes, trailing spaces)."""
     stem = Path(str(name).strip()).stem if "." in str(name)[-6:] else str(name).strip()
     return re.sub(r"[^a-z0-9]+", "", unicodedata.normalize("NFKD", stem).lower())
-
-
-def normalise_text(value: Any) -> str:
-    text = unicodedata.normalize("NFKC", str(value)).lower()
-    text = re.sub(r"[\"'“”‘’`.,;:()\[\]]", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def is_empty(value: Any) -> bool:

@@ -1,0 +1,15 @@
+"""Text as two codings are compared: `coderai eval` against a gold file, and the agreement figures against reviewers,
+so that both count the same matches (a test holds them to it)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+
+def normalise_text(value: Any) -> str:
+    """Case, quotes, punctuation and whitespace aside."""
+    text = unicodedata.normalize("NFKC", str(value)).lower()
+    text = re.sub(r"[\"'“”‘’`.,;:()\[\]]", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
