@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 
+from coderai_api.agents.routes import router as agents_router
 from coderai_api.auth.routes import router as auth_router
 from coderai_api.concurrency import RequestLimit, thread_limit
 from coderai_api.documents.routes import router as documents_router
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs_router,
         review_router,
         feedback_router,
+        agents_router,
         exports_router,
     ):
         api.include_router(router)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
 from coderai_assets.defs.assets.documents import build_document_assets
 from coderai_assets.defs.assets.export import build_export_asset
 from coderai_assets.defs.jobs import build_housekeeping, build_shard_jobs
@@ -30,13 +31,15 @@ def build_definitions(settings: Settings, resources: dict[str, object]) -> Defin
         documents_jobs.append(documents_job)
         export_jobs.append(export_job)
     housekeeping, hourly = build_housekeeping(settings)
+    agent_job = build_agent_job(settings)
     return Definitions(
         assets=assets,
-        jobs=[*documents_jobs, *export_jobs, housekeeping],
+        jobs=[*documents_jobs, *export_jobs, housekeeping, agent_job],
         schedules=[hourly],
         sensors=[
             build_intake_sensor(shards, documents_jobs, settings.run_parallelism),
             build_run_lifecycle_sensor(shards, export_jobs),
+            build_agent_sensor(agent_job),
         ],
         resources=resources,
     )

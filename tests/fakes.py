@@ -19,9 +19,14 @@ class ToolCallingFakeModel(GenericFakeChatModel):
 
     answers: dict[str, Any] = {}
     prompts: list[str] = []
+    tool_name: str = TOOL_NAME
 
     def bind_tools(self, tools, **kwargs):  # type: ignore[override]
-        return self
+        # The answer calls the tool it was given (the extractor's, the refiner's or the co-pilot's); the copy
+        # shares `prompts` with this model.
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        return self.model_copy(update={"tool_name": convert_to_openai_tool(tools[0])["function"]["name"]})
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
         prompt = "\n".join(str(m.content) for m in messages)
@@ -29,7 +34,7 @@ class ToolCallingFakeModel(GenericFakeChatModel):
         args = next((a for key, a in self.answers.items() if key in prompt), self.answers.get("*", {}))
         message = AIMessage(
             content="",
-            tool_calls=[{"name": TOOL_NAME, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
+            tool_calls=[{"name": self.tool_name, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
             usage_metadata={
                 "input_tokens": len(prompt) // 4,
                 "output_tokens": 20,
@@ -97,6 +102,94 @@ def protest_model(settings=None) -> ToolCallingFakeModel:
     return LoggedSlowModel(
         messages=iter([]),
         answers=PROTEST_ANSWERS,
+        delay=float(os.environ.get("CODERAI_TEST_MODEL_DELAY", "0")),
+        log=os.environ.get("CODERAI_TEST_CALL_LOG", ""),
+    )
+
+
+# The refiner's test model: it codes a report's city as its country until the codebook says the city is the one
+# named in the dateline, and it proposes exactly that definition when asked to refine `city`.
+COUNTRIES = {"Lyon": "France", "Porto": "Portugal", "Gdansk": "Poland", "Tampere": "Finland"}
+DATELINE_PROPOSAL = {
+    "description": "The city named in the dateline at the start of the report, never the country",
+    "examples": ["LYON, 12 March 2024 -> Lyon"],
+    "reason": "The coder gave the country where the report names a city.",
+}
+
+
+class DatelineModel(LoggedSlowModel):
+    """Answers as ToolCallingFakeModel, but: the extractor's `city` is the country unless the system prompt
+    mentions the dateline; the refiner's tool gets DATELINE_PROPOSAL; the co-pilot's tool gets `suggestions`.
+    With `log`, each call writes `<pid> <tool> <the variables its schema asks>` (run workers are processes)."""
+
+    asked: list[str] = []
+    suggestions: dict[str, Any] = {}
+
+    def bind_tools(self, tools, **kwargs):  # type: ignore[override]
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        function = convert_to_openai_tool(tools[0])["function"]
+        asked = sorted(k for k in function["parameters"].get("properties", {}) if k not in ("quotes", "confidence"))
+        return self.model_copy(update={"tool_name": function["name"], "asked": asked})
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
+        time.sleep(self.delay)
+        prompt = "\n".join(str(m.content) for m in messages)
+        self.prompts.append(prompt)
+        if self.tool_name == "propose_definition":
+            args: dict[str, Any] = dict(DATELINE_PROPOSAL)
+        elif self.tool_name == "suggest_variables":
+            args = dict(self.suggestions)
+        else:
+            # The document is the user message (the codebook's examples may quote a report too).
+            text = str(messages[-1].content)
+            args = dict(next((a for key, a in self.answers.items() if key in text), {}))
+            if "city" in args and "dateline" not in str(messages[0].content):
+                args["city"] = COUNTRIES[args["city"]]
+                args["quotes"] = {k: v for k, v in (args.get("quotes") or {}).items() if k != "city"}
+            args = {k: v for k, v in args.items() if k in self.asked or k in ("quotes", "confidence")}
+        if self.log:
+            with open(self.log, "a") as log:
+                log.write(f"{os.getpid()} {self.tool_name} {','.join(self.asked)}\n")
+        message = AIMessage(
+            content="",
+            tool_calls=[{"name": self.tool_name, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
+            usage_metadata={
+                "input_tokens": len(prompt) // 4,
+                "output_tokens": 20,
+                "total_tokens": len(prompt) // 4 + 20,
+            },
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+COPILOT_SUGGESTIONS = {
+    "variables": [
+        {
+            "name": "Strike Size",
+            "type": "integer",
+            "description": "How many people took part",
+            "reason": "Size is the main outcome of protest event analysis.",
+            "example_quote": "About 3,000 nurses",
+        },
+        {
+            "name": "sector",
+            "type": "category",
+            "description": "The protesters' sector",
+            "reason": "Compare sectors.",
+            "example_quote": "a quote no document has",
+        },
+        {"name": "", "type": "text", "description": "nameless", "reason": "", "example_quote": ""},
+    ]
+}
+
+
+def dateline_model(settings=None) -> DatelineModel:
+    """Factory for CODERAI_LLM_FACTORY=tests.fakes:dateline_model (the research loop's end-to-end test)."""
+    return DatelineModel(
+        messages=iter([]),
+        answers=PROTEST_ANSWERS,
+        suggestions=COPILOT_SUGGESTIONS,
         delay=float(os.environ.get("CODERAI_TEST_MODEL_DELAY", "0")),
         log=os.environ.get("CODERAI_TEST_CALL_LOG", ""),
     )

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from coderai_api.main import create_app
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.models import Export, Run, RunKind, RunStatus
+from coderai_assets.storage.models import AgentTask, Export, Run, RunKind, RunStatus
 from tests.test_hardening import _mailed_token
 
 PASSWORD = "correct horse battery"
@@ -102,6 +102,18 @@ def world(database, settings, session_factory, tmp_path_factory):
             )
         )
         rid = str(run.id)
+        # A co-pilot task with a suggestion, done, not yet accepted.
+        task = AgentTask(
+            tenant_id=run.tenant_id,
+            project_id=run.project_id,
+            kind="suggest",
+            status="succeeded",
+            request={},
+            result={"suggestions": [{"definition": {"name": "intruder", "type": "text"}}]},
+        )
+        session.add(task)
+        session.flush()
+        tid = str(task.id)
     viewer_email = f"vera-{uuid.uuid4().hex[:6]}@example.org"
     alice("POST", f"/api/v1/workspaces/{alice.workspace}/members", json={"email": viewer_email, "role": "viewer"})
     vera = Person(app, viewer_email)
@@ -119,6 +131,7 @@ def world(database, settings, session_factory, tmp_path_factory):
         "vid": vid,
         "rid": rid,
         "did": did,
+        "tid": tid,
         "wid": alice.workspace,
         "ed_id": ed("GET", "/api/v1/auth/me").json()["id"],
         "files": files,
@@ -168,6 +181,11 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/runs/{rid}/agreement", {}),
         ("POST", f"/api/v1/runs/{rid}/review/done", {}),
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
+        ("POST", f"/api/v1/projects/{pid}/suggestions", {"json": {}}),
+        ("POST", f"/api/v1/projects/{pid}/refinements", {"json": {}}),
+        ("GET", f"/api/v1/projects/{pid}/agent-tasks", {}),
+        ("GET", f"/api/v1/agent-tasks/{w['tid']}", {}),
+        ("POST", f"/api/v1/agent-tasks/{w['tid']}/accept", {"json": {}}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
         ("GET", f"/api/v1/workspaces/{wid}/spending", {}),
         ("PUT", f"/api/v1/workspaces/{wid}/spending", {"json": {"monthly_budget_usd": 0}}),
@@ -184,6 +202,7 @@ def _template(path: str, w) -> str:
         (w["pid"], "{project_id}"),
         (w["rid"], "{run_id}"),
         (w["did"], "{document_id}"),
+        (w["tid"], "{task_id}"),
         (VALUE, "{value_id}"),
         ("/prompt-versions/1", "/prompt-versions/{version}"),
         (w["wid"], "{workspace_id}"),
@@ -217,7 +236,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 37
+    assert len(cases) == 42
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

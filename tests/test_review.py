@@ -29,8 +29,16 @@ class MisreadingLLM(LLMResource):
         return Extractor(ToolCallingFakeModel(messages=iter([]), answers=ANSWERS), "fake/misreading")
 
 
-def coded_run(client, settings, session_factory, instance, files) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:  # noqa: F811
-    """(project, run, documents): the demo reports coded by MisreadingLLM in the logged-in client's workspace."""
+def coded_run(
+    client,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    files,
+    llm: LLMResource | None = None,
+) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
+    """(project, run, documents): the demo reports coded by `llm` (MisreadingLLM) in the logged-in client's
+    workspace."""
     tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
     project_id, doc_ids = _project(session_factory, tenant, settings, files)
     keys = _register(instance, project_id, doc_ids)
@@ -42,7 +50,7 @@ def coded_run(client, settings, session_factory, instance, files) -> tuple[uuid.
         _assets(settings, "validated_rows"),
         instance=instance,
         tags={**tags, RANGE_END_TAG: ordered[-1]},
-        resources=_resources(settings, MisreadingLLM()),
+        resources=_resources(settings, llm or MisreadingLLM()),
     )
     assert result.success
     return project_id, run_id, doc_ids

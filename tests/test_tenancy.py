@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from coderai_assets.engine.variables import VariableSpec, VariableType
 from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
 from coderai_assets.storage.models import (
+    AgentTask,
     Document,
     DocumentChunk,
     EntityFeedback,
@@ -46,6 +47,7 @@ DEFINER_ALLOWLIST = {
     "coderai_unregistered_documents",
     "coderai_active_runs",
     "coderai_project_tenant",
+    "coderai_open_agent_tasks",
 }
 
 
@@ -199,6 +201,7 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
             EntityFeedback(tenant_id=tenant_id, run_id=run.id, document_id=document.id, kind="missed", entity_text="x")
         )
         session.add(Review(tenant_id=tenant_id, run_id=run.id, user_id=user.id))
+        session.add(AgentTask(tenant_id=tenant_id, project_id=project.id, kind="refine", status="queued", request={}))
         session.add(
             Export(tenant_id=tenant_id, project_id=project.id, run_id=run.id, csv_path="c", xlsx_path="x", row_count=1)
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from dagster import AssetKey, DynamicPartitionsDefinition
 
 from coderai_assets.storage.partition_keys import (
+    AGENT_TASK_TAG,
     ATTEMPT_TAG,
     PROJECT_NAME_TAG,
     PROJECT_TAG,
@@ -30,6 +31,7 @@ from coderai_assets.storage.partition_keys import (
 )
 
 __all__ = [
+    "AGENT_TASK_TAG",
     "ATTEMPT_TAG",
     "PROJECT_NAME_TAG",
     "PROJECT_TAG",

@@ -143,6 +143,11 @@ def _interval(
     return [round(values[int(0.025 * len(values))], 4), round(values[int(0.975 * len(values)) - 1], 4)]
 
 
+def coded_alike(a: Any, b: Any, variable_type: str) -> bool:
+    """Whether two codings of one item agree, as `agreement`'s accuracy counts it."""
+    return _accuracy([(_key(a, level_of(variable_type)), _key(b, level_of(variable_type)))]) == 1.0
+
+
 def agreement(
     pairs: Sequence[tuple[Any, Any]], variable_type: str, *, with_intervals: bool = True, seed: int = 0
 ) -> dict[str, Any]:

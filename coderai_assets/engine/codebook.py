@@ -192,6 +192,7 @@ def codebook_rows(project: ProjectSpec) -> list[dict[str, Any]]:
                 "default_value": v.default_value if v.default_value is not None else "",
                 "depends_on": f"{v.depends_on} = {v.depends_on_value}" if v.depends_on else "",
                 "validation": json.dumps(v.rules) if v.rules else "",
+                "examples": "; ".join(v.examples or []),
             }
         )
     return rows
@@ -209,6 +210,8 @@ def _variable_line(v: VariableSpec) -> str:
     if v.type == "list" and v.max_values:
         multiple = f"give at most {v.max_values} values"
     parts.append(f"  Rules: {rule}; {multiple}.")
+    if v.examples:
+        parts.append("  Examples: " + "; ".join(v.examples) + ".")
     if v.depends_on:
         parts.append(f"  Only code this when {v.depends_on} is {v.depends_on_value}; otherwise give null.")
     return "\n".join(parts)

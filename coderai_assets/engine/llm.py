@@ -165,17 +165,22 @@ class Extractor:
         char_start: int,
         char_end: int,
     ) -> Answer:
-        runnable = self.model.with_structured_output(
-            codebook.json_schema,
-            method=self.structured_method,
-            include_raw=True,  # type: ignore[arg-type]
-        )
         user = codebook.user_template.format(
             file_name=file_name, part=part, parts=parts, char_start=char_start, char_end=char_end, text=text
         )
+        return self.ask(codebook.system_prompt, user, codebook.json_schema)
+
+    def ask(self, system_prompt: str, user: str, json_schema: dict[str, Any]) -> Answer:
+        """One structured-output call: the answer is an object of `json_schema` (its title names the tool). Every
+        agent (the extractor, the refiner, the co-pilot) calls the model through here, with the same guard."""
+        runnable = self.model.with_structured_output(
+            json_schema,
+            method=self.structured_method,
+            include_raw=True,  # type: ignore[arg-type]
+        )
         from langchain_core.messages import HumanMessage, SystemMessage
 
-        messages = [SystemMessage(codebook.system_prompt), HumanMessage(user)]
+        messages = [SystemMessage(system_prompt), HumanMessage(user)]
 
         def call() -> dict[str, Any]:
             return runnable.invoke(messages)  # type: ignore[return-value]
@@ -184,7 +189,7 @@ class Extractor:
 
         def admit() -> None:
             if gate is not None:
-                gate(estimate_tokens(codebook.system_prompt + user, 0), self.max_output_tokens)
+                gate(estimate_tokens(system_prompt + user, 0), self.max_output_tokens)
 
         try:
             with tracer.start_as_current_span("llm.call", attributes={"gen_ai.request.model": self.model_name}) as span:
@@ -192,7 +197,7 @@ class Extractor:
                     admit()
                     result = call()
                 else:
-                    tokens = estimate_tokens(codebook.system_prompt + user, self.max_output_tokens)
+                    tokens = estimate_tokens(system_prompt + user, self.max_output_tokens)
                     result = self.guard.call(call, workspace=self.workspace, tokens=tokens, admit=admit)
                 usage = getattr(result.get("raw"), "usage_metadata", None) or {}
                 span.set_attribute("gen_ai.usage.input_tokens", int(usage.get("input_tokens", 0)))

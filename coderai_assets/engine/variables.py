@@ -4,7 +4,7 @@ prompt version's snapshot and the codebook all use, so its fields are listed onc
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -60,6 +60,8 @@ class VariableSpec(BaseModel):
     depends_on: str | None = None
     depends_on_value: str | None = None
     validation: Validation | None = None
+    # Worked examples for coders and the model ("'some 450 dockers' -> 450"); the refiner writes them too.
+    examples: list[Annotated[str, Field(max_length=500)]] | None = Field(default=None, max_length=10)
 
     @field_validator("allowed_values")
     @classmethod
@@ -81,4 +83,7 @@ class VariableSpec(BaseModel):
         """The JSON kept in the database: values only, unset rules left out, so equal definitions store equal."""
         data = self.model_dump(mode="json")
         data["validation"] = self.rules
+        if not data.get("examples"):
+            # Left out when unset, so that definitions stored before examples existed hash (and cache) as before.
+            data.pop("examples", None)
         return data

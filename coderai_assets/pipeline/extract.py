@@ -184,6 +184,28 @@ def _ask_entities(
     return total, calls
 
 
+def ask_chunk(
+    extractor: Extractor,
+    spec: ProjectSpec,
+    chunk: ChunkText,
+    parts: int,
+    file_name: str,
+    *,
+    with_quotes: bool,
+    context_tokens: int | None = None,
+    max_output_tokens: int = 1024,
+) -> tuple[Answer, int]:
+    """A chunk's calls for a specification that is no prompt version (the refiner's trial of a proposal), as a run
+    would make them, uncached: (the answer, the number of calls)."""
+    if spec.extraction_unit == "entity":
+        return _ask_entities(extractor, spec, with_quotes, chunk, parts, file_name)
+    books = [
+        compile_codebook(spec.model_copy(update={"variables": group}), with_quotes)
+        for group in _groups(spec, with_quotes, context_tokens, max_output_tokens)
+    ]
+    return _ask(extractor, books, chunk, parts, file_name), len(books)
+
+
 @dataclass(frozen=True)
 class ChunkText:
     """What a call needs of a chunk, detached from the session that read it."""

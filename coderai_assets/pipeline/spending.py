@@ -28,6 +28,13 @@ def record_spend(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, cost
     if cost <= 0:
         return
     session.query(Run).filter(Run.id == run_id).update({Run.spent_usd: Run.spent_usd + cost})
+    record_workspace_spend(session, tenant_id, cost)
+
+
+def record_workspace_spend(session: Session, tenant_id: uuid.UUID, cost: float) -> None:
+    """Adds `cost` to the workspace's month (the caller's transaction): runs and agent tasks alike."""
+    if cost <= 0:
+        return
     statement = insert(WorkspaceSpend).values(tenant_id=tenant_id, month=this_month(), spent_usd=cost)
     session.execute(
         statement.on_conflict_do_update(
@@ -37,18 +44,21 @@ def record_spend(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, cost
     )
 
 
-def spent(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, default_month_cap: float | None) -> Spent:
-    run_spent, run_cap, month_cap = session.execute(
-        select(Run.spent_usd, Run.max_cost_usd, Tenant.monthly_budget_usd)
-        .join(Tenant, Tenant.id == Run.tenant_id)
-        .where(Run.id == run_id)
-    ).one()
+def month_spent(session: Session, tenant_id: uuid.UUID, default_month_cap: float | None) -> tuple[float, float | None]:
+    """(what the workspace spent this month, its monthly cap or None)."""
+    cap = session.scalar(select(Tenant.monthly_budget_usd).where(Tenant.id == tenant_id))
     month = session.scalar(
         select(WorkspaceSpend.spent_usd).where(
             WorkspaceSpend.tenant_id == tenant_id, WorkspaceSpend.month == this_month()
         )
     )
-    return Spent(run_spent or 0.0, run_cap, month or 0.0, month_cap if month_cap is not None else default_month_cap)
+    return month or 0.0, cap if cap is not None else default_month_cap
+
+
+def spent(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, default_month_cap: float | None) -> Spent:
+    run_spent, run_cap = session.execute(select(Run.spent_usd, Run.max_cost_usd).where(Run.id == run_id)).one()
+    month, month_cap = month_spent(session, tenant_id, default_month_cap)
+    return Spent(run_spent or 0.0, run_cap, month, month_cap)
 
 
 @dataclass

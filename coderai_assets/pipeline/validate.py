@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -129,8 +130,26 @@ def _candidates(spec: ProjectSpec, payload: dict[str, Any], chunk_index: int) ->
     return found
 
 
-def _records(
-    spec: ProjectSpec, answers: list[LlmAnswer], aligner: Aligner, chunks: dict[int, DocumentChunk]
+class AnsweredChunk(Protocol):
+    """A chunk's answer as records are made of it: a stored `LlmAnswer`, or the refiner's trial answer."""
+
+    @property
+    def chunk_index(self) -> int: ...
+
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
+
+
+class ChunkSpan(Protocol):
+    @property
+    def char_start(self) -> int: ...
+
+    @property
+    def char_end(self) -> int: ...
+
+
+def records_of(
+    spec: ProjectSpec, answers: Sequence[AnsweredChunk], aligner: Aligner, chunks: Mapping[int, ChunkSpan]
 ) -> list[Record]:
     """Per record (one for a document, one per entity), the candidate answers of each variable from every chunk.
 
@@ -207,6 +226,22 @@ def _confidence(result: Coerced, alignment: Alignment, reported: float | None) -
     return round(base * _STATUS_FACTOR.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
 
 
+def code_record(
+    spec: ProjectSpec, candidates: dict[str, list[Candidate]], uncertainty_threshold: float
+) -> tuple[dict[str, Any], dict[str, Candidate | None], dict[str, Coerced]]:
+    """One record's values: per variable the raw answer merged across chunks, the candidate it came from, and the
+    typed, validated value after the uncertainty and dependency rules."""
+    coerced: dict[str, Coerced] = {}
+    picked: dict[str, Candidate | None] = {}
+    raws: dict[str, Any] = {}
+    for v in spec.variables:
+        raw, candidate = _merge(v, candidates.get(v.name, []))
+        raws[v.name], picked[v.name] = raw, candidate
+        reported = candidate.confidence if candidate is not None else None
+        coerced[v.name] = apply_uncertainty(v, coerce_value(v, raw), reported, uncertainty_threshold)
+    return raws, picked, apply_dependencies(list(spec.variables), coerced)
+
+
 def validate_document(
     session: Session,
     run: Run,
@@ -235,19 +270,11 @@ def validate_document(
     }
     aligner = Aligner(document.text or "")
     text_length = len(aligner.text)
-    records = _records(spec, usable, aligner, chunks)
+    records = records_of(spec, usable, aligner, chunks)
     ungrounded = 0
     for entity_index, record in enumerate(records):
         entity_text, candidates = record.entity_text, record.candidates
-        coerced: dict[str, Coerced] = {}
-        picked: dict[str, Candidate | None] = {}
-        raws: dict[str, Any] = {}
-        for v in spec.variables:
-            raw, candidate = _merge(v, candidates.get(v.name, []))
-            raws[v.name], picked[v.name] = raw, candidate
-            reported = candidate.confidence if candidate is not None else None
-            coerced[v.name] = apply_uncertainty(v, coerce_value(v, raw), reported, uncertainty_threshold)
-        coerced = apply_dependencies(list(spec.variables), coerced)
+        raws, picked, coerced = code_record(spec, candidates, uncertainty_threshold)
         for v in spec.variables:
             result, candidate = coerced[v.name], picked[v.name]
             quote, alignment = None, Alignment(NOT_FOUND)

@@ -14,6 +14,7 @@ PROJECT_TAG = "coderai/project_id"
 # parallel while anything else on the same part of the project waits.
 SLOT_TAG = "coderai/slot"
 WORKSPACE_TAG = "coderai/workspace_id"
+AGENT_TASK_TAG = "coderai/agent_task_id"  # the refiner's or co-pilot's task a Dagster run does
 PROJECT_NAME_TAG = "coderai/project"
 WORKSPACE_NAME_TAG = "coderai/workspace"
 RANGE_START_TAG = "dagster/asset_partition_range_start"

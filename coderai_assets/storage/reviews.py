@@ -51,6 +51,15 @@ def _current(session: Session, run_ids: list[uuid.UUID], user_id: uuid.UUID | No
     return session.execute(query).all()
 
 
+def latest_feedback(session: Session, run_id: uuid.UUID) -> list[tuple[Feedback, Extraction]]:
+    """Per reviewed value of the run, its latest current feedback (of whichever reviewer), as the refiner learns
+    from it; in the order the values were given feedback."""
+    latest: dict[uuid.UUID, tuple[Feedback, Extraction]] = {}
+    for feedback, value in _current(session, [run_id]):
+        latest[value.id] = (feedback, value)
+    return list(latest.values())
+
+
 def corrections(session: Session, run_ids: list[uuid.UUID]) -> dict[tuple[str, str, int, str], tuple[Any, str]]:
     """(run, document, entity, variable) -> (final value, source) where a reviewer said the model was wrong: the
     latest correction wins (source `reviewer`), or the value is struck (`rejected`)."""

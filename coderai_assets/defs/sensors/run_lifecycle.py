@@ -41,7 +41,7 @@ _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatu
 _RETRY_DECISION_SECONDS = 60.0
 
 
-def _ended(record: RunRecord, retries_enabled: bool) -> bool:
+def run_ended(record: RunRecord, retries_enabled: bool) -> bool:
     """The Dagster run ended and nothing of it is to come: not a failure that Dagster's run retries (dagster.yaml
     `run_retries`) will re-execute and has not yet. A killed run worker is failed by its code server within
     seconds, then re-executed by the daemon; the re-execution, which carries the same tags, is a run of its own."""
@@ -93,7 +93,7 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
                 dagster_runs = [r.dagster_run for r in current]
                 shard = shards[min(project.shard, len(shards) - 1)]
                 if run.status == RunStatus.exporting:
-                    if not all(_ended(r, retries) for r in current):
+                    if not all(run_ended(r, retries) for r in current):
                         continue  # the documents' run writes the export itself when it finishes them
                     exports = [r for r in dagster_runs if r.job_name == shard.export_job]
                     if exports:
@@ -115,7 +115,7 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
                             },
                         )
                     )
-                elif current and all(_ended(r, retries) for r in current):
+                elif current and all(run_ended(r, retries) for r in current):
                     # Every Dagster run ended, retries spent, yet documents are still pending: they will never
                     # finish. A retry of the run (POST /runs/{id}/retry) goes on from what is committed.
                     failed = [r.run_id for r in dagster_runs if r.status != DagsterRunStatus.SUCCESS]

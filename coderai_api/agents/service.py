@@ -1,0 +1,169 @@
+"""Agent tasks: recorded (the agent sensor launches them), read, and accepted. Accepting a refinement changes the
+live variables, so the next run's prompt version is the refined codebook and asks only the changed variables again
+(the cache answers the others); accepting suggestions creates variables. Both under the project row's lock, and a
+task is applied once: two accepts at once, or an accept after the variables changed, are refused."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_api.agents.schemas import AcceptRequest, RefineRequest, SuggestRequest
+from coderai_api.auth.service import Principal
+from coderai_api.projects.schemas import VariableCreate, VariableUpdate
+from coderai_api.projects.service import create_variable, list_variables, update_variable, variable_read
+from coderai_api.prompts.service import diff
+from coderai_assets.engine.codebook import variables_hash
+from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.pipeline.agents import QUEUED, REFINE, SUCCEEDED, SUGGEST
+from coderai_assets.pipeline.refine import reviewed_run
+from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
+from coderai_assets.storage.specs import ensure_prompt_version, project_spec
+
+
+def _record(session: Session, project: Project, principal: Principal, kind: str, request: dict[str, Any]) -> AgentTask:
+    task = AgentTask(
+        tenant_id=project.tenant_id,
+        project_id=project.id,
+        kind=kind,
+        status=QUEUED,
+        request=request,
+        created_by=principal.user_id,
+    )
+    session.add(task)
+    session.flush()
+    return task
+
+
+def request_suggestions(session: Session, project: Project, principal: Principal, body: SuggestRequest) -> AgentTask:
+    if body.document_ids:
+        found = session.scalar(
+            select(func.count()).where(Document.project_id == project.id, Document.id.in_(body.document_ids))
+        )
+        if found != len(set(body.document_ids)):
+            raise NotFound("A document to read is not in the project.", code="document_not_found")
+    elif not session.scalar(select(func.count()).where(Document.project_id == project.id)):
+        raise Conflict("The project has no documents: upload a few first.", code="no_documents")
+    return _record(session, project, principal, SUGGEST, body.model_dump(mode="json"))
+
+
+def request_refinement(session: Session, project: Project, principal: Principal, body: RefineRequest) -> AgentTask:
+    """Checked now, so that a request that cannot succeed says so at once: the run, and feedback on two documents."""
+    run = reviewed_run(session, project, body.run_id)
+    reviewed = session.scalar(
+        select(func.count(func.distinct(Feedback.document_id))).where(
+            Feedback.run_id == run.id, Feedback.superseded_at.is_(None)
+        )
+    )
+    if (reviewed or 0) < 2:
+        raise Conflict(
+            f"The run has feedback on {reviewed or 0} document(s); the refiner needs at least two, one to write "
+            "the proposal from and one to score it on.",
+            code="too_few_reviewed_documents",
+        )
+    known = {v.spec.name for v in list_variables(session, project)}
+    unknown = sorted(set(body.variables) - known)
+    if unknown:
+        raise InvalidInput(f"Unknown variables: {', '.join(unknown)}.", code="unknown_variable")
+    return _record(session, project, principal, REFINE, {**body.model_dump(mode="json"), "run_id": str(run.id)})
+
+
+def get_task(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False) -> AgentTask:
+    query = select(AgentTask).where(AgentTask.id == task_id, AgentTask.tenant_id == tenant_id)
+    task = session.scalars(query.with_for_update() if lock else query).first()
+    if task is None:
+        raise NotFound("No such agent task.", code="agent_task_not_found")
+    return task
+
+
+def list_tasks(session: Session, project: Project) -> list[AgentTask]:
+    return list(
+        session.scalars(
+            select(AgentTask).where(AgentTask.project_id == project.id).order_by(AgentTask.created_at.desc())
+        )
+    )
+
+
+def _chosen(body: AcceptRequest, offered: list[str]) -> list[str]:
+    chosen = offered if body.variables is None else body.variables
+    unknown = sorted((set(chosen) | set(body.edits)) - set(offered))
+    if unknown:
+        raise InvalidInput(f"The task offers no variable {', '.join(unknown)}.", code="unknown_variable")
+    return [name for name in offered if name in chosen]
+
+
+def accept(
+    session: Session, principal: Principal, task_id: uuid.UUID, body: AcceptRequest, *, with_quotes: bool
+) -> dict[str, Any]:
+    task = get_task(session, principal.tenant_id, task_id, lock=True)  # two accepts at once: one waits, then sees
+    if task.status != SUCCEEDED or task.result is None:
+        raise Conflict(f"The task is {task.status}: nothing to accept yet.", code="agent_task_not_ready")
+    if task.applied is not None:
+        raise Conflict("The task was accepted already.", code="agent_task_applied")
+    project = session.scalars(
+        select(Project).where(Project.id == task.project_id).with_for_update(key_share=True)
+    ).one()
+    if task.kind == REFINE:
+        return _accept_refinement(session, principal, task, project, body, with_quotes)
+    return _accept_suggestions(session, principal, task, project, body)
+
+
+def _applied(task: AgentTask, principal: Principal, applied: dict[str, Any]) -> None:
+    task.applied, task.applied_by, task.applied_at = applied, principal.user_id, utcnow()
+
+
+def _accept_refinement(
+    session: Session, principal: Principal, task: AgentTask, project: Project, body: AcceptRequest, with_quotes: bool
+) -> dict[str, Any]:
+    result = task.result or {}
+    if result.get("verdict") != "offered":
+        raise Conflict(
+            f"The refinement was not offered: {result.get('reason', 'nothing to refine')}.", code="refinement_rejected"
+        )
+    if variables_hash(project_spec(session, project), with_quotes) != result.get("base_hash"):
+        raise Conflict(
+            "The codebook changed since the refinement was proposed: ask for a new one.", code="refinement_stale"
+        )
+    proposals = {p["variable"]: p for p in result.get("proposals", [])}
+    chosen = _chosen(body, list(proposals))
+    live = {v.spec.name: v for v in list_variables(session, project)}
+    changed = []
+    for name in chosen:
+        definition = {k: v for k, v in proposals[name]["definition"].items() if k != "name"}
+        try:
+            update = VariableUpdate.model_validate({**definition, **body.edits.get(name, {})})
+        except ValueError as exc:
+            raise InvalidInput(f"The edit of {name} is not valid: {exc}", code="invalid_variable") from exc
+        changed.append(variable_read(update_variable(session, project, live[name].id, update)).model_dump(mode="json"))
+    before = ensure_prompt_version(session, project, with_quotes).version
+    _applied(task, principal, {"variables": chosen, "edited": sorted(body.edits), "prompt_version": before})
+    previous = before - 1 if before > 1 else None
+    return {
+        "task": task,
+        "variables": changed,
+        "prompt_version": before,
+        "diff": diff(session, project, before, previous) if previous else None,
+    }
+
+
+def _accept_suggestions(
+    session: Session, principal: Principal, task: AgentTask, project: Project, body: AcceptRequest
+) -> dict[str, Any]:
+    suggestions = {s["definition"]["name"]: s for s in (task.result or {}).get("suggestions", [])}
+    chosen = _chosen(body, list(suggestions))
+    created = []
+    for name in chosen:
+        try:
+            variable = VariableCreate.model_validate({**suggestions[name]["definition"], **body.edits.get(name, {})})
+        except ValueError as exc:
+            raise InvalidInput(f"The suggestion {name} is not valid: {exc}", code="invalid_variable") from exc
+        created.append(variable_read(create_variable(session, project, variable)).model_dump(mode="json"))
+    _applied(
+        task,
+        principal,
+        {"variables": [c["name"] for c in created], "dropped": [n for n in suggestions if n not in chosen]},
+    )
+    return {"task": task, "variables": created}

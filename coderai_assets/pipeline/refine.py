@@ -1,0 +1,393 @@
+"""The refiner: from a run's feedback, a better definition of each weak variable, scored on held-out documents.
+
+1. The run's reviewed documents are split (seeded) into the ones a proposal is written from and the held-out ones.
+2. A variable is weak when a value of it was wrong on the documents written from; the model is shown its
+   definition, the wrong values with their corrections, notes and surrounding text, and proposes a definition.
+3. The held-out documents are coded again with the proposed codebook (the live one with the proposals), and each
+   variable's values there are compared with the reviewers', before (the run's values, which they reviewed) and
+   after. The offer stands only when a refined variable gains and none loses (engine/refiner.py `verdict`).
+
+No database connection is held while the model is asked: what the calls need is read first, detached."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.engine.agreement import UNKNOWN, agreement, coded_alike
+from coderai_assets.engine.codebook import ProjectSpec, variables_hash
+from coderai_assets.engine.grounding import Aligner
+from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.refiner import (
+    Example,
+    changes,
+    proposal_schema,
+    proposed_definition,
+    refiner_prompt,
+    split_documents,
+    verdict,
+)
+from coderai_assets.errors import Conflict, LLMError, NotFound
+from coderai_assets.pipeline.extract import ChunkText, ask_chunk
+from coderai_assets.pipeline.validate import code_record, entity_key, records_of
+from coderai_assets.storage.models import Document, DocumentChunk, Feedback, Project, Run
+from coderai_assets.storage.reviews import latest_feedback, reviewer_value
+from coderai_assets.storage.specs import project_spec
+
+CONTEXT_CHARS = 300  # of text each side of a wrong value, shown to the model
+MAX_ITEMS_SHOWN = 500  # held-out values listed in the result, before and after
+
+
+@dataclass(frozen=True)
+class RefineOptions:
+    run_id: uuid.UUID | None = None  # the reviewed run; the latest run with feedback when None
+    variables: tuple[str, ...] = ()  # only these; every weak one when empty
+    held_out_fraction: float = 0.5
+    seed: int = 0
+    with_quotes: bool = True
+    uncertainty_threshold: float = 0.5
+    context_tokens: int | None = None
+    max_output_tokens: int = 1024
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    document_id: str
+    entity_index: int
+    entity_text: str | None
+    variable: str
+    model_value: Any
+    reviewer_value: Any
+    quote: str | None
+    note: str
+    char_start: int | None
+
+
+@dataclass
+class HeldOut:
+    document_id: str
+    file_name: str
+    text: str
+    chunks: list[ChunkText]
+
+
+@dataclass
+class Tally:
+    """What an agent's calls used; added to from the threads that code held-out documents."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, answer: Answer, calls: int = 1) -> None:
+        with self._lock:
+            self.calls += calls
+            self.input_tokens += answer.input_tokens
+            self.output_tokens += answer.output_tokens
+
+
+@dataclass
+class Prepared:
+    run_id: uuid.UUID
+    spec: ProjectSpec
+    base_hash: str
+    reviewed: list[Reviewed]
+    train: list[str]
+    held_out: list[str]
+    examples: dict[str, tuple[list[Example], list[Example]]]  # variable -> (wrong, right) on the train documents
+    documents: dict[str, HeldOut] = field(default_factory=dict)
+
+
+def reviewed_run(session: Session, project: Project, run_id: uuid.UUID | None) -> Run:
+    if run_id is not None:
+        run = session.get(Run, run_id)
+        if run is None or run.project_id != project.id:
+            raise NotFound("No such run in the project.", code="run_not_found")
+        return run
+    run = session.scalars(
+        select(Run)
+        .where(Run.project_id == project.id, Run.id.in_(select(Feedback.run_id).where(Feedback.run_id.is_not(None))))
+        .order_by(Run.created_at.desc())
+    ).first()
+    if run is None:
+        raise Conflict("No run of the project has feedback yet: review a sample first.", code="no_feedback")
+    return run
+
+
+def _context(session: Session, document_id: str, around: int | None, needle: Any) -> str:
+    """Text around the model's quote, else around the reviewer's value where the text has it, else the start."""
+    text_length = session.scalar(select(func.length(Document.text)).where(Document.id == uuid.UUID(document_id)))
+    if not text_length:
+        return ""
+    start = around
+    if start is None and isinstance(needle, str | int | float) and str(needle).strip():
+        found = session.scalar(
+            select(func.strpos(func.lower(Document.text), str(needle).lower())).where(
+                Document.id == uuid.UUID(document_id)
+            )
+        )
+        start = found - 1 if found else None
+    start = max(0, (start or 0) - CONTEXT_CHARS)
+    window = session.scalar(
+        select(func.substr(Document.text, start + 1, 2 * CONTEXT_CHARS)).where(Document.id == uuid.UUID(document_id))
+    )
+    return " ".join((window or "").split())
+
+
+def prepare(session: Session, project: Project, options: RefineOptions) -> Prepared:
+    """What the refiner needs, read in one transaction: the reviewed values, the split, the examples of the
+    documents written from, and the held-out documents' text and chunks."""
+    run = reviewed_run(session, project, options.run_id)
+    spec = project_spec(session, project)
+    live = {v.name for v in spec.variables}
+    reviewed = [
+        Reviewed(
+            document_id=str(value.document_id),
+            entity_index=value.entity_index,
+            entity_text=value.entity_text,
+            variable=value.variable_name,
+            model_value=value.value,
+            reviewer_value=reviewer_value(feedback, value),
+            quote=value.quote,
+            note=feedback.comment or "",
+            char_start=value.char_start,
+        )
+        for feedback, value in latest_feedback(session, run.id)
+        if value.variable_name in live  # a variable deleted since is not refined
+    ]
+    documents = sorted({r.document_id for r in reviewed})
+    try:
+        train, held_out = split_documents(documents, options.held_out_fraction, options.seed)
+    except ValueError as exc:
+        raise Conflict(
+            f"The run has feedback on {len(documents)} document(s); the refiner needs at least two: {exc}.",
+            code="too_few_reviewed_documents",
+        ) from exc
+    names = dict(
+        session.execute(
+            select(Document.id, Document.file_name).where(Document.id.in_([uuid.UUID(d) for d in documents]))
+        ).all()
+    )
+    types = {v.name: v.type.value for v in spec.variables}
+    examples: dict[str, tuple[list[Example], list[Example]]] = defaultdict(lambda: ([], []))
+    train_set = set(train)
+    for r in reviewed:
+        if r.document_id not in train_set:
+            continue
+        alike = coded_alike(r.model_value, r.reviewer_value, types[r.variable])
+        needle = r.reviewer_value if not alike else r.model_value
+        example = Example(
+            file_name=names.get(uuid.UUID(r.document_id), r.document_id),
+            model_value=r.model_value,
+            reviewer_value=r.reviewer_value,
+            quote=r.quote,
+            note=r.note,
+            context=_context(session, r.document_id, r.char_start, needle) if not alike else "",
+        )
+        examples[r.variable][0 if not alike else 1].append(example)
+    prepared = Prepared(
+        run_id=run.id,
+        spec=spec,
+        base_hash=variables_hash(spec, options.with_quotes),
+        reviewed=reviewed,
+        train=train,
+        held_out=held_out,
+        examples=dict(examples),
+    )
+    for document_id in held_out:
+        document = session.get(Document, uuid.UUID(document_id))
+        assert document is not None
+        chunks = session.scalars(
+            select(DocumentChunk).where(DocumentChunk.document_id == document.id).order_by(DocumentChunk.index)
+        ).all()
+        prepared.documents[document_id] = HeldOut(
+            document_id,
+            document.file_name,
+            document.text or "",
+            [ChunkText(c.index, c.text, c.char_start, c.char_end) for c in chunks],
+        )
+    return prepared
+
+
+@dataclass
+class _Answered:
+    chunk_index: int
+    payload: dict[str, Any] | None
+
+
+def _code_held_out(
+    extractor: Extractor, spec: ProjectSpec, document: HeldOut, options: RefineOptions, tally: Tally
+) -> dict[tuple[int, str], Any]:
+    """The document coded with `spec` as a run would code it: (entity index, variable) -> value. Entity-level
+    values are keyed by the entity the reviewed run found under the same name (see `_match_entities`)."""
+    answers = []
+    for chunk in document.chunks:
+        answer, calls = ask_chunk(
+            extractor,
+            spec,
+            chunk,
+            len(document.chunks),
+            document.file_name,
+            with_quotes=options.with_quotes,
+            context_tokens=options.context_tokens,
+            max_output_tokens=options.max_output_tokens,
+        )
+        tally.add(answer, calls)
+        if answer.payload is None:
+            raise LLMError(answer.error or "unparseable answer")
+        answers.append(_Answered(chunk.index, answer.payload))
+    spans = {c.index: c for c in document.chunks}
+    values: dict[tuple[int, str], Any] = {}
+    for index, record in enumerate(records_of(spec, answers, Aligner(document.text), spans)):
+        _, _, coerced = code_record(spec, record.candidates, options.uncertainty_threshold)
+        for name, result in coerced.items():
+            values[(index, name)] = result.value
+        if record.entity_text is not None:
+            values[(index, "\x00entity")] = entity_key(record.entity_text)
+    return values
+
+
+def _after_value(reviewed: Reviewed, values: dict[tuple[int, str], Any], entity: bool) -> Any:
+    if not entity:
+        return values.get((0, reviewed.variable))
+    key = entity_key(reviewed.entity_text or "")
+    for (index, name), found in values.items():
+        if name == "\x00entity" and found == key:
+            return values.get((index, reviewed.variable))
+    return None  # the entity was not found again: nothing coded for it
+
+
+def _figures(pairs: list[tuple[Any, Any]], variable_type: str) -> dict[str, Any]:
+    figures = agreement(pairs, variable_type, with_intervals=False)
+    correct = sum(1 for a, b in pairs if coded_alike(a, b, variable_type))
+    return {"correct": correct, **{k: figures[k] for k in ("n", "accuracy", "kappa", "alpha")}}
+
+
+def refine(
+    session_scope: Callable[[], Any], project_id: uuid.UUID, extractor: Extractor, options: RefineOptions, tally: Tally
+) -> dict[str, Any]:
+    """The refiner's offer (see the module's docstring); its calls are added to `tally`. `session_scope()` opens a
+    transaction of the project's workspace."""
+    with session_scope() as session:
+        project = session.get(Project, project_id)
+        if project is None:
+            raise NotFound("No such project.", code="project_not_found")
+        prepared = prepare(session, project, options)
+    spec = prepared.spec
+    by_name = {v.name: v for v in spec.variables}
+    wanted = [n for n in by_name if n in prepared.examples and prepared.examples[n][0]]
+    if options.variables:
+        wanted = [n for n in wanted if n in options.variables]
+    used: dict[str, set[str]] = defaultdict(set)
+    for r in prepared.reviewed:
+        if isinstance(r.reviewer_value, str):
+            used[r.variable].add(r.reviewer_value)
+        elif isinstance(r.reviewer_value, list):
+            used[r.variable] |= {str(x) for x in r.reviewer_value}
+    proposals: list[dict[str, Any]] = []
+    skipped: list[dict[str, str]] = []
+    refined = dict(by_name)
+    for name in wanted:
+        wrong, right = prepared.examples[name]
+        system, user = refiner_prompt(spec, by_name[name], wrong, right)
+        answer = extractor.ask(system, user, proposal_schema(by_name[name]))
+        tally.add(answer)
+        try:
+            if answer.payload is None:
+                raise ValueError(answer.error or "no answer")
+            definition = proposed_definition(by_name[name], answer.payload, used[name])
+        except ValueError as exc:
+            skipped.append({"variable": name, "reason": f"no usable proposal: {exc}"[:500]})
+            continue
+        diff = changes(by_name[name], definition)
+        if not diff:
+            skipped.append({"variable": name, "reason": "the proposal is the current definition"})
+            continue
+        refined[name] = definition
+        proposals.append(
+            {
+                "variable": name,
+                "reason": str(answer.payload.get("reason") or "")[:500],
+                "changes": diff,
+                "definition": definition.stored(),
+                "written_from": {"wrong": len(wrong), "right": len(right)},
+            }
+        )
+    result: dict[str, Any] = {
+        "run_id": str(prepared.run_id),
+        "base_hash": prepared.base_hash,
+        "written_from_documents": prepared.train,
+        "held_out_documents": prepared.held_out,
+        "proposals": proposals,
+        "skipped": skipped,
+        "held_out": [],
+        "items": [],
+        "errors": [],
+    }
+    if not proposals:
+        result["verdict"] = "nothing_to_refine"
+        result["reason"] = (
+            "no value was wrong on the documents written from" if not wanted else "the model proposed nothing usable"
+        )
+        return result
+    proposed = {p["variable"] for p in proposals}
+    proposed_spec = spec.model_copy(update={"variables": tuple(refined[v.name] for v in spec.variables)})
+    entity = spec.extraction_unit == "entity"
+
+    def code(document: HeldOut) -> tuple[str, dict[tuple[int, str], Any] | None, str | None]:
+        try:
+            return document.document_id, _code_held_out(extractor, proposed_spec, document, options, tally), None
+        except LLMError as exc:
+            return document.document_id, None, exc.message[:500]
+
+    with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+        coded = list(pool.map(code, prepared.documents.values()))
+    after_values = {d: values for d, values, _ in coded if values is not None}
+    result["errors"] = [{"document_id": d, "error": e} for d, _, e in coded if e]
+    types = {v.name: v.type.value for v in spec.variables}
+    before: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    after: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for r in prepared.reviewed:
+        if r.document_id not in after_values:
+            continue  # not held out, or its coding failed: left out of both sides
+        new = _after_value(r, after_values[r.document_id], entity)
+        before[r.variable].append((r.model_value, r.reviewer_value))
+        after[r.variable].append((new, r.reviewer_value))
+        if r.variable in proposed and len(result["items"]) < MAX_ITEMS_SHOWN:
+            result["items"].append(
+                {
+                    "document_id": r.document_id,
+                    "file_name": prepared.documents[r.document_id].file_name,
+                    "entity_index": r.entity_index,
+                    "variable": r.variable,
+                    "reviewer": None if r.reviewer_value is UNKNOWN else r.reviewer_value,
+                    "before": r.model_value,
+                    "after": new,
+                }
+            )
+    result["held_out"] = [
+        {
+            "variable": name,
+            "refined": name in proposed,
+            "before": _figures(before[name], types[name]),
+            "after": _figures(after[name], types[name]),
+        }
+        for name in by_name
+        if before.get(name)
+    ]
+    if not result["held_out"]:
+        result["verdict"], result["reason"] = "rejected", "no held-out document could be coded again"
+    else:
+        result["verdict"], result["reason"] = verdict(result["held_out"], proposed)
+    result["spec"] = {"variables": [v.stored() for v in proposed_spec.variables]}
+    return result

@@ -1,0 +1,281 @@
+"""The refiner and the co-pilot: their rules alone, and through the API with their Dagster job and sensor (the
+model is the tests' DatelineModel, which codes a city as its country until the codebook mentions the dateline)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from dagster import build_sensor_context
+from fastapi.testclient import TestClient
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from coderai_api.main import create_app
+from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
+from coderai_assets.defs.resources import LLMResource
+from coderai_assets.engine.copilot import checked_suggestions, snake_case
+from coderai_assets.engine.llm import Extractor
+from coderai_assets.engine.refiner import proposed_definition, split_documents, verdict
+from coderai_assets.engine.variables import VariableSpec
+from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, DatelineModel, dateline_model
+from tests.test_api import login_as
+from tests.test_assets import _resources, instance  # noqa: F401
+from tests.test_review import coded_run
+
+
+class DatelineLLM(LLMResource):
+    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+        return Extractor(dateline_model(), "fake/dateline")
+
+
+# ---- the rules ------------------------------------------------------------------------------------------------
+
+
+def test_the_split_is_seeded_and_keeps_a_document_on_each_side():
+    ids = [f"d{i}" for i in range(10)]
+    train, held = split_documents(ids, 0.3, seed=7)
+    assert (len(train), len(held)) == (7, 3) and not set(train) & set(held)
+    assert split_documents(list(reversed(ids)), 0.3, seed=7) == (train, held)
+    assert split_documents(ids, 0.3, seed=8) != (train, held)
+    assert [len(side) for side in split_documents(["a", "b"], 0.9, seed=0)] == [1, 1]
+    with pytest.raises(ValueError):
+        split_documents(["a"], 0.5, seed=0)
+
+
+def test_a_proposal_keeps_the_values_reviewers_used_and_must_be_a_definition():
+    kind = VariableSpec(name="kind", type="category", allowed_values=["march", "strike"])
+    narrowed = proposed_definition(kind, {"description": "d", "allowed_values": ["march"]}, {"strike"})
+    assert narrowed.allowed_values == ["march", "strike"]  # dropping a reviewer's code is not taken
+    widened = proposed_definition(kind, {"description": "d", "allowed_values": ["march", "strike", "rally"]}, set())
+    assert widened.allowed_values == ["march", "strike", "rally"] and widened.description == "d"
+    with pytest.raises(ValueError):
+        proposed_definition(kind, {"description": "  "}, set())
+
+
+def test_the_verdict_rejects_a_proposal_that_does_worse_on_held_out_documents():
+    def score(name, before, after):
+        return {"variable": name, "before": {"correct": before}, "after": {"correct": after}}
+
+    assert verdict([score("city", 0, 2), score("date", 2, 2)], {"city"})[0] == "offered"
+    assert verdict([score("city", 0, 2), score("date", 2, 1)], {"city"})[0] == "rejected"
+    assert verdict([score("city", 1, 1)], {"city"})[0] == "rejected"
+
+
+def test_suggestions_are_checked_named_and_their_quotes_located():
+    texts = [("d1", "lyon.txt", "LYON. About 3,000 nurses marched.")]
+    found = checked_suggestions(COPILOT_SUGGESTIONS, {"city"}, texts)
+    assert [s["definition"]["name"] for s in found] == ["strike_size", "sector"]
+    size, sector = found
+    assert size["quote"]["document_id"] == "d1" and texts[0][2][size["quote"]["char_start"] :].startswith("About")
+    assert sector["quote"] is None and sector["definition"]["type"] == "text" and sector["notes"]
+    assert checked_suggestions(COPILOT_SUGGESTIONS, {"strike_size", "sector"}, texts) == []
+    assert snake_case("2nd Wave!") == "v_2nd_wave"
+
+
+# ---- through the API ------------------------------------------------------------------------------------------
+
+
+def _do_tasks(settings, instance, client) -> list[dict]:  # noqa: F811
+    """One tick of the agent sensor, and its Dagster runs done in process: the tasks as the API then shows them."""
+    job = build_agent_job(settings)
+    sensor = build_agent_sensor(job)
+    resources = _resources(settings, DatelineLLM())
+    with build_sensor_context(instance=instance, resources={"db": resources["db"]}) as context:
+        result = sensor(context)
+    done = []
+    for request in result.run_requests:
+        assert job.execute_in_process(instance=instance, tags=request.tags, resources=resources).success
+        done.append(client.get(f"/agent-tasks/{request.tags['coderai/agent_task_id']}").json())
+    return done
+
+
+def _review_cities(client, run_id) -> None:
+    """The reviewer: every city wrong (the model gave the country), with the city; everything else correct."""
+    values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
+    truth = {country: city for city, country in COUNTRIES.items()}
+    for value in values:
+        if value["variable"] == "city" and value["value"] in truth:
+            body = {"verdict": "wrong", "corrected_value": truth[value["value"]], "note": "the city, not the country"}
+        else:
+            body = {"verdict": "correct"}
+        assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
+
+
+def test_the_refiner_proposes_scores_on_held_out_documents_and_applies_once(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"refiner-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
+        too_early = client.post(f"/projects/{project_id}/refinements", json={})
+        assert (too_early.status_code, too_early.json()["code"]) == (409, "no_feedback")
+        _review_cities(client, run_id)
+        assert client.post(f"/projects/{project_id}/refinements", json={"variables": ["nope"]}).status_code == 422
+
+        queued = client.post(f"/projects/{project_id}/refinements", json={"seed": 3})
+        assert queued.status_code == 202 and queued.json()["status"] == "queued"
+        not_ready = client.post(f"/agent-tasks/{queued.json()['id']}/accept", json={})
+        assert (not_ready.status_code, not_ready.json()["code"]) == (409, "agent_task_not_ready")
+        (task,) = _do_tasks(settings, instance, client)
+        assert task["status"] == "succeeded", task
+        result = task["result"]
+        assert len(result["written_from_documents"]) == 2 and len(result["held_out_documents"]) == 2
+        assert not set(result["written_from_documents"]) & set(result["held_out_documents"])
+        (proposal,) = result["proposals"]
+        assert proposal["variable"] == "city" and "dateline" in proposal["changes"]["description"]["to"]
+        assert proposal["written_from"]["wrong"] == 2
+        scores = {s["variable"]: s for s in result["held_out"]}
+        assert scores["city"]["before"]["correct"] == 0 and scores["city"]["after"]["correct"] == 2
+        assert scores["city"]["after"]["accuracy"] == 1.0 and scores["city"]["refined"]
+        assert scores["participants"]["before"] == scores["participants"]["after"]
+        assert result["verdict"] == "offered"
+        held_out = set(result["held_out_documents"])
+        assert {i["document_id"] for i in result["items"]} == held_out
+        assert task["llm_calls"] == 1 + 2 and task["input_tokens"] > 0  # one proposal, two held-out documents
+
+        # Two accepts at once: one applies it, the other is told so.
+        codes: list[int] = []
+
+        def accept() -> None:
+            codes.append(client.post(f"/agent-tasks/{task['id']}/accept", json={}).status_code)
+
+        threads = [threading.Thread(target=accept) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(codes) == [200, 409]
+        shown = client.get(f"/agent-tasks/{task['id']}").json()
+        assert shown["applied"]["variables"] == ["city"]
+        variables = {v["name"]: v for v in client.get(f"/projects/{project_id}/variables").json()}
+        assert "dateline" in variables["city"]["description"] and variables["city"]["examples"]
+        version = shown["applied"]["prompt_version"]
+        diff = client.get(f"/projects/{project_id}/prompt-versions/{version}/diff").json()
+        assert [c["name"] for c in diff["changed"]] == ["city"]
+
+        # A refinement proposed before the codebook changed is stale.
+        again = client.post(f"/projects/{project_id}/refinements", json={"seed": 3}).json()
+        client.patch(f"/projects/{project_id}/variables/{variables['city']['id']}", json={"description": "City."})
+        (redone,) = _do_tasks(settings, instance, client)
+        assert redone["id"] == again["id"] and redone["result"]["verdict"] == "offered"
+        participants = variables["participants"]["id"]
+        client.patch(f"/projects/{project_id}/variables/{participants}", json={"description": "How many."})
+        stale = client.post(f"/agent-tasks/{again['id']}/accept", json={})
+        assert (stale.status_code, stale.json()["code"]) == (409, "refinement_stale")
+
+
+def test_a_refinement_that_does_not_help_on_held_out_documents_is_rejected(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """The reviewer marks a correct participants count wrong on one document: the refiner writes a proposal from
+    it, which codes the held-out documents no better, so it is not offered and cannot be accepted."""
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"rejected-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
+        values = client.get(f"/runs/{run_id}/values", params={"variable": "participants"}).json()["items"]
+        (written_from,), _ = split_documents([v["document_id"] for v in values], 0.75, seed=0)
+        for value in values:
+            wrong = value["document_id"] == written_from
+            body = {"verdict": "wrong", "corrected_value": 1} if wrong else {"verdict": "correct"}
+            client.put(f"/values/{value['id']}/feedback", json=body)
+        client.post(f"/projects/{project_id}/refinements", json={"held_out_fraction": 0.75, "seed": 0})
+        (task,) = _do_tasks(settings, instance, client)
+        result = task["result"]
+        assert [p["variable"] for p in result["proposals"]] == ["participants"]
+        assert result["verdict"] == "rejected" and "no more values right" in result["reason"]
+        refused = client.post(f"/agent-tasks/{task['id']}/accept", json={})
+        assert (refused.status_code, refused.json()["code"]) == (409, "refinement_rejected")
+
+
+def test_the_copilot_suggests_variables_from_unparsed_uploads_and_the_user_picks(
+    database,
+    settings,
+    instance,  # noqa: F811
+    demo_files,
+):
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"copilot-{uuid.uuid4().hex[:8]}@example.org")
+        project = client.post(
+            "/projects", json={"name": "Protests", "domain_description": "Protest events in Europe"}
+        ).json()
+        refused = client.post(f"/projects/{project['id']}/suggestions", json={})
+        assert (refused.status_code, refused.json()["code"]) == (409, "no_documents")
+        for path in demo_files:
+            with path.open("rb") as handle:
+                client.post(f"/projects/{project['id']}/documents", files={"files": (path.name, handle)})
+        queued = client.post(f"/projects/{project['id']}/suggestions", json={"documents": 4, "max_variables": 5})
+        assert queued.status_code == 202
+        (task,) = _do_tasks(settings, instance, client)
+        assert task["status"] == "succeeded", task
+        suggestions = {s["definition"]["name"]: s for s in task["result"]["suggestions"]}
+        assert list(suggestions) == ["strike_size", "sector"]
+        assert suggestions["strike_size"]["quote"]["file_name"] == "lyon_nurses.txt"
+        assert len(task["result"]["documents"]) == 4 and task["llm_calls"] == 1
+
+        wrong = client.post(f"/agent-tasks/{task['id']}/accept", json={"variables": ["nope"]})
+        assert (wrong.status_code, wrong.json()["code"]) == (422, "unknown_variable")
+        taken = client.post(
+            f"/agent-tasks/{task['id']}/accept",
+            json={"variables": ["strike_size"], "edits": {"strike_size": {"display_name": "Size", "name": "size"}}},
+        )
+        assert taken.status_code == 200, taken.json()
+        assert [v["name"] for v in taken.json()["variables"]] == ["size"]
+        assert taken.json()["task"]["applied"] == {"variables": ["size"], "dropped": ["sector"]}
+        names = [v["name"] for v in client.get(f"/projects/{project['id']}/variables").json()]
+        assert names == ["size"]
+
+
+def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    from coderai_assets.engine.model_limits import ModelLimits
+    from coderai_assets.pipeline.agents import run_task
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import AgentTask
+
+    class Mumbling(DatelineModel):
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+            usage = {"input_tokens": 900, "output_tokens": 30, "total_tokens": 930}
+            message = AIMessage(content="I would suggest a few variables.", usage_metadata=usage)  # no tool call
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def mumbling(max_output_tokens: int | None = None) -> Extractor:
+        return Extractor(Mumbling(messages=iter([])), "fake/mumbling")
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"failing-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, _, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
+        task = client.post(f"/projects/{project_id}/suggestions", json={}).json()
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+
+        def scope(tenant_id):
+            return tenant_session(session_factory, tenant_id)
+
+        status = run_task(
+            scope,
+            uuid.UUID(task["id"]),
+            tenant,
+            extractor_for=mumbling,
+            parse=lambda path: "",
+            settings=settings,
+            limits=ModelLimits(8192, 1.0, 2.0, "test"),
+        )
+        assert status == "failed"
+        shown = client.get(f"/agent-tasks/{task['id']}").json()
+        assert shown["error_code"] == "llm_unparseable" and shown["llm_calls"] == 1 and shown["cost_usd"] > 0
+        with tenant_session(session_factory, tenant) as session:
+            assert session.get(AgentTask, uuid.UUID(task["id"])).status == "failed"
