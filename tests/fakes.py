@@ -22,11 +22,12 @@ class ToolCallingFakeModel(GenericFakeChatModel):
     tool_name: str = TOOL_NAME
 
     def bind_tools(self, tools, **kwargs):  # type: ignore[override]
-        # The answer calls the tool it was given (the extractor's, the refiner's or the co-pilot's); the copy
-        # shares `prompts` with this model.
+        # The answer calls the tool it was given (the extractor's, the refiner's or the co-pilot's). The same tool
+        # keeps this model (tests count on its attributes); another gets a copy, which shares `prompts`.
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
-        return self.model_copy(update={"tool_name": convert_to_openai_tool(tools[0])["function"]["name"]})
+        name = convert_to_openai_tool(tools[0])["function"]["name"]
+        return self if name == self.tool_name else self.model_copy(update={"tool_name": name})
 
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
         prompt = "\n".join(str(m.content) for m in messages)

@@ -227,3 +227,119 @@ def test_a_killed_daemon_and_api_leave_the_run_to_finish_once(slow_platform, set
         done = ("coderai_documents_total", (("outcome", "done"),))
         if after.get(("coderai_llm_calls_total", ())) is not None:
             assert after[done] - before.get(done, 0.0) >= n
+
+
+@pytest.fixture
+def loop_platform(database, settings, tmp_path, monkeypatch):
+    """The platform with the refiner's test model (tests/fakes.py DatelineModel), logging its calls to a file."""
+    monkeypatch.setenv("CODERAI_LLM_FACTORY", "tests.fakes:dateline_model")
+    monkeypatch.setenv("CODERAI_TEST_CALL_LOG", str(tmp_path / "calls.log"))
+    platform = Platform(settings, tmp_path / "logs")
+    try:
+        platform.start(with_api=True, timeout=240)
+        yield platform
+    finally:
+        platform.stop()
+
+
+def _wait_for_task(client, task_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = client.get(f"/agent-tasks/{task_id}").json()
+        if task["status"] in ("succeeded", "failed"):
+            return task
+        time.sleep(0.3)
+    raise AssertionError(f"agent task {task_id} did not end: {task}")
+
+
+def _review(client, run_id: str, truth: dict[str, str]) -> None:
+    """Feedback on every value of the run: a city that is not the report's is corrected, the rest is correct."""
+    values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
+    assert len(values) == 4 * 5
+    for value in values:
+        right = truth.get(value["file_name"])
+        if value["variable"] == "city" and value["value"] != right:
+            body = {"verdict": "wrong", "corrected_value": right, "note": "the city of the dateline"}
+        else:
+            body = {"verdict": "correct"}
+        assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
+    assert client.post(f"/runs/{run_id}/review/done").status_code == 200
+
+
+def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
+    """describe -> suggest -> sample -> feedback on every value -> agreement -> refine -> held-out score -> accept
+    -> sample again (only the refined variable asked) -> the gate passes -> full run -> export with agreement."""
+    import httpx
+
+    from coderai_assets.demo import VARIABLES, wait_for_run, write_corpus
+    from tests.fakes import COUNTRIES
+
+    truth = {
+        "lyon_nurses.txt": "Lyon",
+        "porto_dockers.html": "Porto",
+        "gdansk_students.pdf": "Gdansk",
+        "tampere_farmers.docx": "Tampere",
+    }
+    calls_log = tmp_path / "calls.log"
+    base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
+    with httpx.Client(base_url=base, timeout=60) as client:
+        email = f"loop-{uuid.uuid4().hex[:8]}@example.org"
+        client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+        token = client.post("/auth/login", json={"email": email, "password": "correct horse battery"}).json()
+        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+        project = client.post("/projects", json={"name": "Protests", "domain_description": "Protest reports"}).json()
+        pid = project["id"]
+        files = write_corpus(tmp_path / "corpus")
+        uploaded = client.post(f"/projects/{pid}/documents", files=[("files", (p.name, p.read_bytes())) for p in files])
+        assert uploaded.status_code == 201
+
+        # The co-pilot reads the uploads (no run has parsed them) and suggests; the user drops its suggestions
+        # and writes the codebook.
+        suggested = _wait_for_task(client, client.post(f"/projects/{pid}/suggestions", json={}).json()["id"])
+        assert suggested["status"] == "succeeded" and suggested["result"]["suggestions"]
+        dropped = client.post(f"/agent-tasks/{suggested['id']}/accept", json={"variables": []}).json()
+        assert dropped["variables"] == [] and dropped["task"]["applied"]["dropped"]
+        for variable in VARIABLES:
+            assert client.post(f"/projects/{pid}/variables", json=variable).status_code == 201
+
+        first = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 4, "seed": 1}).json()
+        assert wait_for_run(client, first["id"], timeout=300)["status"] == "succeeded"
+        cities = {
+            v["value"] for v in client.get(f"/runs/{first['id']}/values", params={"variable": "city"}).json()["items"]
+        }
+        assert cities == set(COUNTRIES.values())  # the model codes the country
+        _review(client, first["id"], truth)
+        figures = {v["variable"]: v for v in client.get(f"/runs/{first['id']}/agreement").json()["model_vs_reviewers"]}
+        assert figures["city"]["accuracy"] == 0.0 and not figures["city"]["passes"]
+        assert figures["participants"]["passes"]
+        refused = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "reliability_below_threshold")
+
+        refinement = client.post(f"/projects/{pid}/refinements", json={"run_id": first["id"], "seed": 1}).json()
+        refinement = _wait_for_task(client, refinement["id"])
+        assert refinement["status"] == "succeeded", refinement
+        result = refinement["result"]
+        (city,) = [s for s in result["held_out"] if s["variable"] == "city"]
+        assert (city["before"]["accuracy"], city["after"]["accuracy"]) == (0.0, 1.0)
+        assert result["verdict"] == "offered" and [p["variable"] for p in result["proposals"]] == ["city"]
+        accepted = client.post(f"/agent-tasks/{refinement['id']}/accept", json={}).json()
+        assert accepted["prompt_version"] == 2 and [c["name"] for c in accepted["diff"]["changed"]] == ["city"]
+
+        before_second = len(calls_log.read_text().splitlines())
+        second = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 4, "seed": 1}).json()
+        assert wait_for_run(client, second["id"], timeout=300)["status"] == "succeeded"
+        asked = [line.split()[1:] for line in calls_log.read_text().splitlines()[before_second:]]
+        assert asked == [["record_values", "city"]] * 4  # one call a document, for the refined variable alone
+        _review(client, second["id"], truth)
+        figures = {v["variable"]: v for v in client.get(f"/runs/{second['id']}/agreement").json()["model_vs_reviewers"]}
+        assert figures["city"]["accuracy"] == 1.0 and all(v["passes"] for v in figures.values())
+
+        full = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
+        assert full.status_code == 202 and full.json()["reliability_override"] is None
+        assert wait_for_run(client, full.json()["id"], timeout=300)["status"] == "succeeded"
+        export = client.get(f"/projects/{pid}/export", params={"format": "xlsx", "run_id": full.json()["id"]})
+        sheets = pd.read_excel(io.BytesIO(export.content), sheet_name=None)
+        assert {"data", "codebook", "about", "agreement", "feedback"} <= set(sheets)
+        data = sheets["data"].set_index("file_name")
+        assert data["city"].to_dict() == truth and set(data["prompt_version"]) == {2}
+        assert "dateline" in sheets["codebook"].set_index("variable").loc["city", "description"]

@@ -64,3 +64,58 @@ def test_embedded_model_codes_a_report(local_settings):
     variables = {v.name: v for v in spec.variables}
     assert coerce_value(variables["participants"], answer.payload["participants"]).value == 450
     assert coerce_value(variables["event_date"], answer.payload["event_date"]).value == "2023-06-03"
+
+
+def test_the_refiner_works_with_the_embedded_model(local_settings, database, settings, session_factory, demo_files):
+    """The whole refiner on the embedded model: it codes the demo reports, reviewers want the country where the
+    codebook says city, and the model proposes definitions that are scored on the held-out reports. Demo quality:
+    what is checked is that every weak variable gets a proposal or a reason, and the held-out figures."""
+    import uuid
+
+    from dagster import DagsterInstance
+    from fastapi.testclient import TestClient
+
+    from coderai_api.main import create_app
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.model_limits import ModelLimits
+    from coderai_assets.pipeline.agents import run_task
+    from coderai_assets.storage.db import tenant_session
+    from tests.fakes import COUNTRIES
+    from tests.test_api import login_as
+    from tests.test_review import coded_run
+
+    class Embedded(LLMResource):
+        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+            model, name = build_chat_model(local_settings, max_output_tokens)
+            return Extractor(model, name, local_settings.llm_structured_method)
+
+    with (
+        DagsterInstance.ephemeral() as instance,
+        TestClient(create_app(settings), base_url="http://test/api/v1") as client,
+    ):
+        login_as(client, f"embedded-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, Embedded())
+        countries = {f"{city.lower()}": country for city, country in COUNTRIES.items()}
+        for value in client.get(f"/runs/{run_id}/values", params={"variable": "city"}).json()["items"]:
+            country = next(c for key, c in countries.items() if value["file_name"].startswith(key))
+            body = {"verdict": "wrong", "corrected_value": country, "note": "code the country"}
+            client.put(f"/values/{value['id']}/feedback", json=body)
+        task = client.post(f"/projects/{project_id}/refinements", json={"seed": 1}).json()
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+        status = run_task(
+            lambda tenant_id: tenant_session(session_factory, tenant_id),
+            uuid.UUID(task["id"]),
+            tenant,
+            extractor_for=Embedded().extractor,
+            parse=lambda path: "",
+            settings=local_settings,
+            limits=ModelLimits(8192, 0.0, 0.0, "test"),
+        )
+        shown = client.get(f"/agent-tasks/{task['id']}").json()
+        assert status == "succeeded", shown
+        result = shown["result"]
+        assert [p["variable"] for p in result["proposals"]] + [s["variable"] for s in result["skipped"]] == ["city"]
+        assert shown["llm_calls"] >= 1 and shown["output_tokens"] > 0
+        if result["proposals"]:
+            (city,) = [s for s in result["held_out"] if s["variable"] == "city"]
+            assert city["before"]["n"] == city["after"]["n"] == 2 and result["verdict"] in ("offered", "rejected")

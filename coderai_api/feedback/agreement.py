@@ -4,14 +4,13 @@ reliability gate a full run passes (alpha at the project's threshold) unless the
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
 from coderai_assets.errors import Conflict
 from coderai_assets.storage import reviews
-from coderai_assets.storage.models import Feedback, Project, Run, utcnow
-from coderai_assets.storage.reviews import all_done
+from coderai_assets.storage.models import Project, Run, utcnow
+from coderai_assets.storage.reviews import all_done, latest_reviewed_run
 
 
 def run_agreement(
@@ -20,16 +19,6 @@ def run_agreement(
     """`principal` None: everybody's feedback (the gate); else the caller's own until every reviewer is done."""
     own = None if principal is None or all_done(session, run.id) else principal.user_id
     return reviews.run_agreement(session, run, project, user_id=own, with_intervals=with_intervals)
-
-
-def latest_reviewed_run(session: Session, project: Project) -> Run | None:
-    return session.scalars(
-        select(Run)
-        .join(Feedback, Feedback.run_id == Run.id)
-        .where(Run.project_id == project.id, Feedback.superseded_at.is_(None))
-        .order_by(Run.created_at.desc())
-        .limit(1)
-    ).first()
 
 
 def check_reliability(session: Session, principal: Principal, project: Project, reason: str | None) -> dict | None:

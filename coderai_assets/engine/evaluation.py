@@ -109,7 +109,7 @@ class Report:
         return "\n".join(lines)
 
 
-def _canonical(spec: VariableSpec, value: Any) -> Any:
+def canonical(spec: VariableSpec, value: Any) -> Any:
     """A value in the variable's type, so '5/8/14' and '2014-05-08' or 'Yes' and True compare equal."""
     if is_empty(value):
         return None
@@ -201,7 +201,7 @@ def evaluate(
                     continue
                 if str(p).strip() == str(g).strip():
                     score.exact += 1
-                if _canonical(spec, p) == _canonical(spec, g):
+                if canonical(spec, p) == canonical(spec, g):
                     score.normalised += 1
     report.variables = list(scores.values())
     report.entities = entity_score

@@ -38,8 +38,8 @@ from coderai_assets.engine.refiner import (
 from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
 from coderai_assets.pipeline.validate import code_record, entity_key, records_of
-from coderai_assets.storage.models import Document, DocumentChunk, Feedback, Project, Run
-from coderai_assets.storage.reviews import latest_feedback, reviewer_value
+from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
+from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
 from coderai_assets.storage.specs import project_spec
 
 CONTEXT_CHARS = 300  # of text each side of a wrong value, shown to the model
@@ -114,11 +114,7 @@ def reviewed_run(session: Session, project: Project, run_id: uuid.UUID | None) -
         if run is None or run.project_id != project.id:
             raise NotFound("No such run in the project.", code="run_not_found")
         return run
-    run = session.scalars(
-        select(Run)
-        .where(Run.project_id == project.id, Run.id.in_(select(Feedback.run_id).where(Feedback.run_id.is_not(None))))
-        .order_by(Run.created_at.desc())
-    ).first()
+    run = latest_reviewed_run(session, project)
     if run is None:
         raise Conflict("No run of the project has feedback yet: review a sample first.", code="no_feedback")
     return run

@@ -20,13 +20,14 @@ from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import (
     Document,
     Export,
+    Feedback,
     Project,
     PromptVersion,
     Run,
     RunDocument,
     RunDocumentStatus,
 )
-from coderai_assets.storage.reviews import corrections, feedback_sheet, run_agreement
+from coderai_assets.storage.reviews import corrections, feedback_sheet, latest_reviewed_run, run_agreement
 from coderai_assets.storage.specs import project_spec, version_spec
 
 META_COLUMNS = [
@@ -42,6 +43,7 @@ ENTITY_COLUMNS = ["entity_index", "entity_text", "entity_start", "entity_end"]
 PROVENANCE_SUFFIXES = ("status", "confidence", "alignment", "quote", "char_start", "char_end")
 FINAL_SUFFIXES = ("final", "final_source")
 AGREEMENT_COLUMNS = [
+    "reviewed_run_id",
     "comparison",
     "variable",
     "reviewers",
@@ -298,8 +300,13 @@ def write_export(
 
 def agreement_sheet(session: Session, run: Run, project: Project) -> list[dict[str, Any]]:
     """The agreement figures of the run (storage/reviews.py) as rows: the model against the reviewers, then each
-    pair of reviewers."""
-    figures = run_agreement(session, run, project)
+    pair of reviewers. A run nobody reviewed (a full run, usually) reports those of the reviewed run before it,
+    the sample the reliability gate read; `reviewed_run_id` says which."""
+    reviewed = run if session.scalar(select(Feedback.id).where(Feedback.run_id == run.id).limit(1)) else None
+    reviewed = reviewed or latest_reviewed_run(session, project, before=run)
+    if reviewed is None:
+        return []
+    figures = run_agreement(session, reviewed, project)
     rows = []
     for kind, items in (
         ("model vs reviewers", figures["model_vs_reviewers"]),
@@ -308,6 +315,7 @@ def agreement_sheet(session: Session, run: Run, project: Project) -> list[dict[s
         for item in items:
             rows.append(
                 {
+                    "reviewed_run_id": str(reviewed.id),
                     "comparison": kind,
                     "variable": item["variable"],
                     "reviewers": " / ".join(str(r) for r in item.get("reviewers", [])),

@@ -27,6 +27,19 @@ def all_done(session: Session, run_id: uuid.UUID) -> bool:
     return bool(reviews) and all(r.done_at is not None for r in reviews)
 
 
+def latest_reviewed_run(session: Session, project: Project, before: Run | None = None) -> Run | None:
+    """The project's newest run with current feedback (created before `before`, if given): the one the reliability
+    gate reads, the refiner learns from by default, and a run without feedback of its own reports in its export."""
+    query = (
+        select(Run)
+        .join(Feedback, Feedback.run_id == Run.id)
+        .where(Run.project_id == project.id, Feedback.superseded_at.is_(None))
+    )
+    if before is not None:
+        query = query.where(Run.created_at <= before.created_at, Run.id != before.id)
+    return session.scalars(query.order_by(Run.created_at.desc()).limit(1)).first()
+
+
 def reviewer_value(feedback: Feedback, value: Extraction) -> Any:
     """What the reviewer says the value is: the model's when correct, the correction when wrong (a wrong verdict
     without one agrees with nothing)."""
