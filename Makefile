@@ -6,7 +6,7 @@ PYTHON ?= python3
 # Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install demo test test-fast up bench bench-service bench-provider bench-runs lint lock clean
+.PHONY: install demo test test-fast up bench bench-service bench-provider bench-runs bench-refine lint lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ bench-provider: install
 # a killed run worker, against the simulator at 1 s a call and 600 a minute.
 bench-runs: install
 	$(BIN)/python bench/provider_runs.py
+
+# The refiner on CUAD contracts, the gold answers as the reviewer: agreement before and after, on held-out contracts.
+bench-refine: install
+	$(BIN)/python bench/refine_cuad.py
 
 lint: install
 	$(BIN)/ruff check coderai_assets coderai_api tests bench migrations

@@ -11,12 +11,13 @@ from dagster import build_sensor_context
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from sqlalchemy import select
 
 from coderai_api.main import create_app
 from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
 from coderai_assets.defs.resources import LLMResource
 from coderai_assets.engine.copilot import checked_suggestions, snake_case
-from coderai_assets.engine.llm import Extractor
+from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.refiner import proposed_definition, split_documents, verdict
 from coderai_assets.engine.variables import VariableSpec
 from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, DatelineModel, dateline_model
@@ -279,3 +280,146 @@ def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
         assert shown["error_code"] == "llm_unparseable" and shown["llm_calls"] == 1 and shown["cost_usd"] > 0
         with tenant_session(session_factory, tenant) as session:
             assert session.get(AgentTask, uuid.UUID(task["id"])).status == "failed"
+
+
+def test_a_task_whose_dagster_run_died_is_failed_by_the_sensor(
+    database,
+    settings,
+    instance,  # noqa: F811
+    demo_files,
+):
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"died-{uuid.uuid4().hex[:8]}@example.org")
+        project = client.post("/projects", json={"name": "P"}).json()
+        with demo_files[0].open("rb") as handle:
+            client.post(f"/projects/{project['id']}/documents", files={"files": (demo_files[0].name, handle)})
+        task = client.post(f"/projects/{project['id']}/suggestions", json={}).json()
+        job = build_agent_job(settings)
+        sensor = build_agent_sensor(job)
+        resources = {"db": _resources(settings)["db"]}
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            (request,) = [r for r in sensor(context).run_requests if r.tags["coderai/agent_task_id"] == task["id"]]
+        # The run worker died before the task ended: its Dagster run failed, and no retry is coming.
+        run = instance.create_run_for_job(job_def=job, tags=request.tags)
+        instance.report_run_failed(run)
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            again = sensor(context).run_requests
+        assert task["id"] not in {r.tags["coderai/agent_task_id"] for r in again}
+        shown = client.get(f"/agent-tasks/{task['id']}").json()
+        assert (shown["status"], shown["error_code"]) == ("failed", "task_worker_failed")
+
+
+class Claims(Extractor):
+    """Entity-level double: lists a report's incidents, codes each one's perpetrator as the police until the
+    codebook says it is the group that claimed it, and proposes that definition when asked to refine."""
+
+    REPORTS = {
+        "A bombing in Lima": ("Lima", "the Red Front"),
+        "A kidnapping in Quito": ("Quito", "the Blue Army"),
+        "An arson in Cusco": ("Cusco", "the Green Cell"),
+        "A shooting in Cali": ("Cali", "the Black Hand"),
+    }
+
+    def __init__(self):
+        self.model_name = "fake/claims"
+
+    def extract(self, codebook, *, text, **_):
+        if "entities" in codebook.json_schema["properties"]:
+            return Answer(payload={"entities": [{"entity_text": e} for e in self.REPORTS if e in text]})
+        asked = text.rpartition(" to code: ")[2]
+        city, group = self.REPORTS[asked]
+        claimed = "the group that claimed" in codebook.system_prompt
+        return Answer(payload={"city": city, "perpetrator": group if claimed else "the police"}, input_tokens=5)
+
+    def ask(self, system_prompt, user, json_schema):
+        payload = {"description": "the group that claimed the incident", "examples": [], "reason": "not the police"}
+        return Answer(payload=payload, input_tokens=50, output_tokens=10)
+
+
+def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_factory, tenant, settings):
+    from coderai_assets.engine.variables import VariableType
+    from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+    from coderai_assets.pipeline.extract import extract_document
+    from coderai_assets.pipeline.parse import parse_document
+    from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
+    from coderai_assets.pipeline.validate import validate_document
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import (
+        Document,
+        Extraction,
+        ExtractionUnit,
+        Feedback,
+        Project,
+        PromptVersion,
+        RunKind,
+        Variable,
+    )
+    from coderai_assets.storage.runs import create_run
+    from coderai_assets.storage.specs import project_spec, version_spec
+
+    storage, extractor = LocalFileStorage(settings.storage_dir), Claims()
+    texts = ["A bombing in Lima and a later one. A kidnapping in Quito.", "An arson in Cusco. A shooting in Cali."]
+    with tenant_session(session_factory, tenant) as session:
+        project = Project(tenant_id=tenant, name="p", domain_description="News.", extraction_unit=ExtractionUnit.entity)
+        session.add(project)
+        session.flush()
+        for i, name in enumerate(("city", "perpetrator")):
+            spec = VariableSpec(name=name, type=VariableType.text)
+            session.add(Variable.of(spec, tenant_id=tenant, project_id=project.id, position=i))
+        for i, text in enumerate(texts):
+            key = f"{tenant}/{project.id}/documents/{i}/original"
+            storage.write(key, text.encode())
+            session.add(
+                Document(
+                    tenant_id=tenant,
+                    project_id=project.id,
+                    file_name=f"news{i}.txt",
+                    size_bytes=len(text),
+                    sha256=uuid.uuid4().hex * 2,
+                    storage_path=key,
+                )
+            )
+        session.flush()
+        run, documents = create_run(session, project, RunKind.full, with_quotes=False)
+        project_id, run_id, doc_ids = project.id, run.id, [d.id for d in documents]
+    for doc_id in doc_ids:
+        with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
+            run, document = session.get(type(run), run_id), session.get(Document, doc_id)
+            assert parse_document(session, storage, worker, run, document, chunk_chars=4000, overlap=0)
+        with tenant_session(session_factory, tenant) as session:
+            run, document = session.get(type(run), run_id), session.get(Document, doc_id)
+            version = session.get(PromptVersion, run.prompt_version_id)
+            spec = project_spec(session, session.get(Project, project_id))
+            assert extract_document(
+                session, extractor, run, document, version, use_cache=False, spec=spec, with_quotes=False
+            )
+            validate_document(session, run, document, spec, version, version_spec(session, version)[1])
+    with tenant_session(session_factory, tenant) as session:
+        values = session.scalars(select(Extraction).where(Extraction.run_id == run_id)).all()
+        assert len(values) == 2 * 4
+        for value in values:
+            group = Claims.REPORTS[value.entity_text][1]
+            wrong = value.variable_name == "perpetrator"
+            session.add(
+                Feedback(
+                    tenant_id=tenant,
+                    extraction_id=value.id,
+                    run_id=run_id,
+                    document_id=value.document_id,
+                    variable_name=value.variable_name,
+                    verdict="wrong" if wrong else "correct",
+                    corrected_value=group if wrong else None,
+                )
+            )
+    result = refine(
+        lambda: tenant_session(session_factory, tenant),
+        project_id,
+        extractor,
+        RefineOptions(with_quotes=False, seed=0),
+        Tally(),
+    )
+    scores = {s["variable"]: s for s in result["held_out"]}
+    assert (scores["perpetrator"]["before"]["correct"], scores["perpetrator"]["after"]["correct"]) == (0, 2)
+    assert scores["city"]["before"] == scores["city"]["after"] and scores["city"]["after"]["correct"] == 2
+    assert result["verdict"] == "offered"
