@@ -119,3 +119,27 @@ def test_the_refiner_works_with_the_embedded_model(local_settings, database, set
         if result["proposals"]:
             (city,) = [s for s in result["held_out"] if s["variable"] == "city"]
             assert city["before"]["n"] == city["after"]["n"] == 2 and result["verdict"] in ("offered", "rejected")
+
+
+def test_the_copilot_works_with_the_embedded_model(local_settings):
+    """The co-pilot's schema through llama.cpp's grammar: the embedded model answers with suggestions that pass
+    the checks (names, types, definitions), whatever their quality."""
+    from coderai_assets.engine.budget import answer_tokens
+    from coderai_assets.engine.copilot import checked_suggestions, copilot_prompt, suggestion_schema
+
+    texts = [(name, name, f"{title}\n\n{body}") for name, (title, body) in REPORTS.items()]
+    system, user = copilot_prompt(
+        name="Protests",
+        domain_description="Short news reports of protest events.",
+        extraction_unit="document",
+        entity_description="",
+        existing=[],
+        excerpts=[(name, text) for _, name, text in texts],
+        max_variables=4,
+    )
+    model, name = build_chat_model(local_settings, answer_tokens(12, local_settings.llm_max_output_tokens))
+    answer = Extractor(model, name).ask(system, user, suggestion_schema(4))
+    assert answer.error is None and isinstance(answer.payload, dict), answer.error
+    assert isinstance(answer.payload["variables"], list) and len(answer.payload["variables"]) <= 4
+    for suggestion in checked_suggestions(answer.payload, set(), texts):
+        VariableSpec.model_validate(suggestion["definition"])

@@ -106,7 +106,9 @@ def _kappa(pairs: Sequence[tuple[Any, Any]]) -> tuple[float, list[float] | None]
     for a, b in both:
         table[index[id(a) if a is UNKNOWN else a], index[id(b) if b is UNKNOWN else b]] += 1
     try:
-        result = cohens_kappa(table)
+        # Its z statistic (unused here) divides by zero when every item agrees by chance alone; numpy warns.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = cohens_kappa(table)
     except (ValueError, ZeroDivisionError):
         return None
     kappa = float(result.kappa)
