@@ -27,6 +27,7 @@ from coderai_assets.engine.codebook import ProjectSpec, variables_hash
 from coderai_assets.engine.grounding import Aligner
 from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.refiner import (
+    MAX_SHOWN,
     Example,
     changes,
     proposal_schema,
@@ -181,16 +182,19 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
         if r.document_id not in train_set:
             continue
         alike = coded_alike(r.model_value, r.reviewer_value, types[r.variable])
-        needle = r.reviewer_value if not alike else r.model_value
-        example = Example(
-            file_name=names.get(uuid.UUID(r.document_id), r.document_id),
-            model_value=r.model_value,
-            reviewer_value=r.reviewer_value,
-            quote=r.quote,
-            note=r.note,
-            context=_context(session, r.document_id, r.char_start, needle) if not alike else "",
+        side = examples[r.variable][1 if alike else 0]
+        # The text around a wrong value, read only for those the model will be shown.
+        shown = not alike and len(side) < MAX_SHOWN
+        side.append(
+            Example(
+                file_name=names.get(uuid.UUID(r.document_id), r.document_id),
+                model_value=r.model_value,
+                reviewer_value=r.reviewer_value,
+                quote=r.quote,
+                note=r.note,
+                context=_context(session, r.document_id, r.char_start, r.reviewer_value) if shown else "",
+            )
         )
-        examples[r.variable][0 if not alike else 1].append(example)
     prepared = Prepared(
         run_id=run.id,
         spec=spec,
@@ -225,7 +229,7 @@ def _code_held_out(
     extractor: Extractor, spec: ProjectSpec, document: HeldOut, options: RefineOptions, tally: Tally
 ) -> dict[tuple[int, str], Any]:
     """The document coded with `spec` as a run would code it: (entity index, variable) -> value. Entity-level
-    values are keyed by the entity the reviewed run found under the same name (see `_match_entities`)."""
+    values are matched to the reviewed run's entities by name (see `_after_value`)."""
     answers = []
     for chunk in document.chunks:
         answer, calls = ask_chunk(
