@@ -123,7 +123,7 @@ def _accept_refinement(
         raise Conflict(
             f"The refinement was not offered: {result.get('reason', 'nothing to refine')}.", code="refinement_rejected"
         )
-    if variables_hash(project_spec(session, project), with_quotes) != result.get("base_hash"):
+    if variables_hash(project_spec(session, project)) != result.get("base_hash"):
         raise Conflict(
             "The codebook changed since the refinement was proposed: ask for a new one.", code="refinement_stale"
         )

@@ -198,7 +198,7 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
     prepared = Prepared(
         run_id=run.id,
         spec=spec,
-        base_hash=variables_hash(spec, options.with_quotes),
+        base_hash=variables_hash(spec),  # the definitions the proposal was written against
         reviewed=reviewed,
         train=train,
         held_out=held_out,
