@@ -297,11 +297,21 @@ def refine(
     proposals: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     refined = dict(by_name)
-    for name in wanted:
+
+    def propose(name: str) -> Answer:
         wrong, right = prepared.examples[name]
-        system, user = refiner_prompt(spec, by_name[name], wrong, right)
-        answer = extractor.ask(system, user, proposal_schema(by_name[name]))
+        try:
+            answer = extractor.ask(*refiner_prompt(spec, by_name[name], wrong, right), proposal_schema(by_name[name]))
+        except LLMError as exc:  # this variable goes without a proposal; a fatal provider error stops the task
+            return Answer(payload=None, error=exc.message)
         tally.add(answer)
+        return answer
+
+    # The variables' proposals are independent calls: asked at once, up to the option's concurrency.
+    with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
+        answers = list(pool.map(propose, wanted))
+    for name, answer in zip(wanted, answers, strict=True):
+        wrong, right = prepared.examples[name]
         try:
             if answer.payload is None:
                 raise ValueError(answer.error or "no answer")
@@ -317,7 +327,7 @@ def refine(
         proposals.append(
             {
                 "variable": name,
-                "reason": str(answer.payload.get("reason") or "")[:500],
+                "reason": str((answer.payload or {}).get("reason") or "")[:500],
                 "changes": diff,
                 "definition": definition.stored(),
                 "written_from": {"wrong": len(wrong), "right": len(right)},
