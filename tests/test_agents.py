@@ -138,6 +138,11 @@ def test_the_refiner_proposes_scores_on_held_out_documents_and_applies_once(
         assert result["verdict"] == "offered"
         held_out = set(result["held_out_documents"])
         assert {i["document_id"] for i in result["items"]} == held_out
+        # Each re-coded value says where it stands in the text, as a run's values do.
+        for item in result["items"]:
+            text = client.get(f"/projects/{project_id}/documents/{item['document_id']}/text").json()["text"]
+            start, end = item["after_offsets"]
+            assert text[start:end] == item["after_quote"] and item["after"] in item["after_quote"]
         assert task["llm_calls"] == 1 + 2 and task["input_tokens"] > 0  # one proposal, two held-out documents
 
         # Two accepts at once: one applies it, the other is told so.

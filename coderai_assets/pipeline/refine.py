@@ -38,7 +38,7 @@ from coderai_assets.engine.refiner import (
 )
 from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
-from coderai_assets.pipeline.validate import code_record, entity_key, records_of
+from coderai_assets.pipeline.validate import code_record, entity_key, ground, records_of
 from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
 from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
 from coderai_assets.storage.specs import project_spec
@@ -227,9 +227,8 @@ class _Answered:
 
 def _code_held_out(
     extractor: Extractor, spec: ProjectSpec, document: HeldOut, options: RefineOptions, tally: Tally
-) -> dict[tuple[int, str], Any]:
-    """The document coded with `spec` as a run would code it: (entity index, variable) -> value. Entity-level
-    values are matched to the reviewed run's entities by name (see `_after_value`)."""
+) -> Coded:
+    """The document coded with `spec` as a run would code it, each value grounded in the text as a run grounds it."""
     answers = []
     for chunk in document.chunks:
         answer, calls = ask_chunk(
@@ -247,24 +246,38 @@ def _code_held_out(
             raise LLMError(answer.error or "unparseable answer")
         answers.append(_Answered(chunk.index, answer.payload))
     spans = {c.index: c for c in document.chunks}
-    values: dict[tuple[int, str], Any] = {}
-    for index, record in enumerate(records_of(spec, answers, Aligner(document.text), spans)):
-        _, _, coerced = code_record(spec, record.candidates, options.uncertainty_threshold)
+    aligner = Aligner(document.text)
+    coded = Coded()
+    for index, record in enumerate(records_of(spec, answers, aligner, spans)):
+        _, picked, coerced = code_record(spec, record.candidates, options.uncertainty_threshold)
         for name, result in coerced.items():
-            values[(index, name)] = result.value
+            candidate, quote, where = picked[name], None, None
+            if candidate is not None and result.value is not None:
+                span = spans.get(candidate.chunk_index)
+                quote, alignment = ground(
+                    aligner, candidate, span.char_start if span else 0, span.char_end if span else len(aligner.text)
+                )
+                where = [alignment.start, alignment.end] if alignment.found else None
+            coded.values[(index, name)] = {"value": result.value, "quote": quote, "offsets": where}
         if record.entity_text is not None:
-            values[(index, "\x00entity")] = entity_key(record.entity_text)
-    return values
+            coded.entities[entity_key(record.entity_text)] = index
+    return coded
 
 
-def _after_value(reviewed: Reviewed, values: dict[tuple[int, str], Any], entity: bool) -> Any:
-    if not entity:
-        return values.get((0, reviewed.variable))
-    key = entity_key(reviewed.entity_text or "")
-    for (index, name), found in values.items():
-        if name == "\x00entity" and found == key:
-            return values.get((index, reviewed.variable))
-    return None  # the entity was not found again: nothing coded for it
+@dataclass
+class Coded:
+    """A held-out document coded with the proposal: (record, variable) -> its value, quote and offsets; for
+    entity-level projects, each entity's record by its name."""
+
+    values: dict[tuple[int, str], dict[str, Any]] = field(default_factory=dict)
+    entities: dict[str, int] = field(default_factory=dict)
+
+    def value_for(self, reviewed: Reviewed, entity: bool) -> dict[str, Any]:
+        """What the proposal coded for the reviewed value: the same document's record, or the entity of the same
+        name; nothing when the entity was not found again."""
+        index = self.entities.get(entity_key(reviewed.entity_text or "")) if entity else 0
+        found = self.values.get((index, reviewed.variable)) if index is not None else None
+        return found or {"value": None, "quote": None, "offsets": None}
 
 
 def _figures(pairs: list[tuple[Any, Any]], variable_type: str) -> dict[str, Any]:
@@ -354,7 +367,7 @@ def refine(
     proposed_spec = spec.model_copy(update={"variables": tuple(refined[v.name] for v in spec.variables)})
     entity = spec.extraction_unit == "entity"
 
-    def code(document: HeldOut) -> tuple[str, dict[tuple[int, str], Any] | None, str | None]:
+    def code(document: HeldOut) -> tuple[str, Coded | None, str | None]:
         try:
             return document.document_id, _code_held_out(extractor, proposed_spec, document, options, tally), None
         except LLMError as exc:
@@ -370,9 +383,9 @@ def refine(
     for r in prepared.reviewed:
         if r.document_id not in after_values:
             continue  # not held out, or its coding failed: left out of both sides
-        new = _after_value(r, after_values[r.document_id], entity)
+        new = after_values[r.document_id].value_for(r, entity)
         before[r.variable].append((r.model_value, r.reviewer_value))
-        after[r.variable].append((new, r.reviewer_value))
+        after[r.variable].append((new["value"], r.reviewer_value))
         if r.variable in proposed and len(result["items"]) < MAX_ITEMS_SHOWN:
             result["items"].append(
                 {
@@ -382,7 +395,9 @@ def refine(
                     "variable": r.variable,
                     "reviewer": None if r.reviewer_value is UNKNOWN else r.reviewer_value,
                     "before": r.model_value,
-                    "after": new,
+                    "after": new["value"],
+                    "after_quote": new["quote"],
+                    "after_offsets": new["offsets"],
                 }
             )
     result["held_out"] = [
