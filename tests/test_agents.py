@@ -428,3 +428,53 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
     assert (scores["perpetrator"]["before"]["correct"], scores["perpetrator"]["after"]["correct"]) == (0, 2)
     assert scores["city"]["before"] == scores["city"]["after"] and scores["city"]["after"]["correct"] == 2
     assert result["verdict"] == "offered"
+
+
+def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    from coderai_assets.engine.model_limits import ModelLimits
+    from coderai_assets.pipeline.agents import run_task
+    from coderai_assets.storage.db import tenant_session
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"cancel-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
+        _review_cities(client, run_id)
+        task = client.post(f"/projects/{project_id}/refinements", json={}).json()
+        calls: list[str] = []
+
+        class CancelledOnItsFirstCall(DatelineModel):
+            def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+                calls.append(self.tool_name)
+                if len(calls) == 1:  # the user cancels while the proposal is being written
+                    assert client.post(f"/agent-tasks/{task['id']}/cancel").status_code == 200
+                return super()._generate(messages, stop, run_manager, **kwargs)
+
+        model = CancelledOnItsFirstCall(messages=iter([]), answers=dateline_model().answers)
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+        status = run_task(
+            lambda tenant_id: tenant_session(session_factory, tenant_id),
+            uuid.UUID(task["id"]),
+            tenant,
+            extractor_for=lambda budget: Extractor(model, "fake/dateline"),
+            parse=lambda path: "",
+            settings=settings,
+            limits=ModelLimits(8192, 1.0, 2.0, "test"),
+        )
+        shown = client.get(f"/agent-tasks/{task['id']}").json()
+        assert status == shown["status"] == "canceled" and shown["result"] is None
+        assert calls == ["propose_definition"] and shown["llm_calls"] == 1 and shown["cost_usd"] > 0
+        ended = client.post(f"/agent-tasks/{task['id']}/cancel")
+        assert (ended.status_code, ended.json()["code"]) == (409, "agent_task_ended")
+        # A queued task cancelled before its tick is never launched.
+        queued = client.post(f"/projects/{project_id}/refinements", json={}).json()
+        client.post(f"/agent-tasks/{queued['id']}/cancel")
+        job = build_agent_job(settings)
+        with build_sensor_context(instance=instance, resources={"db": _resources(settings)["db"]}) as context:
+            launched = {r.tags["coderai/agent_task_id"] for r in build_agent_sensor(job)(context).run_requests}
+        assert queued["id"] not in launched

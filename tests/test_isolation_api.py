@@ -186,6 +186,7 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/projects/{pid}/agent-tasks", {}),
         ("GET", f"/api/v1/agent-tasks/{w['tid']}", {}),
         ("POST", f"/api/v1/agent-tasks/{w['tid']}/accept", {"json": {}}),
+        ("POST", f"/api/v1/agent-tasks/{w['tid']}/cancel", {}),
         ("GET", f"/api/v1/projects/{pid}/export", {}),
         ("GET", f"/api/v1/workspaces/{wid}/spending", {}),
         ("PUT", f"/api/v1/workspaces/{wid}/spending", {"json": {"monthly_budget_usd": 0}}),
@@ -236,7 +237,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 42
+    assert len(cases) == 43
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

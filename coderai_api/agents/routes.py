@@ -44,6 +44,13 @@ def get_agent_task(task_id: uuid.UUID, session: SessionDep, principal: Viewer):
     return service.get_task(session, principal.tenant_id, task_id)
 
 
+@router.post("/agent-tasks/{task_id}/cancel", response_model=AgentTaskRead)
+def cancel_agent_task(task_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """Stops a queued or running task: it makes no further call, and what its calls cost stays recorded. 409
+    `agent_task_ended`."""
+    return service.cancel(session, principal, task_id)
+
+
 @router.post("/agent-tasks/{task_id}/accept", response_model=AcceptResult)
 def accept_agent_task(
     task_id: uuid.UUID, body: AcceptRequest, session: SessionDep, principal: Editor, settings: SettingsDep

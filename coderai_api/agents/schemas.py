@@ -36,8 +36,8 @@ class AcceptRequest(Body):
 
 
 class AgentTaskRead(BaseModel):
-    """A refiner (`refine`) or co-pilot (`suggest`) task: `queued`, `running`, `succeeded` (see `result`) or
-    `failed` (`error_code`). `applied`: what a user accepted of it."""
+    """A refiner (`refine`) or co-pilot (`suggest`) task: `queued`, `running`, `succeeded` (see `result`),
+    `failed` (`error_code`) or `canceled`. `applied`: what a user accepted of it."""
 
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID

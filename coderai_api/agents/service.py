@@ -18,7 +18,7 @@ from coderai_api.projects.service import create_variable, list_variables, update
 from coderai_api.prompts.service import diff
 from coderai_assets.engine.codebook import variables_hash
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
-from coderai_assets.pipeline.agents import QUEUED, REFINE, SUCCEEDED, SUGGEST
+from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCCEEDED, SUGGEST
 from coderai_assets.pipeline.refine import reviewed_run
 from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
 from coderai_assets.storage.specs import ensure_prompt_version, project_spec
@@ -85,6 +85,15 @@ def list_tasks(session: Session, project: Project) -> list[AgentTask]:
             select(AgentTask).where(AgentTask.project_id == project.id).order_by(AgentTask.created_at.desc())
         )
     )
+
+
+def cancel(session: Session, principal: Principal, task_id: uuid.UUID) -> AgentTask:
+    """A queued task is never launched; a running one makes no further call (its gate reads the status)."""
+    task = get_task(session, principal.tenant_id, task_id, lock=True)
+    if task.status in ENDED:
+        raise Conflict(f"The task has ended ({task.status}).", code="agent_task_ended")
+    task.status, task.error_code, task.finished_at = CANCELED, CANCELED, utcnow()
+    return task
 
 
 def _chosen(body: AcceptRequest, offered: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.budget import answer_tokens
@@ -25,18 +26,35 @@ from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, utcnow
 
 REFINE, SUGGEST = "refine", "suggest"
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
-ENDED = (SUCCEEDED, FAILED)
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
+ENDED = (SUCCEEDED, FAILED, CANCELED)
+
+
+class TaskCanceled(ProviderFatal):
+    """The task was cancelled (POST /agent-tasks/{id}/cancel): its next call is not made."""
+
+    def __init__(self) -> None:
+        super().__init__(CANCELED, "the task was cancelled")
 
 SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
 
 
-def month_gate(scope: SessionScope, tenant_id: uuid.UUID, prices: Prices, default_cap: float | None, tally: Tally):
-    """Before each agent call: refused (BudgetExceeded) when it could take the workspace past its monthly budget,
-    counting the task's calls so far (recorded with its outcome)."""
+def task_gate(
+    scope: SessionScope,
+    task_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    prices: Prices,
+    default_cap: float | None,
+    tally: Tally,
+):
+    """Before each agent call, one short transaction: refused (TaskCanceled) once the task is cancelled, and
+    (BudgetExceeded) when the call could take the workspace past its monthly budget, counting the task's calls so
+    far (recorded with its outcome)."""
 
     def gate(input_tokens: int, output_tokens: int) -> None:
         with scope(tenant_id) as session:
+            if session.scalar(select(AgentTask.status).where(AgentTask.id == task_id)) == CANCELED:
+                raise TaskCanceled()
             month, cap = month_spent(session, tenant_id, default_cap)
         so_far = prices.cost(tally.input_tokens, tally.output_tokens)
         check_caps(Spent(0.0, None, month + so_far, cap), prices.cost(input_tokens, output_tokens))
@@ -93,7 +111,7 @@ def run_task(
     result: dict[str, Any] | None = None
     error: tuple[str, str] | None = None
     tally = Tally()  # kept when the task fails part way: its calls were paid for
-    gate = month_gate(scope, tenant_id, prices, settings.workspace_monthly_budget_usd, tally)
+    gate = task_gate(scope, task_id, tenant_id, prices, settings.workspace_monthly_budget_usd, tally)
     try:
         if isinstance(options, RefineOptions):
             extractor = extractor_for(None).bound_to(str(tenant_id), gate)
@@ -110,14 +128,15 @@ def run_task(
     except Exception as exc:  # recorded, not raised: a retry of the Dagster run would not fare better
         error = ("internal_error", f"{type(exc).__name__}: {exc}")
     with scope(tenant_id) as session:
-        task = session.get(AgentTask, task_id)
-        assert task is not None
+        task = session.scalars(select(AgentTask).where(AgentTask.id == task_id).with_for_update()).one()
         if tally.calls:
             task.llm_calls, task.input_tokens, task.output_tokens = tally.calls, tally.input_tokens, tally.output_tokens
             task.cost_usd = prices.cost(tally.input_tokens, tally.output_tokens)
             record_workspace_spend(session, tenant_id, task.cost_usd)
-        task.finished_at = utcnow()
-        if error is not None:
+        task.finished_at = task.finished_at or utcnow()
+        if task.status == CANCELED:
+            pass  # cancelled while it worked: what its calls cost is recorded, nothing else
+        elif error is not None:
             task.status, task.error_code, task.error = FAILED, error[0], error[1][:2000]
         else:
             task.status, task.result = SUCCEEDED, result
