@@ -478,3 +478,84 @@ def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(
         with build_sensor_context(instance=instance, resources={"db": _resources(settings)["db"]}) as context:
             launched = {r.tags["coderai/agent_task_id"] for r in build_agent_sensor(job)(context).run_requests}
         assert queued["id"] not in launched
+
+
+@pytest.fixture
+def simulator_url():
+    """bench/llm_simulator.py (an OpenAI-compatible server: tool calls answered from the tool's schema) on a port of
+    its own, in a thread."""
+    import importlib.util
+    import socket
+    import time
+    from pathlib import Path
+
+    import uvicorn
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "llm_simulator.py"
+    spec = importlib.util.spec_from_file_location("llm_simulator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(module.create_app(module.Simulator()), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_the_agents_work_with_an_openai_compatible_server(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+    simulator_url,
+):
+    """The refiner and the co-pilot through the real LangChain OpenAI client (function calling) against an
+    OpenAI-compatible server: what they ask parses, and the refiner's whole path runs."""
+    from coderai_assets.engine.llm import build_chat_model
+    from coderai_assets.engine.model_limits import ModelLimits
+    from coderai_assets.pipeline.agents import run_task
+    from coderai_assets.settings import Settings
+    from coderai_assets.storage.db import tenant_session
+
+    compatible = Settings(llm_provider="openai_compatible", llm_base_url=simulator_url, llm_model="simulator")
+
+    def extractor_for(budget: int | None) -> Extractor:
+        model, name = build_chat_model(compatible, budget)
+        return Extractor(model, name, compatible.llm_structured_method)
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"compatible-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
+        _review_cities(client, run_id)
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+        for kind, body in (("refinements", {"seed": 3}), ("suggestions", {"documents": 2})):
+            task = client.post(f"/projects/{project_id}/{kind}", json=body).json()
+            status = run_task(
+                lambda tenant_id: tenant_session(session_factory, tenant_id),
+                uuid.UUID(task["id"]),
+                tenant,
+                extractor_for=extractor_for,
+                parse=lambda path: "",
+                settings=settings,
+                limits=ModelLimits(128_000, 1.0, 2.0, "test"),
+            )
+            shown = client.get(f"/agent-tasks/{task['id']}").json()
+            assert status == "succeeded", shown
+            assert shown["input_tokens"] > 0 and shown["output_tokens"] > 0
+            if kind == "refinements":
+                assert [p["variable"] for p in shown["result"]["proposals"]] == ["city"]
+                assert shown["llm_calls"] == 1 + 2 and shown["result"]["verdict"] in ("offered", "rejected")
+            else:
+                (suggestion,) = shown["result"]["suggestions"]  # the simulator fills one item per array
+                assert suggestion["definition"]["name"] and shown["llm_calls"] == 1
