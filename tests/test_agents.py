@@ -119,6 +119,8 @@ def test_the_refiner_proposes_scores_on_held_out_documents_and_applies_once(
         _review_cities(client, run_id)
         assert client.post(f"/projects/{project_id}/refinements", json={"variables": ["nope"]}).status_code == 422
 
+        estimate = client.post(f"/projects/{project_id}/refinements/estimate", json={"seed": 3}).json()
+        assert estimate["weak_variables"] == ["city"] and estimate["held_out_documents"] == 2
         queued = client.post(f"/projects/{project_id}/refinements", json={"seed": 3})
         assert queued.status_code == 202 and queued.json()["status"] == "queued"
         not_ready = client.post(f"/agent-tasks/{queued.json()['id']}/accept", json={})
@@ -144,6 +146,8 @@ def test_the_refiner_proposes_scores_on_held_out_documents_and_applies_once(
             start, end = item["after_offsets"]
             assert text[start:end] == item["after_quote"] and item["after"] in item["after_quote"]
         assert task["llm_calls"] == 1 + 2 and task["input_tokens"] > 0  # one proposal, two held-out documents
+        assert estimate["calls"] == task["llm_calls"]  # the estimate counted the calls the task made
+        assert 0.5 < estimate["input_tokens"] / task["input_tokens"] < 2
 
         # Two accepts at once: one applies it, the other is told so.
         codes: list[int] = []

@@ -183,6 +183,7 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("POST", f"/api/v1/projects/{pid}/suggestions", {"json": {}}),
         ("POST", f"/api/v1/projects/{pid}/refinements", {"json": {}}),
+        ("POST", f"/api/v1/projects/{pid}/refinements/estimate", {"json": {}}),
         ("GET", f"/api/v1/projects/{pid}/agent-tasks", {}),
         ("GET", f"/api/v1/agent-tasks/{w['tid']}", {}),
         ("POST", f"/api/v1/agent-tasks/{w['tid']}/accept", {"json": {}}),
@@ -237,7 +238,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 43
+    assert len(cases) == 44
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -9,7 +9,14 @@ import uuid
 from fastapi import APIRouter
 
 from coderai_api.agents import service
-from coderai_api.agents.schemas import AcceptRequest, AcceptResult, AgentTaskRead, RefineRequest, SuggestRequest
+from coderai_api.agents.schemas import (
+    AcceptRequest,
+    AcceptResult,
+    AgentTaskRead,
+    RefinementEstimate,
+    RefineRequest,
+    SuggestRequest,
+)
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.projects.service import get_project
@@ -32,6 +39,16 @@ def refine_codebook(project_id: uuid.UUID, body: RefineRequest, session: Session
     is `offered` or `rejected`. 409 `no_feedback`, `too_few_reviewed_documents`."""
     project = get_project(session, principal.tenant_id, project_id)
     return service.request_refinement(session, project, principal, body)
+
+
+@router.post("/projects/{project_id}/refinements/estimate", response_model=RefinementEstimate)
+def estimate_refinement(
+    project_id: uuid.UUID, body: RefineRequest, session: SessionDep, principal: Editor, settings: SettingsDep
+):
+    """What POST /projects/{id}/refinements with this body would cost, before anything is asked: the weak
+    variables, calls, tokens and USD. Nothing is recorded."""
+    project = get_project(session, principal.tenant_id, project_id)
+    return service.estimate(session, settings, project, body)
 
 
 @router.get("/projects/{project_id}/agent-tasks", response_model=list[AgentTaskRead])

@@ -66,3 +66,20 @@ class AcceptResult(BaseModel):
     variables: list[dict[str, Any]]
     prompt_version: int | None = None
     diff: dict[str, Any] | None = None
+
+
+class RefinementEstimate(BaseModel):
+    """What a refinement would cost: a proposal call per weak variable, then the held-out documents coded again
+    (`held_out`: their estimate, as a run's), in calls, tokens and USD (`cost_usd_max`: every answer at its whole
+    budget). No weak variable: nothing to ask, nothing to pay."""
+
+    weak_variables: list[str]
+    written_from_documents: int
+    held_out_documents: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_usd_max: float
+    held_out: dict[str, Any]
+    model: str

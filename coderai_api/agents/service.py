@@ -16,10 +16,13 @@ from coderai_api.auth.service import Principal
 from coderai_api.projects.schemas import VariableCreate, VariableUpdate
 from coderai_api.projects.service import create_variable, list_variables, update_variable, variable_read
 from coderai_api.prompts.service import diff
+from coderai_api.runs.service import model_limits
 from coderai_assets.engine.codebook import variables_hash
+from coderai_assets.engine.model_limits import model_name
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCCEEDED, SUGGEST
-from coderai_assets.pipeline.refine import reviewed_run
+from coderai_assets.pipeline.refine import RefineOptions, estimate_refinement, reviewed_run
+from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
 from coderai_assets.storage.specs import ensure_prompt_version, project_spec
 
@@ -50,6 +53,12 @@ def request_suggestions(session: Session, project: Project, principal: Principal
     return _record(session, project, principal, SUGGEST, body.model_dump(mode="json"))
 
 
+def _check_variables(session: Session, project: Project, names: list[str]) -> None:
+    unknown = sorted(set(names) - {v.spec.name for v in list_variables(session, project)})
+    if unknown:
+        raise InvalidInput(f"Unknown variables: {', '.join(unknown)}.", code="unknown_variable")
+
+
 def request_refinement(session: Session, project: Project, principal: Principal, body: RefineRequest) -> AgentTask:
     """Checked now, so that a request that cannot succeed says so at once: the run, and feedback on two documents."""
     run = reviewed_run(session, project, body.run_id)
@@ -64,11 +73,30 @@ def request_refinement(session: Session, project: Project, principal: Principal,
             "the proposal from and one to score it on.",
             code="too_few_reviewed_documents",
         )
-    known = {v.spec.name for v in list_variables(session, project)}
-    unknown = sorted(set(body.variables) - known)
-    if unknown:
-        raise InvalidInput(f"Unknown variables: {', '.join(unknown)}.", code="unknown_variable")
+    _check_variables(session, project, body.variables)
     return _record(session, project, principal, REFINE, {**body.model_dump(mode="json"), "run_id": str(run.id)})
+
+
+def estimate(session: Session, settings: Settings, project: Project, body: RefineRequest) -> dict[str, Any]:
+    """What the refinement this body asks for would cost (pipeline/refine.py `estimate_refinement`)."""
+    _check_variables(session, project, body.variables)
+    options = RefineOptions(
+        run_id=body.run_id,
+        variables=tuple(body.variables),
+        held_out_fraction=body.held_out_fraction,
+        seed=body.seed,
+        with_quotes=settings.request_quotes,
+        max_output_tokens=settings.llm_max_output_tokens,
+    )
+    return estimate_refinement(
+        session,
+        project,
+        options,
+        limits=model_limits(settings),
+        model_name=model_name(settings),
+        chunk_chars=settings.chunk_chars,
+        overlap=settings.chunk_overlap_chars,
+    )
 
 
 def get_task(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False) -> AgentTask:

@@ -58,7 +58,9 @@ def estimate_run(
     chunk_chars: int,
     overlap: int,
     max_output_tokens: int,
+    use_cache: bool = True,
 ) -> dict:
+    """`use_cache=False`: every chunk asked again (a codebook the cache has never seen, such as a refinement's)."""
     spec = project_spec(session, project)
     codebook = compile_codebook(spec, with_quotes)
     n_variables = len(spec.variables)
@@ -98,7 +100,7 @@ def estimate_run(
         )
     ).first()
     answered: dict[uuid.UUID, int] = {}
-    if version is not None and document_ids:
+    if use_cache and version is not None and document_ids:
         answered = dict(
             session.execute(
                 select(LlmAnswer.document_id, func.count(func.distinct(LlmAnswer.chunk_index)))

@@ -26,6 +26,8 @@ from coderai_assets.engine.agreement import UNKNOWN, agreement, coded_alike
 from coderai_assets.engine.codebook import ProjectSpec, variables_hash
 from coderai_assets.engine.grounding import Aligner
 from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.model_limits import ModelLimits
+from coderai_assets.engine.provider import estimate_tokens
 from coderai_assets.engine.refiner import (
     MAX_SHOWN,
     Example,
@@ -36,13 +38,16 @@ from coderai_assets.engine.refiner import (
     split_documents,
     verdict,
 )
+from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import Conflict, LLMError, NotFound
+from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
 from coderai_assets.pipeline.validate import code_record, entity_key, ground, records_of
 from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
 from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
 from coderai_assets.storage.specs import project_spec
 
+PROPOSAL_TOKENS = 250  # a proposal's answer, typically: a description, a few examples and a reason
 CONTEXT_CHARS = 300  # of text each side of a wrong value, shown to the model
 MAX_ITEMS_SHOWN = 500  # held-out values listed in the result, before and after
 
@@ -219,6 +224,62 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
     return prepared
 
 
+def weak_variables(prepared: Prepared, options: RefineOptions) -> list[str]:
+    """The variables with a wrong value on the documents written from (of those asked for, if any), in order."""
+    weak = [v.name for v in prepared.spec.variables if prepared.examples.get(v.name, ([], []))[0]]
+    return [n for n in weak if n in options.variables] if options.variables else weak
+
+
+def estimate_refinement(
+    session: Session,
+    project: Project,
+    options: RefineOptions,
+    *,
+    limits: ModelLimits,
+    model_name: str,
+    chunk_chars: int,
+    overlap: int,
+) -> dict[str, Any]:
+    """What the refinement would cost, before it is asked for: a proposal call per weak variable (its prompt as the
+    refiner would write it) and the held-out documents coded again, uncached, counted as a run's estimate counts
+    them (pipeline/estimate.py). The split is the one the refinement will make (same seed)."""
+    prepared = prepare(session, project, options)
+    weak = weak_variables(prepared, options)
+    by_name = {v.name: v for v in prepared.spec.variables}
+    prompts = [refiner_prompt(prepared.spec, by_name[n], *prepared.examples[n]) for n in weak]
+    proposal_input = sum(estimate_tokens(system + user, 0) for system, user in prompts)
+    held_out = estimate_run(
+        session,
+        project,
+        [uuid.UUID(d) for d in prepared.held_out] if weak else [],
+        limits=limits,
+        model_name=model_name,
+        with_quotes=options.with_quotes,
+        chunk_chars=chunk_chars,
+        overlap=overlap,
+        max_output_tokens=options.max_output_tokens,
+        use_cache=False,
+    )
+    prices = Prices(limits.input_price_per_mtok, limits.output_price_per_mtok)
+    calls = len(weak) + held_out["calls"]
+    input_tokens = proposal_input + held_out["input_tokens"]
+    output_tokens = len(weak) * PROPOSAL_TOKENS + held_out["output_tokens"]
+    return {
+        "weak_variables": weak,
+        "written_from_documents": len(prepared.train),
+        "held_out_documents": len(prepared.held_out),
+        "calls": calls,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost_usd": round(prices.cost(input_tokens, output_tokens), 6),
+        "cost_usd_max": round(
+            held_out["cost_usd_max"] + prices.cost(proposal_input, len(weak) * options.max_output_tokens), 6
+        ),
+        "held_out": held_out,
+        "model": model_name,
+    }
+
+
 @dataclass
 class _Answered:
     chunk_index: int
@@ -303,9 +364,7 @@ def refine(
         prepared = prepare(session, project, options)
     spec = prepared.spec
     by_name = {v.name: v for v in spec.variables}
-    wanted = [n for n in by_name if n in prepared.examples and prepared.examples[n][0]]
-    if options.variables:
-        wanted = [n for n in wanted if n in options.variables]
+    wanted = weak_variables(prepared, options)
     used: dict[str, set[str]] = defaultdict(set)
     for r in prepared.reviewed:
         if isinstance(r.reviewer_value, str):
