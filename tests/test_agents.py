@@ -9,6 +9,9 @@ import uuid
 import pytest
 from dagster import build_sensor_context
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from sqlalchemy import select
@@ -563,3 +566,48 @@ def test_the_agents_work_with_an_openai_compatible_server(
             else:
                 (suggestion,) = shown["result"]["suggestions"]  # the simulator fills one item per array
                 assert suggestion["definition"]["name"] and shown["llm_calls"] == 1
+
+
+# ---- whatever a model answers --------------------------------------------------------------------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20,
+)
+_suggestion = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": _json | st.text(max_size=70),
+        "display_name": _json,
+        "type": st.sampled_from(["text", "integer", "category", "list", "boolean", "date", "number", "Text"]) | _json,
+        "description": _json,
+        "allowed_values": st.lists(_json, max_size=4) | _json,
+        "reason": _json,
+        "example_quote": _json | st.just("About 3,000 nurses"),
+    },
+)
+
+
+@examples(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.just("variables"), st.lists(_suggestion | _json, max_size=6)) | _json)
+def test_any_answer_to_the_copilot_gives_valid_suggestions_or_none(payload):
+    texts = [("d1", "lyon.txt", "LYON. About 3,000 nurses marched.")]
+    found = checked_suggestions(payload if isinstance(payload, dict) else {"variables": payload}, {"city"}, texts)
+    names = [s["definition"]["name"] for s in found]
+    assert len(names) == len(set(names)) and "city" not in names
+    for suggestion in found:
+        VariableSpec.model_validate(suggestion["definition"])
+        quote = suggestion["quote"]
+        assert quote is None or texts[0][2][quote["char_start"] : quote["char_end"]]
+
+
+@examples(max_examples=300, deadline=None)
+@given(payload=st.dictionaries(st.sampled_from(["description", "examples", "allowed_values", "reason"]), _json))
+def test_any_answer_to_the_refiner_is_a_definition_or_a_value_error(payload):
+    kind = VariableSpec(name="kind", type="category", allowed_values=["march", "strike"])
+    try:
+        proposed = proposed_definition(kind, payload, {"strike"})
+    except ValueError:
+        return
+    assert proposed.name == "kind" and proposed.type == kind.type and "strike" in (proposed.allowed_values or [])

@@ -12,7 +12,6 @@ from coderai_assets.engine.variables import NAME_PATTERN, VariableSpec, Variable
 
 SUGGEST_TOOL = "suggest_variables"
 EXCERPT_CHARS = 4000  # of each document shown to the model
-_FIELDS = ("name", "display_name", "type", "description", "allowed_values")
 
 
 def suggestion_schema(max_variables: int) -> dict[str, Any]:
@@ -85,6 +84,11 @@ def snake_case(name: str) -> str:
     return words[:63]
 
 
+def _text(value: Any) -> str | None:
+    """A field the model should have written as text: stripped, or None when it wrote something else."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def checked_suggestions(
     payload: dict[str, Any], existing: set[str], texts: list[tuple[str, str, str]]
 ) -> list[dict[str, Any]]:
@@ -95,29 +99,34 @@ def checked_suggestions(
     aligners = [(document_id, file_name, Aligner(text)) for document_id, file_name, text in texts]
     taken = set(existing)
     out: list[dict[str, Any]] = []
-    for raw in payload.get("variables") or []:
+    items = payload.get("variables")
+    for raw in items if isinstance(items, list) else []:
         if not isinstance(raw, dict):
             continue
         notes: list[str] = []
-        definition: dict[str, Any] = {k: raw.get(k) for k in _FIELDS if raw.get(k) not in (None, "", [])}
-        definition["name"] = snake_case(str(definition.get("name") or definition.get("display_name") or ""))
+        kind = _text(raw.get("type"))
+        if kind not in {t.value for t in VariableType}:
+            kind = "text"
+            notes.append("an unknown type became text")
+        values = raw.get("allowed_values")
+        allowed = list(dict.fromkeys(v for v in map(_text, values) if v)) if isinstance(values, list) else []
+        if kind == "category" and not allowed:
+            kind = "text"
+            notes.append("a category without allowed values became text")
+        definition: dict[str, Any] = {
+            "name": snake_case(_text(raw.get("name")) or _text(raw.get("display_name")) or ""),
+            "type": kind,
+            "display_name": _text(raw.get("display_name")) or "",
+            "description": _text(raw.get("description")) or "",
+            "allowed_values": allowed if kind in ("category", "list") and allowed else None,
+        }
         if not re.match(NAME_PATTERN, definition["name"]) or definition["name"] in taken:
             continue
-        if definition.get("type") not in {t.value for t in VariableType}:
-            definition["type"] = "text"
-            notes.append("an unknown type became text")
-        if definition["type"] not in ("category", "list"):
-            definition.pop("allowed_values", None)
-        elif definition["type"] == "category" and not definition.get("allowed_values"):
-            definition["type"] = "text"
-            notes.append("a category without allowed values became text")
-        if isinstance(definition.get("allowed_values"), list):
-            definition["allowed_values"] = list(dict.fromkeys(str(v) for v in definition["allowed_values"]))
         try:
             spec = VariableSpec.model_validate(definition)
         except ValueError:
             continue
-        quote = str(raw.get("example_quote") or "").strip()
+        quote = _text(raw.get("example_quote")) or ""
         where = None
         for document_id, file_name, aligner in aligners if quote else []:
             alignment = aligner.align(quote)
@@ -134,7 +143,7 @@ def checked_suggestions(
         out.append(
             {
                 "definition": spec.stored(),
-                "reason": str(raw.get("reason") or "")[:300],
+                "reason": (_text(raw.get("reason")) or "")[:300],
                 "example_quote": quote[:300],
                 "quote": where,
                 "notes": notes,

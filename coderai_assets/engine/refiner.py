@@ -121,14 +121,19 @@ def proposed_definition(v: VariableSpec, payload: dict[str, Any], used_values: s
     """The variable with the proposal's description, examples and (for categories and lists) allowed values.
     Allowed values that drop one the reviewers used are not taken: the reviewers' codes must stay codable.
     Raises ValueError when the proposal is not a valid definition."""
-    description = str(payload.get("description") or "").strip()
-    if not description:
+    description = payload.get("description")
+    if not isinstance(description, str) or not description.strip():
         raise ValueError("the proposal has no description")
-    examples = [str(e).strip() for e in payload.get("examples") or [] if str(e).strip()][:MAX_EXAMPLES]
+    description = description.strip()
+    written = payload.get("examples")
+    examples = (
+        [e.strip()[:500] for e in written if isinstance(e, str) and e.strip()] if isinstance(written, list) else []
+    )
+    examples = examples[:MAX_EXAMPLES]
     update: dict[str, Any] = {"description": description[:MAX_DESCRIPTION], "examples": examples or None}
     proposed = payload.get("allowed_values")
     if v.type in ("category", "list") and isinstance(proposed, list):
-        values = list(dict.fromkeys(str(p).strip() for p in proposed if str(p).strip()))
+        values = list(dict.fromkeys(p.strip() for p in proposed if isinstance(p, str) and p.strip()))
         if values and used_values <= set(values):
             update["allowed_values"] = values
     return VariableSpec.model_validate({**v.model_dump(), **update})

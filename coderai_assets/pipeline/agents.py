@@ -36,6 +36,7 @@ class TaskCanceled(ProviderFatal):
     def __init__(self) -> None:
         super().__init__(CANCELED, "the task was cancelled")
 
+
 SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
 
 
