@@ -1,7 +1,7 @@
 """Agent tasks: the refiner's and the co-pilot's work, recorded by the API and done here, in a Dagster run the agent
-sensor launches, so that no request waits on a model. A task moves queued -> running -> succeeded or failed (with
-a stable code); its calls count against the workspace's share of the rate limit and its monthly budget, and what
-they cost is added to the month's spending."""
+sensor launches, so that no request waits on a model. A task moves queued -> running -> succeeded, failed (with a
+stable code) or canceled; its calls count against the workspace's share of the rate limit and its monthly budget,
+and what they cost is added to the month's spending."""
 
 from __future__ import annotations
 
