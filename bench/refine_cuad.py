@@ -16,10 +16,10 @@ answers (--contracts, 10 by default), so the run takes minutes on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,58 +82,30 @@ def main() -> None:
     parser.add_argument("--configured", action="store_true", help="the configured provider, not the embedded model")
     args = parser.parse_args()
 
-    import httpx
-    import pandas as pd
-
     sys.path.insert(0, str(ROOT / "bench"))
-    from run import CUAD_VARIABLES, materialise_documents, scratch_project  # bench/run.py
+    from run import CUAD_VARIABLES, cuad_contracts, embedded_model_server, materialise_documents, scratch_project
 
     from coderai_assets.defs.resources import LLMResource
-    from coderai_assets.engine.evaluation import file_key
     from coderai_assets.engine.llm import Extractor, build_chat_model
     from coderai_assets.engine.model_limits import resolve_limits
     from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
     from coderai_assets.settings import Settings
     from coderai_assets.storage.db import tenant_session
 
-    corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
-    if not corpus.is_dir():
+    found = cuad_contracts(args.contracts)
+    if found is None:
         print("== refiner on CUAD: skipped (CUAD not in CODERAI_CORPUS) ==")
         return
-    gold = pd.read_csv(corpus / "master_clauses.csv", dtype=str)
-    known = {file_key(n) for n in gold["Filename"]}
-    contracts = sorted(
-        (p for p in (corpus / "full_contract_txt").glob("*.txt") if file_key(p.name) in known),
-        key=lambda p: p.stat().st_size,
-    )[: args.contracts]
-    server = None
-    if args.configured:
-        settings = Settings()
-    else:
-        port = int(os.environ.get("CODERAI_BENCH_LLM_PORT", "18766"))
-        settings = Settings(llm_provider="local", local_llm_port=port, llm_quotes=None)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "coderai_assets.cli", "local-llm"],
-            env={**os.environ, "CODERAI_LOCAL_LLM_PORT": str(port)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
+    gold, contracts = found
+    with contextlib.nullcontext(Settings()) if args.configured else embedded_model_server() as settings:
 
-    class Model(LLMResource):
-        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-            model, name = build_chat_model(settings, max_output_tokens)
-            return Extractor(model, name, settings.llm_structured_method)
+        class Model(LLMResource):
+            def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+                model, name = build_chat_model(settings, max_output_tokens)
+                return Extractor(model, name, settings.llm_structured_method)
 
-    variables = [{"name": n, "type": t, "description": d} for n, t, d, _ in CUAD_VARIABLES]
-    documents = [(p.name, p.read_bytes()) for p in contracts]
-    try:
+        variables = [{"name": n, "type": t, "description": d} for n, t, d, _ in CUAD_VARIABLES]
+        documents = [(p.name, p.read_bytes()) for p in contracts]
         with scratch_project("Commercial contracts filed with the SEC (CUAD).", variables, documents) as scratch:
             started = time.perf_counter()
             success, coded_in = materialise_documents(scratch, Model())
@@ -144,7 +116,7 @@ def main() -> None:
                 with_quotes=settings.request_quotes,
                 context_tokens=limits.context_tokens,
                 max_output_tokens=settings.llm_max_output_tokens,
-                concurrency=1 if server else 4,
+                concurrency=4 if args.configured else 1,
             )
             tally = Tally()
             refined_at = time.perf_counter()
@@ -156,11 +128,7 @@ def main() -> None:
                 tally,
             )
             refined_in = time.perf_counter() - refined_at
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(20)
-    model_name = Model().extractor().model_name
+        model_name = Model().extractor().model_name
     print(f"== the refiner on CUAD: {len(contracts)} shortest contracts, {model_name}, {len(variables)} variables ==")
     print(
         f"coding run success {success} in {coded_in:.0f} s; gold feedback on {reviewed} values, {wrong} wrong; "

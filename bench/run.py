@@ -456,47 +456,40 @@ CUAD_VARIABLES = [
 ]
 
 
-def bench_cuad_eval(n_contracts: int = 20) -> None:
-    """`coderai eval` on CUAD contracts coded by the embedded model, per variable (figures whatever they are).
-    The 20 shortest contracts, so the run takes minutes on 2 cores rather than hours."""
-    import subprocess
-
-    import httpx
+def cuad_contracts(n_contracts: int):
+    """(gold answers, the n shortest CUAD contracts that have them), or None when the corpus is absent."""
     import pandas as pd
 
-    from coderai_assets.defs.resources import LLMResource
-    from coderai_assets.engine.evaluation import evaluate, file_key, write_report
-    from coderai_assets.engine.llm import Extractor, build_chat_model
-    from coderai_assets.engine.variables import VariableSpec
-    from coderai_assets.settings import Settings
-    from coderai_assets.storage.dataset import build_rows
-    from coderai_assets.storage.db import tenant_session
-    from coderai_assets.storage.models import Project, Run
+    from coderai_assets.engine.evaluation import file_key
 
     corpus = Path(os.environ.get("CODERAI_CORPUS", ROOT.parent / "shared" / "corpus")) / "labelled" / "cuad_v1"
     if not corpus.is_dir():
-        print("== CUAD evaluation: skipped (CUAD not in CODERAI_CORPUS) ==")
-        return
+        return None
     gold = pd.read_csv(corpus / "master_clauses.csv", dtype=str)
     known = {file_key(n) for n in gold["Filename"]}
     contracts = sorted(
         (p for p in (corpus / "full_contract_txt").glob("*.txt") if file_key(p.name) in known),
         key=lambda p: p.stat().st_size,
     )[:n_contracts]
+    return gold, contracts
+
+
+@contextlib.contextmanager
+def embedded_model_server():
+    """The embedded model's server (`coderai local-llm`) on a port of its own; yields its settings."""
+    import subprocess
+
+    import httpx
+
+    from coderai_assets.settings import Settings
+
     port = int(os.environ.get("CODERAI_BENCH_LLM_PORT", "18766"))
-    local = Settings(llm_provider="local", local_llm_port=port, llm_quotes=None)
     server = subprocess.Popen(
         [sys.executable, "-m", "coderai_assets.cli", "local-llm"],
         env={**os.environ, "CODERAI_LOCAL_LLM_PORT": str(port)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-    class EmbeddedModel(LLMResource):
-        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-            model, name = build_chat_model(local, max_output_tokens)
-            return Extractor(model, name)
-
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -505,6 +498,37 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
+        yield Settings(llm_provider="local", local_llm_port=port, llm_quotes=None)
+    finally:
+        server.terminate()
+        server.wait(20)
+
+
+def bench_cuad_eval(n_contracts: int = 20) -> None:
+    """`coderai eval` on CUAD contracts coded by the embedded model, per variable (figures whatever they are).
+    The 20 shortest contracts, so the run takes minutes on 2 cores rather than hours."""
+    import pandas as pd
+
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.evaluation import evaluate, write_report
+    from coderai_assets.engine.llm import Extractor, build_chat_model
+    from coderai_assets.engine.variables import VariableSpec
+    from coderai_assets.storage.dataset import build_rows
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Project, Run
+
+    found = cuad_contracts(n_contracts)
+    if found is None:
+        print("== CUAD evaluation: skipped (CUAD not in CODERAI_CORPUS) ==")
+        return
+    gold, contracts = found
+    with embedded_model_server() as local:
+
+        class EmbeddedModel(LLMResource):
+            def extractor(self, max_output_tokens: int | None = None) -> Extractor:
+                model, name = build_chat_model(local, max_output_tokens)
+                return Extractor(model, name)
+
         variables = [{"name": n, "type": t, "description": d} for n, t, d, _ in CUAD_VARIABLES]
         documents = [(p.name, p.read_bytes()) for p in contracts]
         with scratch_project("Commercial contracts filed with the SEC (CUAD).", variables, documents) as scratch:
@@ -514,9 +538,6 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
                 columns, rows = build_rows(session, session.get(Project, scratch["project_id"]), run)
                 calls, tokens_in, tokens_out = run.llm_calls, run.input_tokens, run.output_tokens
                 failed = run.documents_failed
-    finally:
-        server.terminate()
-        server.wait(20)
     dataset = pd.DataFrame(rows, columns=columns)
     mapping = {n: (g, VariableSpec(name=n, type=t)) for n, t, _, g in CUAD_VARIABLES}
     report = evaluate(dataset, gold, mapping, gold_key="Filename")

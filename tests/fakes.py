@@ -29,13 +29,23 @@ class ToolCallingFakeModel(GenericFakeChatModel):
         name = convert_to_openai_tool(tools[0])["function"]["name"]
         return self if name == self.tool_name else self.model_copy(update={"tool_name": name})
 
+    def _args(self, messages: list[BaseMessage], prompt: str) -> dict[str, Any]:
+        """The tool call's arguments: the first answer whose key the prompt holds."""
+        return next((a for key, a in self.answers.items() if key in prompt), self.answers.get("*", {}))
+
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
         prompt = "\n".join(str(m.content) for m in messages)
         self.prompts.append(prompt)
-        args = next((a for key, a in self.answers.items() if key in prompt), self.answers.get("*", {}))
         message = AIMessage(
             content="",
-            tool_calls=[{"name": self.tool_name, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
+            tool_calls=[
+                {
+                    "name": self.tool_name,
+                    "args": self._args(messages, prompt),
+                    "id": f"call_{len(self.prompts)}",
+                    "type": "tool_call",
+                }
+            ],
             usage_metadata={
                 "input_tokens": len(prompt) // 4,
                 "output_tokens": 20,
@@ -92,8 +102,11 @@ class LoggedSlowModel(ToolCallingFakeModel):
         result = super()._generate(messages, stop, run_manager, **kwargs)
         if self.log:
             with open(self.log, "a") as log:
-                log.write(f"{os.getpid()}\n")
+                log.write(self._log_line() + "\n")
         return result
+
+    def _log_line(self) -> str:
+        return str(os.getpid())
 
 
 def protest_model(settings=None) -> ToolCallingFakeModel:
@@ -133,35 +146,21 @@ class DatelineModel(LoggedSlowModel):
         asked = sorted(k for k in function["parameters"].get("properties", {}) if k not in ("quotes", "confidence"))
         return self.model_copy(update={"tool_name": function["name"], "asked": asked})
 
-    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs) -> ChatResult:
-        time.sleep(self.delay)
-        prompt = "\n".join(str(m.content) for m in messages)
-        self.prompts.append(prompt)
+    def _args(self, messages: list[BaseMessage], prompt: str) -> dict[str, Any]:
         if self.tool_name == "propose_definition":
-            args: dict[str, Any] = dict(DATELINE_PROPOSAL)
-        elif self.tool_name == "suggest_variables":
-            args = dict(self.suggestions)
-        else:
-            # The document is the user message (the codebook's examples may quote a report too).
-            text = str(messages[-1].content)
-            args = dict(next((a for key, a in self.answers.items() if key in text), {}))
-            if "city" in args and "dateline" not in str(messages[0].content):
-                args["city"] = COUNTRIES[args["city"]]
-                args["quotes"] = {k: v for k, v in (args.get("quotes") or {}).items() if k != "city"}
-            args = {k: v for k, v in args.items() if k in self.asked or k in ("quotes", "confidence")}
-        if self.log:
-            with open(self.log, "a") as log:
-                log.write(f"{os.getpid()} {self.tool_name} {','.join(self.asked)}\n")
-        message = AIMessage(
-            content="",
-            tool_calls=[{"name": self.tool_name, "args": args, "id": f"call_{len(self.prompts)}", "type": "tool_call"}],
-            usage_metadata={
-                "input_tokens": len(prompt) // 4,
-                "output_tokens": 20,
-                "total_tokens": len(prompt) // 4 + 20,
-            },
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
+            return dict(DATELINE_PROPOSAL)
+        if self.tool_name == "suggest_variables":
+            return dict(self.suggestions)
+        # The document is the user message (the codebook's examples may quote a report too).
+        text = str(messages[-1].content)
+        args = dict(next((a for key, a in self.answers.items() if key in text), {}))
+        if "city" in args and "dateline" not in str(messages[0].content):
+            args["city"] = COUNTRIES[args["city"]]
+            args["quotes"] = {k: v for k, v in (args.get("quotes") or {}).items() if k != "city"}
+        return {k: v for k, v in args.items() if k in self.asked or k in ("quotes", "confidence")}
+
+    def _log_line(self) -> str:
+        return f"{os.getpid()} {self.tool_name} {','.join(self.asked)}"
 
 
 COPILOT_SUGGESTIONS = {

@@ -95,6 +95,23 @@ def _do_tasks(settings, instance, client) -> list[dict]:  # noqa: F811
     return done
 
 
+def _run_here(client, session_factory, settings, task: dict, extractor_for, context_tokens: int = 8192) -> str:
+    """The task done in this process (as the agent job's op does it) with `extractor_for`; its status."""
+    from coderai_assets.engine.model_limits import ModelLimits
+    from coderai_assets.pipeline.agents import run_task
+    from coderai_assets.storage.db import tenant_session
+
+    return run_task(
+        lambda tenant_id: tenant_session(session_factory, tenant_id),
+        uuid.UUID(task["id"]),
+        uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"]),
+        extractor_for=extractor_for,
+        parse=lambda path: "",
+        settings=settings,
+        limits=ModelLimits(context_tokens, 1.0, 2.0, "test"),
+    )
+
+
 def _review_cities(client, run_id) -> None:
     """The reviewer: every city wrong (the model gave the country), with the city; everything else correct."""
     values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
@@ -255,8 +272,6 @@ def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
     instance,  # noqa: F811
     demo_files,
 ):
-    from coderai_assets.engine.model_limits import ModelLimits
-    from coderai_assets.pipeline.agents import run_task
     from coderai_assets.storage.db import tenant_session
     from coderai_assets.storage.models import AgentTask
 
@@ -273,23 +288,11 @@ def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
         login_as(client, f"failing-{uuid.uuid4().hex[:8]}@example.org")
         project_id, _, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
         task = client.post(f"/projects/{project_id}/suggestions", json={}).json()
-        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
-
-        def scope(tenant_id):
-            return tenant_session(session_factory, tenant_id)
-
-        status = run_task(
-            scope,
-            uuid.UUID(task["id"]),
-            tenant,
-            extractor_for=mumbling,
-            parse=lambda path: "",
-            settings=settings,
-            limits=ModelLimits(8192, 1.0, 2.0, "test"),
-        )
+        status = _run_here(client, session_factory, settings, task, mumbling)
         assert status == "failed"
         shown = client.get(f"/agent-tasks/{task['id']}").json()
         assert shown["error_code"] == "llm_unparseable" and shown["llm_calls"] == 1 and shown["cost_usd"] > 0
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
         with tenant_session(session_factory, tenant) as session:
             assert session.get(AgentTask, uuid.UUID(task["id"])).status == "failed"
 
@@ -444,9 +447,6 @@ def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(
     instance,  # noqa: F811
     demo_files,
 ):
-    from coderai_assets.engine.model_limits import ModelLimits
-    from coderai_assets.pipeline.agents import run_task
-    from coderai_assets.storage.db import tenant_session
 
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
         login_as(client, f"cancel-{uuid.uuid4().hex[:8]}@example.org")
@@ -463,16 +463,7 @@ def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(
                 return super()._generate(messages, stop, run_manager, **kwargs)
 
         model = CancelledOnItsFirstCall(messages=iter([]), answers=dateline_model().answers)
-        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
-        status = run_task(
-            lambda tenant_id: tenant_session(session_factory, tenant_id),
-            uuid.UUID(task["id"]),
-            tenant,
-            extractor_for=lambda budget: Extractor(model, "fake/dateline"),
-            parse=lambda path: "",
-            settings=settings,
-            limits=ModelLimits(8192, 1.0, 2.0, "test"),
-        )
+        status = _run_here(client, session_factory, settings, task, lambda budget: Extractor(model, "fake/dateline"))
         shown = client.get(f"/agent-tasks/{task['id']}").json()
         assert status == shown["status"] == "canceled" and shown["result"] is None
         assert calls == ["propose_definition"] and shown["llm_calls"] == 1 and shown["cost_usd"] > 0
@@ -530,10 +521,7 @@ def test_the_agents_work_with_an_openai_compatible_server(
     """The refiner and the co-pilot through the real LangChain OpenAI client (function calling) against an
     OpenAI-compatible server: what they ask parses, and the refiner's whole path runs."""
     from coderai_assets.engine.llm import build_chat_model
-    from coderai_assets.engine.model_limits import ModelLimits
-    from coderai_assets.pipeline.agents import run_task
     from coderai_assets.settings import Settings
-    from coderai_assets.storage.db import tenant_session
 
     compatible = Settings(llm_provider="openai_compatible", llm_base_url=simulator_url, llm_model="simulator")
 
@@ -545,18 +533,9 @@ def test_the_agents_work_with_an_openai_compatible_server(
         login_as(client, f"compatible-{uuid.uuid4().hex[:8]}@example.org")
         project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
         _review_cities(client, run_id)
-        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
         for kind, body in (("refinements", {"seed": 3}), ("suggestions", {"documents": 2})):
             task = client.post(f"/projects/{project_id}/{kind}", json=body).json()
-            status = run_task(
-                lambda tenant_id: tenant_session(session_factory, tenant_id),
-                uuid.UUID(task["id"]),
-                tenant,
-                extractor_for=extractor_for,
-                parse=lambda path: "",
-                settings=settings,
-                limits=ModelLimits(128_000, 1.0, 2.0, "test"),
-            )
+            status = _run_here(client, session_factory, settings, task, extractor_for, context_tokens=128_000)
             shown = client.get(f"/agent-tasks/{task['id']}").json()
             assert status == "succeeded", shown
             assert shown["input_tokens"] > 0 and shown["output_tokens"] > 0
