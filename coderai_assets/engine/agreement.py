@@ -78,9 +78,13 @@ def krippendorff_alpha(pairs: Sequence[tuple[Any, Any]], level: str) -> float | 
     """None when alpha is undefined (fewer than two values in all, or no item both coded)."""
     import krippendorff
 
+    import numpy as np
+
     data = _codes(pairs, level)
     try:
-        value = krippendorff.alpha(reliability_data=data, level_of_measurement=level)  # type: ignore[arg-type]
+        # Undefined when no disagreement is expected (0 / 0): NaN, said here as None, without numpy's warning.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = krippendorff.alpha(reliability_data=data, level_of_measurement=level)  # type: ignore[arg-type]
     except (ValueError, ZeroDivisionError):
         return None
     return None if value is None or math.isnan(value) else float(value)
