@@ -77,7 +77,6 @@ def _codes(pairs: Sequence[tuple[Any, Any]], level: str) -> np.ndarray:
 def krippendorff_alpha(pairs: Sequence[tuple[Any, Any]], level: str) -> float | None:
     """None when alpha is undefined (fewer than two values in all, or no item both coded)."""
     import krippendorff
-
     import numpy as np
 
     data = _codes(pairs, level)
