@@ -321,3 +321,32 @@ def test_a_cancelled_run_is_retried_only_once_its_dagster_runs_have_ended(
         session.get(Run, run_id).dagster_status = {"d1": "CANCELED"}
     with tenant_session(session_factory, tenant) as session:
         assert retry_run(session, session.get(Run, run_id)).status == RunStatus.queued
+
+
+def test_a_run_stopped_while_its_last_document_waits_for_the_lock_stays_stopped(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    """Two document threads fail at once (the provider refused both, say): one stops the run; the other, which read
+    the run before that and then waited for the run row's lock, fails the last pending document. The run stays
+    failed: it is not moved on to exporting (and then to succeeded) from the status that thread read first."""
+    from coderai_assets.pipeline.bookkeeping import fail_document
+    from coderai_assets.storage.models import Document
+
+    _, doc_ids, _, run_id = _run(session_factory, tenant, settings, instance, long_files[:2])
+    with tenant_session(session_factory, tenant) as session:
+        session.get(Run, run_id).status = RunStatus.running
+    with tenant_session(session_factory, tenant) as last:
+        stale, document = last.get(Run, run_id), last.get(Document, doc_ids[1])
+        assert stale.status == RunStatus.running  # read before the other thread stops the run
+        with tenant_session(session_factory, tenant) as first:
+            run = first.get(Run, run_id)
+            fail_document(first, run, first.get(Document, doc_ids[0]), "budget_exceeded", "over the budget")
+            run.status, run.error_code = RunStatus.failed, "budget_exceeded"
+        fail_document(last, stale, document, "budget_exceeded", "over the budget")
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert (run.status, run.error_code, run.documents_failed) == (RunStatus.failed, "budget_exceeded", 2)

@@ -51,6 +51,10 @@ def refresh_run_counts(session: Session, run: Run) -> None:
     deadlock between two documents finishing at once, seen with four threads)."""
     session.flush()
     session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
+    # The status as the transaction that held the lock before left it, not as this session first read it: a run
+    # another document's thread stopped (failed, `budget_exceeded`) while this one waited must not be moved on to
+    # exporting, and so to succeeded, by the last document to fail (seen once in CI).
+    session.refresh(run, attribute_names=["status"])
     # One query while the lock is held: every document of the run waits for it.
     totals = session.execute(
         select(
