@@ -38,7 +38,7 @@ def build_definitions(settings: Settings, resources: dict[str, object]) -> Defin
         schedules=[hourly],
         sensors=[
             build_intake_sensor(shards, documents_jobs, settings.run_parallelism),
-            build_run_lifecycle_sensor(shards, export_jobs),
+            build_run_lifecycle_sensor(shards, export_jobs, settings.run_worker_timeout_seconds),
             build_agent_sensor(agent_job),
         ],
         resources=resources,

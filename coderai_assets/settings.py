@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     # connections (every run worker holds up to this many plus 2: keep workers x (this + 2) + the API's pools
     # under the server's max_connections). The provider's rate limit, not these, should be what bounds a run.
     document_concurrency: int = Field(default=16, ge=1, le=256)
+    # A started Dagster run whose worker has written no heartbeat for this long is failed by the lifecycle sensor
+    # (and re-executed by Dagster's run retries): its worker is gone though its code server did not say so.
+    run_worker_timeout_seconds: int = Field(default=120, ge=10, le=86_400)
     llm_concurrency: int = Field(default=16, ge=1, le=256)
     parse_concurrency: int = Field(default=2, ge=1, le=32)
     run_db_pool_size: int = Field(default=6, ge=1, le=50)

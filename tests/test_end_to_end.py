@@ -73,6 +73,8 @@ def slow_platform(database, settings, tmp_path, monkeypatch):
     monkeypatch.setenv("CODERAI_TEST_CALL_LOG", str(tmp_path / "calls.log"))
     monkeypatch.setenv("CODERAI_DOCUMENT_CONCURRENCY", "2")
     monkeypatch.setenv("CODERAI_LLM_CONCURRENCY", "2")
+    # Should the code server miss a killed worker, its silence fails the run within 30 s instead of 120.
+    monkeypatch.setenv("CODERAI_RUN_WORKER_TIMEOUT_SECONDS", "30")
     platform = Platform(settings, tmp_path / "logs")
     try:
         platform.start(with_api=True, timeout=240)

@@ -350,3 +350,50 @@ def test_a_run_stopped_while_its_last_document_waits_for_the_lock_stays_stopped(
     with tenant_session(session_factory, tenant) as session:
         run = session.get(Run, run_id)
         assert (run.status, run.error_code, run.documents_failed) == (RunStatus.failed, "budget_exceeded", 2)
+
+
+def test_a_started_dagster_run_whose_worker_went_silent_is_failed_for_a_retry(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    """The code server says within seconds when a run worker dies; when it does not, the worker's heartbeat does:
+    the lifecycle sensor fails a started Dagster run whose worker has been silent too long (Dagster's run retries
+    then re-execute it), and leaves one that beats alone."""
+    import datetime
+
+    from dagster import DagsterRunStatus, build_sensor_context, job, op
+
+    from coderai_assets.defs.partitions import ATTEMPT_TAG
+    from coderai_assets.defs.resources import DatabaseResource
+    from coderai_assets.pipeline.bookkeeping import record_beat
+    from coderai_assets.storage.models import RunWorkerBeat
+    from tests.test_sensors import _sensor
+
+    @op
+    def work() -> None: ...
+
+    @job
+    def documents() -> None:
+        work()
+
+    _, _, _, run_id = _run(session_factory, tenant, settings, instance, long_files[:1])
+    tags = {RUN_TAG: str(run_id), ATTEMPT_TAG: "0"}
+    gone = instance.create_run_for_job(job_def=documents, status=DagsterRunStatus.STARTED, tags=tags)
+    alive = instance.create_run_for_job(job_def=documents, status=DagsterRunStatus.STARTED, tags=tags)
+    with tenant_session(session_factory, tenant) as session:
+        session.get(Run, run_id).status = RunStatus.running
+        record_beat(session, gone.run_id, run_id, tenant)
+        record_beat(session, alive.run_id, run_id, tenant)
+        session.flush()
+        stale = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=10)
+        session.get(RunWorkerBeat, (gone.run_id, run_id)).beat_at = stale
+    sensor = _sensor(settings, "run_lifecycle")
+    context = build_sensor_context(instance=instance, resources={"db": DatabaseResource(url=settings.database_url)})
+    sensor(context)
+    assert instance.get_run_by_id(gone.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
+    with tenant_session(session_factory, tenant) as session:
+        assert session.get(Run, run_id).status == RunStatus.running  # its documents wait for the re-execution

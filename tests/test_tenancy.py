@@ -33,6 +33,7 @@ from coderai_assets.storage.models import (
     Run,
     RunDocument,
     RunKind,
+    RunWorkerBeat,
     Tenant,
     User,
     ValueStatus,
@@ -202,6 +203,7 @@ def _seed(session_factory, tenant_id: uuid.UUID) -> None:
         )
         session.add(Review(tenant_id=tenant_id, run_id=run.id, user_id=user.id))
         session.add(AgentTask(tenant_id=tenant_id, project_id=project.id, kind="refine", status="queued", request={}))
+        session.add(RunWorkerBeat(dagster_run_id=f"d-{tenant_id.hex[:8]}", run_id=run.id, tenant_id=tenant_id))
         session.add(
             Export(tenant_id=tenant_id, project_id=project.id, run_id=run.id, csv_path="c", xlsx_path="x", row_count=1)
         )

@@ -3,7 +3,10 @@ counters, recomputed under the run row's lock."""
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from coderai_assets.storage.models import (
@@ -13,6 +16,7 @@ from coderai_assets.storage.models import (
     RunDocument,
     RunDocumentStatus,
     RunStatus,
+    RunWorkerBeat,
     utcnow,
 )
 
@@ -98,3 +102,13 @@ def reset_run_document(session: Session, run: Run, document: Document) -> None:
 def document_done_in_run(session: Session, run: Run, document: Document) -> bool:
     row = session.get(RunDocument, (run.id, document.id))
     return row is not None and row.status == RunDocumentStatus.done
+
+
+def record_beat(session: Session, dagster_run_id: str, run_id: uuid.UUID, tenant_id: uuid.UUID) -> None:
+    """The run worker of `dagster_run_id` is alive and coding `run_id` (defs/sensors/run_lifecycle.py reads it)."""
+    statement = insert(RunWorkerBeat).values(dagster_run_id=dagster_run_id, run_id=run_id, tenant_id=tenant_id)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[RunWorkerBeat.dagster_run_id, RunWorkerBeat.run_id], set_={"beat_at": func.now()}
+        )
+    )

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import copy_context
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,7 +34,13 @@ from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParsePool
-from coderai_assets.pipeline.bookkeeping import document_done_in_run, fail_document, price, reset_run_document
+from coderai_assets.pipeline.bookkeeping import (
+    document_done_in_run,
+    fail_document,
+    price,
+    record_beat,
+    reset_run_document,
+)
 from coderai_assets.pipeline.extract import call_chunk, finish_extraction, plan_extraction, store_chunk
 from coderai_assets.pipeline.parse import parse_document
 from coderai_assets.pipeline.spending import SpendingGate
@@ -281,6 +287,32 @@ class DocumentCoder:
             flush_all()
         if failure is not None:
             raise failure
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """While the block runs, a thread writes this worker's heartbeat for each run it codes, every
+        `run_worker_timeout_seconds / 6` (10 s at most), so the lifecycle sensor can tell a live worker from one
+        that is gone. The beat is independent of the document threads: a slow model call does not stop it."""
+        stop = Event()
+        every = min(10.0, self.settings.run_worker_timeout_seconds / 6)
+
+        def beat() -> None:
+            while not stop.wait(every):
+                try:
+                    projects = [p for p in list(self._projects.values()) if p is not None]
+                    for p in projects:
+                        with self.session(p.tenant_id) as session:
+                            record_beat(session, self.dagster_run_id, p.run_id, p.tenant_id)
+                except Exception as exc:  # the next beat tries again; a dead database stops the run anyway
+                    log.warning("run worker heartbeat: %s", exc)
+
+        thread = Thread(target=beat, name="heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
 
     def finish(self) -> Iterator[ExportDone]:
         """Exports the dataset of every run of this Dagster run that has no pending document left, in this run:

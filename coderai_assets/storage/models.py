@@ -339,6 +339,21 @@ class RunDocument(Base):
     values_ungrounded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class RunWorkerBeat(Base):
+    """A run worker's last sign of life for a run (pipeline/coding.py writes it every few seconds while coding);
+    the lifecycle sensor fails a started Dagster run whose beat stopped (defs/sensors/run_lifecycle.py)."""
+
+    __tablename__ = "run_worker_beats"
+    __table_args__ = (
+        ForeignKeyConstraint(["tenant_id", "run_id"], ["runs.tenant_id", "runs.id"], ondelete="CASCADE"),
+        Index("ix_run_worker_beats_run", "run_id"),
+    )
+    dagster_run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class Extraction(Timestamped, Base):
     """One value of one variable, for one document (or one entity in it), from one run."""
 

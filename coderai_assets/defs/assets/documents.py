@@ -92,18 +92,23 @@ def build_document_assets(shard: Shard, settings: Settings):
         )
         counts = dict.fromkeys(keys, 0)
         try:
-            for done in coder.code(list(context.partition_keys)):
-                counts[done.stage] += 1
-                yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
-            context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
-            for export in coder.finish():
-                partition = project_partition(export.project_id)
-                context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
-                yield AssetMaterialization(
-                    asset_key=shard.asset_key("export"),
-                    partition=partition,
-                    metadata={"run_id": str(export.run_id), "export_id": str(export.export_id), "rows": export.rows},
-                )
+            with coder.heartbeat():  # through the export too: the lifecycle sensor fails a silent worker's run
+                for done in coder.code(list(context.partition_keys)):
+                    counts[done.stage] += 1
+                    yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
+                context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
+                for export in coder.finish():
+                    partition = project_partition(export.project_id)
+                    context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
+                    yield AssetMaterialization(
+                        asset_key=shard.asset_key("export"),
+                        partition=partition,
+                        metadata={
+                            "run_id": str(export.run_id),
+                            "export_id": str(export.export_id),
+                            "rows": export.rows,
+                        },
+                    )
         finally:
             span.end()
             flush()

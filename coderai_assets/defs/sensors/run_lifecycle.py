@@ -20,7 +20,7 @@ from dagster import (
     sensor,
 )
 from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from coderai_assets.defs.partitions import (
     ATTEMPT_TAG,
@@ -33,7 +33,7 @@ from coderai_assets.defs.partitions import (
     project_partition,
 )
 from coderai_assets.defs.resources import DatabaseResource
-from coderai_assets.storage.models import Project, Run, RunStatus, utcnow
+from coderai_assets.storage.models import Project, Run, RunStatus, RunWorkerBeat, utcnow
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # A failed Dagster run whose failure is not yet tagged with Dagster's retry decision: the tag follows the failure
@@ -57,7 +57,31 @@ def run_ended(record: RunRecord, retries_enabled: bool) -> bool:
     return decision != "true" or run.tags.get(AUTO_RETRY_RUN_ID_TAG) is not None
 
 
-def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
+def silent_workers(session, run_id, records: list[RunRecord], timeout_seconds: float) -> list[RunRecord]:
+    """The started Dagster runs of a run whose worker wrote no heartbeat (pipeline/coding.py) for
+    `timeout_seconds`, counted from the run's start when it never wrote one."""
+    started = [r for r in records if r.dagster_run.status == DagsterRunStatus.STARTED]
+    if not started:
+        return []
+    beats = dict(
+        session.execute(
+            select(RunWorkerBeat.dagster_run_id, RunWorkerBeat.beat_at).where(
+                RunWorkerBeat.run_id == run_id,
+                RunWorkerBeat.dagster_run_id.in_([r.dagster_run.run_id for r in started]),
+            )
+        ).all()
+    )
+    now = time.time()
+    silent = []
+    for record in started:
+        beat = beats.get(record.dagster_run.run_id)
+        last = beat.timestamp() if beat else (record.start_time or record.create_timestamp.timestamp())
+        if now - last > timeout_seconds:
+            silent.append(record)
+    return silent
+
+
+def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_timeout_seconds: float = 120.0):
     @sensor(
         name="run_lifecycle",
         jobs=export_jobs,
@@ -115,6 +139,16 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list):
                             },
                         )
                     )
+                elif run.status == RunStatus.running and (
+                    silent := silent_workers(session, run.id, current, worker_timeout_seconds)
+                ):
+                    # Its worker is gone though the code server did not say so (it says within seconds, nearly
+                    # always): failed here, so that Dagster's run retries re-execute it like any killed worker.
+                    for record in silent:
+                        context.instance.report_run_failed(
+                            record.dagster_run,
+                            f"no heartbeat from the run worker for {worker_timeout_seconds:.0f} s: it is gone",
+                        )
                 elif current and all(run_ended(r, retries) for r in current):
                     # Every Dagster run ended, retries spent, yet documents are still pending: they will never
                     # finish. A retry of the run (POST /runs/{id}/retry) goes on from what is committed.
