@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_ports
+
 _SESSION = uuid.uuid4().hex[:8]
 _TMP = Path(tempfile.mkdtemp(prefix=f"coderai-test-{_SESSION}-"))
+_PORTS = free_ports(4)
 _BASE = os.environ.get("CODERAI_TEST_DATABASE_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432")
 _APP_BASE = os.environ.get("CODERAI_TEST_APP_DATABASE_SERVER", "postgresql+psycopg2://coderai_app@127.0.0.1:5432")
 os.environ.update(
@@ -29,11 +32,12 @@ os.environ.update(
         "CODERAI_LLM_PROVIDER": "factory",
         "CODERAI_LLM_FACTORY": "tests.fakes:protest_model",
         "CODERAI_LLM_QUOTES": "true",
-        # Ports of their own, so tests never talk to a platform started by `make up` or `make demo`.
-        "CODERAI_API_PORT": os.environ.get("CODERAI_TEST_API_PORT", "18400"),
-        "CODERAI_DAGSTER_PORT": os.environ.get("CODERAI_TEST_DAGSTER_PORT", "13400"),
-        "CODERAI_DAGSTER_CODE_SERVER_PORT": os.environ.get("CODERAI_TEST_CODE_SERVER_PORT", "14400"),
-        "CODERAI_LOCAL_LLM_PORT": os.environ.get("CODERAI_TEST_LOCAL_LLM_PORT", "18765"),
+        # Free ports of their own, so tests never talk to a platform started by `make up` or `make demo`, nor collide
+        # with another test session on the machine.
+        "CODERAI_API_PORT": os.environ.get("CODERAI_TEST_API_PORT") or str(_PORTS[0]),
+        "CODERAI_DAGSTER_PORT": os.environ.get("CODERAI_TEST_DAGSTER_PORT") or str(_PORTS[1]),
+        "CODERAI_DAGSTER_CODE_SERVER_PORT": os.environ.get("CODERAI_TEST_CODE_SERVER_PORT") or str(_PORTS[2]),
+        "CODERAI_LOCAL_LLM_PORT": os.environ.get("CODERAI_TEST_LOCAL_LLM_PORT") or str(_PORTS[3]),
     }
 )
 

@@ -24,6 +24,7 @@ from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.refiner import proposed_definition, split_documents, verdict
 from coderai_assets.engine.variables import VariableSpec
 from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, DatelineModel, dateline_model
+from tests.ports import free_port
 from tests.test_api import login_as
 from tests.test_assets import _resources, instance  # noqa: F401
 from tests.test_review import coded_run
@@ -484,7 +485,6 @@ def simulator_url():
     """bench/llm_simulator.py (an OpenAI-compatible server: tool calls answered from the tool's schema) on a port of
     its own, in a thread."""
     import importlib.util
-    import socket
     import time
     from pathlib import Path
 
@@ -495,9 +495,7 @@ def simulator_url():
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(module.create_app(module.Simulator()), host="127.0.0.1", port=port, log_level="warning")
     )

@@ -110,6 +110,25 @@ def test_entity_rows_precision_recall_f1():
     assert (city.compared, city.normalised, city.exact) == (2, 1, 0)
 
 
+def test_gold_dates_with_blank_parts_are_as_precise_as_they_say():
+    """CUAD writes unknown parts of a date as []: "04/[]/2003" is April 2003, and "[]/[]/[]" is no date."""
+    gold = pd.DataFrame(
+        {
+            "file": ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"],
+            "date": ["04/[]/2003", "[]/[]/[]", "[]/[]/1999", "04/[]/2003", "5/8/14"],
+        }
+    )
+    dataset = pd.DataFrame(
+        {
+            "file_name": ["a.txt", "b.txt", "c.txt", "d.txt", "e.txt"],
+            "date": ["2003-04", None, "1999", "2003-05", "2014-05-08"],
+        }
+    )
+    report = evaluate(dataset, gold, {"date": ("date", VariableSpec(name="date", type="date"))}, gold_key="file")
+    (score,) = report.variables
+    assert (score.compared, score.normalised, score.both_empty, score.missed, score.spurious) == (5, 4, 1, 0, 0)
+
+
 def test_eval_command_writes_a_report(tmp_path):
     from typer.testing import CliRunner
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-PORT = int(os.environ.get("CODERAI_TEST_FUZZ_PORT", "18450"))
+from tests.ports import free_port
+
+PORT = int(os.environ.get("CODERAI_TEST_FUZZ_PORT") or free_port())
 BASE = f"http://127.0.0.1:{PORT}"
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 

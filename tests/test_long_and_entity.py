@@ -274,3 +274,72 @@ def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory,
         }
         assert values == {n: f"value of {n}" for n in names}
         assert session.get(Run, run_id).llm_calls == len(groups)
+
+
+def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote(session_factory, tenant, settings):
+    """A perfect model answers per chunk: false where the chunk has no such clause, true with its quote in the one
+    that has it. The document is coded true, grounded in that chunk; a clause no chunk has is coded false."""
+    import pandas as pd
+
+    from coderai_assets.storage.dataset import write_export
+
+    clause = "Licensee shall not assign this Agreement without the prior written consent of Licensor."
+    text = f"This License Agreement is made between the parties. {FILLER}{FILLER}{FILLER}{clause} {FILLER}"
+    variables = [
+        {"name": "anti_assignment", "type": VariableType.boolean},
+        {"name": "non_compete", "type": VariableType.boolean},
+    ]
+    ids = _setup(session_factory, tenant, settings, ExtractionUnit.document, variables, text)
+    silent = {"anti_assignment": False, "non_compete": False}
+    extractor = ByChunkText(
+        [
+            ("shall not assign", {**silent, "anti_assignment": True, "quotes": {"anti_assignment": clause}}),
+            ("", silent),  # every other chunk: neither clause is there
+        ]
+    )
+    n_chunks, rows, document_text = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=300)
+    assert n_chunks >= 3 and clause not in document_text[:300]
+    values = {name: e for e, name in rows}
+    found = values["anti_assignment"]
+    assert found.value is True and found.status.value == "ok" and found.alignment == "exact"
+    assert document_text[found.char_start : found.char_end] == clause and found.chunk_index == n_chunks - 2
+    absent = values["non_compete"]
+    assert absent.value is False and absent.status.value == "ok" and absent.quote is None
+    project_id, _, run_id = ids
+    with tenant_session(session_factory, tenant) as session:
+        export = write_export(
+            session,
+            LocalFileStorage(settings.storage_dir),
+            session.get(Project, project_id),
+            session.get(Run, run_id),
+            None,
+        )
+        frame = pd.read_csv(settings.storage_dir / export.csv_path)
+    row = frame.iloc[0]
+    assert bool(row["anti_assignment"]) is True and row["anti_assignment__quote"] == clause
+    assert bool(row["non_compete"]) is False and row["non_compete__status"] == "ok"
+
+
+def test_a_yes_or_no_is_not_coded_false_when_a_chunk_could_not_be_read():
+    from coderai_assets.engine.codebook import ProjectSpec
+    from coderai_assets.engine.grounding import Aligner
+    from coderai_assets.pipeline.validate import code_record, records_of
+
+    class Answered:
+        def __init__(self, index, payload):
+            self.chunk_index, self.payload = index, payload
+
+    class Span:
+        def __init__(self, start, end):
+            self.char_start, self.char_end = start, end
+
+    spec = ProjectSpec(
+        name="p", domain_description="Contracts.", variables=(VariableSpec(name="exclusivity", type="boolean"),)
+    )
+    chunks = {0: Span(0, 10), 1: Span(10, 20)}
+    answered = [Answered(0, {"exclusivity": False})]
+    (partial,) = records_of(spec, answered, Aligner("x" * 20), chunks)
+    _, _, coded = code_record(spec, partial, 0.5)
+    assert coded["exclusivity"].value is None and "not every chunk" in coded["exclusivity"].message
+    (whole,) = records_of(spec, [*answered, Answered(1, {"exclusivity": "no"})], Aligner("x" * 20), chunks)
+    assert code_record(spec, whole, 0.5)[2]["exclusivity"].value is False

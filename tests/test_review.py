@@ -68,22 +68,20 @@ def test_a_reviewer_reads_documents_values_and_text_of_a_run(
         project_id, run_id, doc_ids = coded_run(client, settings, session_factory, instance, demo_files)
 
         run = client.get(f"/runs/{run_id}").json()
-        # Marseille, and what no quote supports and no text can hold: the answers "no violence". (The date the
-        # model wrote as 2023-06-03 is found as "3 June 2023".)
-        assert (run["status"], run["values_ungrounded"]) == ("succeeded", 4)
+        # Marseille, which no text holds. The answers "no violence" claim no evidence, so they are not flagged;
+        # the date the model wrote as 2023-06-03 is found as "3 June 2023".
+        assert (run["status"], run["values_ungrounded"]) == ("succeeded", 1)
         documents = client.get(f"/runs/{run_id}/documents").json()
         assert documents["total"] == 4 and {d["status"] for d in documents["items"]} == {"done"}
         assert all(d["llm_calls"] == 1 for d in documents["items"])
 
         flagged = client.get(f"/runs/{run_id}/values", params={"status": "ungrounded"}).json()
-        assert flagged["total"] == 4
+        assert flagged["total"] == 1
         found = {(v["file_name"], v["variable"]): v for v in flagged["items"]}
-        assert set(found) == {
-            ("lyon_nurses.txt", "city"),
-            ("lyon_nurses.txt", "violence"),
-            ("gdansk_students.pdf", "violence"),
-            ("tampere_farmers.docx", "violence"),
-        }
+        assert set(found) == {("lyon_nurses.txt", "city")}
+        absent = client.get(f"/runs/{run_id}/values", params={"variable": "violence"}).json()["items"]
+        said = sorted((v["value"], v["status"], v["alignment"]) for v in absent)
+        assert said == [(False, "coerced", None), (False, "ok", None), (False, "ok", None), (True, "ok", "exact")]
         value = found[("lyon_nurses.txt", "city")]
         assert value["value"] == "Marseille"
         assert value["char_start"] is None and "not grounded" in value["message"]

@@ -26,8 +26,30 @@ def file_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", unicodedata.normalize("NFKD", stem).lower())
 
 
+# CUAD writes a date's unknown parts as "[]": "04/[]/2003" is April 2003, "[]/[]/[]" no date at all.
+_BLANK_PARTS = re.compile(r"^\s*(\d{1,2}|\[\])\s*/\s*(\d{1,2}|\[\])\s*/\s*(\d{4}|\[\])\s*$")
+
+
+def _blank_parts_date(value: Any) -> str | None:
+    """A month/day/year date with blank parts as precise as what it gives: "04/[]/2003" -> "2003-04", "[]/[]/2003"
+    -> "2003"; "" when nothing is given; None when it is not such a date."""
+    match = _BLANK_PARTS.match(str(value))
+    if match is None or "[]" not in match.group(0):
+        return None
+    month, day, year = (None if part == "[]" else int(part) for part in match.groups())
+    if year is None:
+        return ""
+    if month is None:
+        return f"{year:04d}"
+    if day is None:
+        return f"{year:04d}-{month:02d}"
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
 def is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and pd.isna(value)) or str(value).strip().lower() in _EMPTY
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return True
+    return str(value).strip().lower() in _EMPTY or _blank_parts_date(value) == ""
 
 
 @dataclass
@@ -113,6 +135,8 @@ def canonical(spec: VariableSpec, value: Any) -> Any:
     """A value in the variable's type, so '5/8/14' and '2014-05-08' or 'Yes' and True compare equal."""
     if is_empty(value):
         return None
+    if spec.type == "date" and (partial := _blank_parts_date(value)) is not None:
+        return partial
     if spec.type in ("date", "boolean", "integer", "number"):
         result = coerce_value(VariableSpec(name=spec.name, type=spec.type), str(value).strip())
         return result.value if result.value is not None else normalise_text(value)

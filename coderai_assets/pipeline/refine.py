@@ -42,7 +42,7 @@ from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
-from coderai_assets.pipeline.validate import code_record, entity_key, ground, records_of
+from coderai_assets.pipeline.validate import code_record, entity_key, ground_value, records_of
 from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
 from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
 from coderai_assets.storage.specs import project_spec
@@ -311,16 +311,12 @@ def _code_held_out(
     aligner = Aligner(document.text)
     coded = Coded()
     for index, record in enumerate(records_of(spec, answers, aligner, spans)):
-        _, picked, coerced = code_record(spec, record.candidates, options.uncertainty_threshold)
-        for name, result in coerced.items():
-            candidate, quote, where = picked[name], None, None
-            if candidate is not None and result.value is not None:
-                span = spans.get(candidate.chunk_index)
-                quote, alignment = ground(
-                    aligner, candidate, span.char_start if span else 0, span.char_end if span else len(aligner.text)
-                )
-                where = [alignment.start, alignment.end] if alignment.found else None
-            coded.values[(index, name)] = {"value": result.value, "quote": quote, "offsets": where}
+        _, picked, coerced = code_record(spec, record, options.uncertainty_threshold)
+        for v in spec.variables:
+            result = coerced[v.name]
+            grounded = ground_value(aligner, v, result, picked[v.name], spans)
+            where = list(grounded.offsets) if grounded.offsets else None
+            coded.values[(index, v.name)] = {"value": result.value, "quote": grounded.quote, "offsets": where}
         if record.entity_text is not None:
             coded.entities[entity_key(record.entity_text)] = index
     return coded

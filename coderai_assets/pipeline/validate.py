@@ -14,7 +14,16 @@ from sqlalchemy.orm import Session
 
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
-from coderai_assets.engine.grounding import EXACT, FUZZY, NOT_FOUND, Aligner, Alignment
+from coderai_assets.engine.grounding import (
+    EXACT,
+    FUZZY,
+    MISMATCH,
+    NOT_FOUND,
+    Aligner,
+    Alignment,
+    numbers_in,
+    quote_holds_number,
+)
 from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
 from coderai_assets.storage.models import (
@@ -112,6 +121,63 @@ def ground(aligner: Aligner, candidate: Candidate, start: int, end: int) -> tupl
     return None, Alignment(NOT_FOUND)
 
 
+@dataclass(frozen=True)
+class Grounded:
+    """Where a coded value rests in the text: its quote and alignment, and the status and message it ends with."""
+
+    quote: str | None
+    alignment: Alignment | None  # None: the value claims no evidence (a clause absent from the document)
+    status: str
+    message: str | None
+
+    @property
+    def offsets(self) -> tuple[int, int] | None:
+        a = self.alignment
+        return (a.start, a.end) if a is not None and a.start is not None and a.end is not None else None
+
+    @property
+    def ungrounded(self) -> bool:
+        return self.status == ValueStatus.ungrounded
+
+
+def _not_grounded(result: Coerced, message: str) -> str:
+    return "; ".join(filter(None, [result.message, message]))
+
+
+def ground_value(
+    aligner: Aligner, v: VariableSpec, result: Coerced, candidate: Candidate | None, chunks: Mapping[int, ChunkSpan]
+) -> Grounded:
+    """The coded value's evidence, as a run stores it and the refiner scores it. Only a value that claims evidence
+    and lacks it is `ungrounded`: a quote the text does not have, a value found nowhere, or a number the quote does
+    not say ("3" quoted from "3,000"). A false without a quote claims nothing (the clause is not there), and a
+    default is not read from the text."""
+    if result.value is None:
+        return Grounded(None, None, result.status, result.message)
+    if candidate is None:  # a default, or the codebook's code: nothing was read from the text
+        message = _not_grounded(result, "not grounded: no supporting text found in the document")
+        return Grounded(None, Alignment(NOT_FOUND), result.status, message)
+    if v.type == "boolean" and result.value is False and not candidate.quote:
+        return Grounded(None, None, result.status, result.message)
+    chunk = chunks.get(candidate.chunk_index)
+    start, end = (chunk.char_start, chunk.char_end) if chunk else (0, len(aligner.text))
+    quote, alignment = ground(aligner, candidate, start, end)
+    flaggable = result.status in (ValueStatus.ok, ValueStatus.coerced)
+    if not alignment.found:
+        message = _not_grounded(result, "not grounded: no supporting text found in the document")
+        return Grounded(quote, alignment, ValueStatus.ungrounded if flaggable else result.status, message)
+    if (
+        v.type in ("integer", "number")
+        and isinstance(result.value, int | float)
+        and quote is not None
+        and quote_holds_number(quote, float(result.value)) is False
+    ):
+        said = ", ".join(f"{n:,g}" for n in numbers_in(quote))
+        mismatch = Alignment(MISMATCH, alignment.start, alignment.end, alignment.score)
+        message = _not_grounded(result, f"not grounded: the quote says {said}, not {result.value:,g}")
+        return Grounded(quote, mismatch, ValueStatus.ungrounded if flaggable else result.status, message)
+    return Grounded(quote, alignment, result.status, result.message)
+
+
 @dataclass
 class Record:
     """One row of the dataset: the document, or one entity of it with where it is named."""
@@ -120,6 +186,8 @@ class Record:
     start: int | None
     end: int | None
     candidates: dict[str, list[Candidate]]
+    # Every chunk of the document answered: only then can a document-level yes/no be coded false.
+    all_read: bool = True
 
 
 def _candidates(spec: ProjectSpec, payload: dict[str, Any], chunk_index: int) -> dict[str, list[Candidate]]:
@@ -161,7 +229,8 @@ def records_of(
         for answer in answers:
             for name, found in _candidates(spec, answer.payload or {}, answer.chunk_index).items():
                 merged[name].extend(found)
-        return [Record(None, None, None, merged)]
+        read = {a.chunk_index for a in answers if a.payload is not None}
+        return [Record(None, None, None, merged, all_read=bool(read) and set(chunks) <= read)]
     records: list[Record] = []
     for answer in answers:
         chunk = chunks.get(answer.chunk_index)
@@ -197,37 +266,70 @@ def _same_entity(record: Record, label: str, start: int | None, end: int | None)
     return None not in (start, end, record.start, record.end) and start < record.end and record.start < end  # type: ignore[operator]
 
 
-def _merge(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None]:
-    """One raw value from the chunks' answers: the single answer, or the distinct answers as a list."""
-    if not candidates:
-        return None, None
+def _by_evidence(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates with a quote first, each group in chunk order: a chunk that shows its evidence decides before a
+    chunk that answered without any (the first mention of a date is the first one the text is quoted for)."""
+    return [c for c in candidates if c.quote] + [c for c in candidates if not c.quote]
+
+
+def _merge_boolean(
+    v: VariableSpec, candidates: list[Candidate], all_read: bool
+) -> tuple[Any, Candidate | None, str | None]:
+    """A yes/no across chunks, by the evidence: true where any chunk says true (the quoted one decides); false only
+    when every chunk was read and none says true, since a clause may sit in the one chunk that was not."""
+    said = [(c, coerce_value(v, c.raw).value) for c in _by_evidence(candidates)]
+    for candidate, value in said:
+        if value is True:
+            return candidate.raw, candidate, None
+    falses = [c for c, value in said if value is False]
+    if not falses:
+        return _merge_values(v, candidates)
+    if not all_read:
+        return None, None, "not every chunk could be read, so the document cannot be coded false"
+    return falses[0].raw, falses[0], None
+
+
+def _merge_values(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None, str | None]:
+    """The single answer, or the distinct answers as a list, those quoted first."""
+    ordered = _by_evidence(candidates)
     distinct: list[Any] = []
-    for c in candidates:
+    for c in ordered:
         items = c.raw if isinstance(c.raw, list) else [c.raw]
         for item in items:
             if item not in distinct:
                 distinct.append(item)
     if v.type == "list" or len(distinct) > 1:
-        return distinct, candidates[0]
-    return distinct[0], candidates[0]
+        return distinct, ordered[0], None
+    return distinct[0], ordered[0], None
+
+
+def _merge(v: VariableSpec, candidates: list[Candidate], all_read: bool) -> tuple[Any, Candidate | None, str | None]:
+    """One raw value from the chunks' answers, the candidate whose evidence it rests on, and a note when the
+    chunks could not decide it."""
+    if not candidates:
+        return None, None, None
+    if v.type == "boolean":
+        return _merge_boolean(v, candidates, all_read)
+    return _merge_values(v, candidates)
 
 
 _STATUS_FACTOR = {"ok": 1.0, "coerced": 0.8, "defaulted": 0.35}
-_ALIGNMENT_FACTOR = {EXACT: 1.0, FUZZY: 0.8, NOT_FOUND: 0.5}
+_ALIGNMENT_FACTOR = {EXACT: 1.0, FUZZY: 0.8, NOT_FOUND: 0.5, MISMATCH: 0.5}
 DEFAULT_MODEL_CONFIDENCE = 0.9  # for models that do not report one
 
 
-def _confidence(result: Coerced, alignment: Alignment, reported: float | None) -> float | None:
+def _confidence(result: Coerced, alignment: Alignment | None, reported: float | None) -> float | None:
     """The model's own confidence (or a default), times what post-processing had to do, times how well the value
-    is grounded in the text."""
+    is grounded in the text (a value that claims no evidence loses nothing for having none)."""
     if result.value is None:
         return None
     base = reported if reported is not None else DEFAULT_MODEL_CONFIDENCE
-    return round(base * _STATUS_FACTOR.get(result.status, 0.0) * _ALIGNMENT_FACTOR[alignment.status], 2)
+    grounding = _ALIGNMENT_FACTOR[alignment.status] if alignment is not None else 1.0
+    return round(base * _STATUS_FACTOR.get(result.status, 0.0) * grounding, 2)
 
 
 def code_record(
-    spec: ProjectSpec, candidates: dict[str, list[Candidate]], uncertainty_threshold: float
+    spec: ProjectSpec, record: Record, uncertainty_threshold: float
 ) -> tuple[dict[str, Any], dict[str, Candidate | None], dict[str, Coerced]]:
     """One record's values: per variable the raw answer merged across chunks, the candidate it came from, and the
     typed, validated value after the uncertainty and dependency rules."""
@@ -235,10 +337,13 @@ def code_record(
     picked: dict[str, Candidate | None] = {}
     raws: dict[str, Any] = {}
     for v in spec.variables:
-        raw, candidate = _merge(v, candidates.get(v.name, []))
+        raw, candidate, note = _merge(v, record.candidates.get(v.name, []), record.all_read)
         raws[v.name], picked[v.name] = raw, candidate
         reported = candidate.confidence if candidate is not None else None
-        coerced[v.name] = apply_uncertainty(v, coerce_value(v, raw), reported, uncertainty_threshold)
+        result = coerce_value(v, raw)
+        if note:
+            result = Coerced(result.value, result.status, "; ".join(filter(None, [note, result.message])))
+        coerced[v.name] = apply_uncertainty(v, result, reported, uncertainty_threshold)
     return raws, picked, apply_dependencies(list(spec.variables), coerced)
 
 
@@ -269,45 +374,33 @@ def validate_document(
         c.index: c for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
     }
     aligner = Aligner(document.text or "")
-    text_length = len(aligner.text)
     records = records_of(spec, usable, aligner, chunks)
     ungrounded = 0
     for entity_index, record in enumerate(records):
-        entity_text, candidates = record.entity_text, record.candidates
-        raws, picked, coerced = code_record(spec, candidates, uncertainty_threshold)
+        raws, picked, coerced = code_record(spec, record, uncertainty_threshold)
         for v in spec.variables:
             result, candidate = coerced[v.name], picked[v.name]
-            quote, alignment = None, Alignment(NOT_FOUND)
-            if candidate is not None and result.value is not None:
-                chunk = chunks.get(candidate.chunk_index)
-                quote, alignment = ground(
-                    aligner, candidate, chunk.char_start if chunk else 0, chunk.char_end if chunk else text_length
-                )
-            offsets = (alignment.start, alignment.end) if alignment.found else None
-            message, status = result.message, result.status
-            if result.value is not None and offsets is None:
-                message = "; ".join(filter(None, [message, "not grounded: no supporting text found in the document"]))
-                if status in (ValueStatus.ok, ValueStatus.coerced):  # a default is not read from the text
-                    status = ValueStatus.ungrounded
-                    ungrounded += 1
+            grounded = ground_value(aligner, v, result, candidate, chunks)
+            ungrounded += grounded.ungrounded
+            offsets = grounded.offsets
             session.add(
                 Extraction(
                     tenant_id=document.tenant_id,
                     run_id=run.id,
                     document_id=document.id,
                     entity_index=entity_index,
-                    entity_text=entity_text,
+                    entity_text=record.entity_text,
                     entity_start=record.start,
                     entity_end=record.end,
                     variable_id=variable_ids[v.name],
                     variable_name=v.name,
                     raw_value=raws[v.name],
                     value=result.value,
-                    status=status,
-                    message=message,
-                    confidence=_confidence(result, alignment, candidate.confidence if candidate else None),
-                    alignment=alignment.status if result.value is not None else None,
-                    quote=quote,
+                    status=grounded.status,
+                    message=grounded.message,
+                    confidence=_confidence(result, grounded.alignment, candidate.confidence if candidate else None),
+                    alignment=grounded.alignment.status if grounded.alignment is not None else None,
+                    quote=grounded.quote,
                     char_start=offsets[0] if offsets else None,
                     char_end=offsets[1] if offsets else None,
                     chunk_index=candidate.chunk_index if candidate else None,
