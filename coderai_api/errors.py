@@ -80,14 +80,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
         return JSONResponse(
             status_code=422,
-            content={
-                "code": "invalid_request",
-                "message": "The request is not valid.",
-                "detail": jsonable(exc.errors()),
-            },
+            content={"code": "invalid_request", "message": validation_message(errors), "detail": jsonable(errors)},
         )
+
+
+def validation_message(errors) -> str:
+    """What is wrong, in words: each field and its problem ("query.page_size: Input should be less than or equal
+    to 500"), so a client sees the limit without reading `detail`."""
+    problems = [f"{'.'.join(str(part) for part in e.get('loc', ()))}: {e.get('msg', 'not valid')}" for e in errors[:5]]
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return f"The request is not valid: {'; '.join(problems)}{more}." if problems else "The request is not valid."
 
 
 def jsonable(errors) -> list[dict]:

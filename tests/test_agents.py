@@ -526,6 +526,7 @@ def test_the_agents_work_with_an_openai_compatible_server(
 
     def extractor_for(budget: int | None) -> Extractor:
         model, name = build_chat_model(compatible, budget)
+        assert name == "openai_compatible/simulator"  # the label tenants see: never the server's address
         return Extractor(model, name, compatible.llm_structured_method)
 
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:

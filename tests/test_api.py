@@ -335,3 +335,57 @@ def test_a_nul_in_the_query_string_is_refused_before_it_reaches_the_database(cli
     assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
     run = "00000000-0000-0000-0000-000000000001"
     assert client.get(f"/runs/{run}/values", params={"variable": "a\x00b"}).status_code == 422
+
+
+def test_two_creates_of_one_variable_name_at_once_are_one_201_and_one_409(client, project):
+    import threading
+
+    barrier, statuses = threading.Barrier(6), []
+
+    def create() -> None:
+        barrier.wait()
+        response = client.post(f"/projects/{project['id']}/variables", json={"name": "city", "type": "text"})
+        statuses.append((response.status_code, response.json().get("code")))
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses, key=str) == [(201, None)] + [(409, "variable_exists")] * 5
+
+
+def test_an_edit_of_the_codebook_makes_its_prompt_version_at_once(client, project):
+    pid = project["id"]
+    city = client.post(f"/projects/{pid}/variables", json={"name": "city", "type": "text"}).json()
+    client.post(f"/projects/{pid}/variables", json={"name": "participants", "type": "integer"})
+    assert sorted(v["version"] for v in client.get(f"/projects/{pid}/prompt-versions").json()) == [1, 2]
+    edited = client.patch(f"/projects/{pid}/variables/{city['id']}", json={"description": "The city in the dateline"})
+    assert edited.status_code == 200
+    diff = client.get(f"/projects/{pid}/prompt-versions/3/diff", params={"against": 2})
+    assert diff.status_code == 200 and [c["name"] for c in diff.json()["changed"]] == ["city"]
+    refused = client.patch(f"/projects/{pid}/variables/{city['id']}", json={"type": "nonsense"})
+    assert refused.status_code == 422
+    assert len(client.get(f"/projects/{pid}/prompt-versions").json()) == 3  # a refused edit makes none
+
+
+def test_a_page_size_over_the_limit_says_the_limit(client):
+    response = client.get(f"/runs/{uuid.uuid4()}/values", params={"page_size": 1000})
+    assert response.status_code == 422 and response.json()["code"] == "invalid_request"
+    assert "page_size" in response.json()["message"] and "500" in response.json()["message"]
+
+
+def test_one_sample_seed_picks_the_same_files_in_two_projects_with_the_same_files(client, demo_files):
+    picked: list[list[list[str]]] = []
+    for order in (demo_files, list(reversed(demo_files))):
+        pid = client.post("/projects", json={"name": "Seeds", "domain_description": "Protests."}).json()["id"]
+        client.post(f"/projects/{pid}/variables", json={"name": "city", "type": "text"})
+        for path in order:  # uploaded in another order: other ids, other times
+            client.post(f"/projects/{pid}/documents", files=[("files", (path.name, path.read_bytes()))])
+        picked.append([])
+        for seed in range(5):
+            sample = {"kind": "sample", "sample_size": 2, "seed": seed}
+            run = client.post(f"/projects/{pid}/runs", json=sample).json()
+            documents = client.get(f"/runs/{run['id']}/documents").json()["items"]
+            picked[-1].append(sorted(d["file_name"] for d in documents))
+    assert picked[0] == picked[1] and all(len(files) == 2 for files in picked[0])

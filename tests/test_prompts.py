@@ -16,31 +16,32 @@ def test_versions_are_listed_compared_and_restored(database, settings, demo_file
         project = client.post("/projects", json={"name": "Versions", "domain_description": "Protests."}).json()
         base = f"/projects/{project['id']}"
         client.post(f"{base}/documents", files=[("files", (demo_files[0].name, demo_files[0].read_bytes()))])
+        # Each edit of the codebook is a version at once; a run uses the version the codebook is at.
         city = client.post(f"{base}/variables", json={"name": "city", "type": "text", "description": "The city."})
         participants = client.post(f"{base}/variables", json={"name": "participants", "type": "integer"}).json()
         sample = {"kind": "sample", "sample_size": 1}
-        assert client.post(f"{base}/runs", json=sample).status_code == 202  # version 1
-        client.patch(f"{base}/variables/{city.json()['id']}", json={"description": "Where it happened."})
         assert client.post(f"{base}/runs", json=sample).status_code == 202  # version 2
-        client.delete(f"{base}/variables/{participants['id']}")
-        client.post(f"{base}/variables", json={"name": "violence", "type": "boolean"})
+        client.patch(f"{base}/variables/{city.json()['id']}", json={"description": "Where it happened."})
         assert client.post(f"{base}/runs", json=sample).status_code == 202  # version 3
+        client.delete(f"{base}/variables/{participants['id']}")  # version 4
+        client.post(f"{base}/variables", json={"name": "violence", "type": "boolean"})
+        assert client.post(f"{base}/runs", json=sample).status_code == 202  # version 5
 
         versions = client.get(f"{base}/prompt-versions").json()
-        assert [(v["version"], v["runs"]) for v in versions] == [(3, 1), (2, 1), (1, 1)]
+        assert [(v["version"], v["runs"]) for v in versions] == [(5, 1), (4, 0), (3, 1), (2, 1), (1, 0)]
         assert versions[0]["variables"] == ["city", "violence"]
-        third = client.get(f"{base}/prompt-versions/3/diff").json()
-        assert (third["from_version"], third["added"], third["removed"]) == (2, ["violence"], ["participants"])
-        second = client.get(f"{base}/prompt-versions/2/diff", params={"against": 1}).json()
+        fifth = client.get(f"{base}/prompt-versions/5/diff", params={"against": 3}).json()
+        assert (fifth["from_version"], fifth["added"], fifth["removed"]) == (3, ["violence"], ["participants"])
+        second = client.get(f"{base}/prompt-versions/3/diff", params={"against": 2}).json()
         assert second["changed"] == [
             {"name": "city", "fields": {"description": {"from": "The city.", "to": "Where it happened."}}}
         ]
         assert any(line.startswith("+") and "Where it happened." in line for line in second["system_prompt_diff"])
-        shown = client.get(f"{base}/prompt-versions/1").json()
+        shown = client.get(f"{base}/prompt-versions/2").json()
         assert shown["json_schema"]["required"] == ["city", "participants"] and "The city." in shown["system_prompt"]
 
-        restored = client.post(f"{base}/prompt-versions/1/restore").json()
-        assert restored["version"] == 4 and restored["json_schema"] == shown["json_schema"]
+        restored = client.post(f"{base}/prompt-versions/2/restore").json()
+        assert restored["version"] == 6 and restored["json_schema"] == shown["json_schema"]
         assert restored["system_prompt"] == shown["system_prompt"]
         live = client.get(f"{base}/variables").json()
         assert [(v["name"], v.get("description")) for v in live] == [("city", "The city."), ("participants", "")]

@@ -14,7 +14,13 @@ from sqlalchemy.orm import Session
 from coderai_api.agents.schemas import AcceptRequest, RefineRequest, SuggestRequest
 from coderai_api.auth.service import Principal
 from coderai_api.projects.schemas import VariableCreate, VariableUpdate
-from coderai_api.projects.service import create_variable, list_variables, update_variable, variable_read
+from coderai_api.projects.service import (
+    create_variable,
+    list_variables,
+    record_codebook,
+    update_variable,
+    variable_read,
+)
 from coderai_api.prompts.service import diff
 from coderai_api.runs.service import model_limits
 from coderai_assets.engine.codebook import variables_hash
@@ -24,7 +30,7 @@ from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCC
 from coderai_assets.pipeline.refine import RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
-from coderai_assets.storage.specs import ensure_prompt_version, project_spec
+from coderai_assets.storage.specs import ensure_prompt_version, lock_project, project_spec
 
 
 def _record(session: Session, project: Project, principal: Principal, kind: str, request: dict[str, Any]) -> AgentTask:
@@ -140,12 +146,11 @@ def accept(
         raise Conflict(f"The task is {task.status}: nothing to accept yet.", code="agent_task_not_ready")
     if task.applied is not None:
         raise Conflict("The task was accepted already.", code="agent_task_applied")
-    project = session.scalars(
-        select(Project).where(Project.id == task.project_id).with_for_update(key_share=True)
-    ).one()
+    project = session.scalars(select(Project).where(Project.id == task.project_id)).one()
+    lock_project(session, project)
     if task.kind == REFINE:
         return _accept_refinement(session, principal, task, project, body, with_quotes)
-    return _accept_suggestions(session, principal, task, project, body)
+    return _accept_suggestions(session, principal, task, project, body, with_quotes)
 
 
 def _applied(task: AgentTask, principal: Principal, applied: dict[str, Any]) -> None:
@@ -187,7 +192,7 @@ def _accept_refinement(
 
 
 def _accept_suggestions(
-    session: Session, principal: Principal, task: AgentTask, project: Project, body: AcceptRequest
+    session: Session, principal: Principal, task: AgentTask, project: Project, body: AcceptRequest, with_quotes: bool
 ) -> dict[str, Any]:
     suggestions = {s["definition"]["name"]: s for s in (task.result or {}).get("suggestions", [])}
     chosen = _chosen(body, list(suggestions))
@@ -198,6 +203,7 @@ def _accept_suggestions(
         except ValueError as exc:
             raise InvalidInput(f"The suggestion {name} is not valid: {exc}", code="invalid_variable") from exc
         created.append(variable_read(create_variable(session, project, variable)).model_dump(mode="json"))
+    record_codebook(session, project, with_quotes=with_quotes)
     _applied(
         task,
         principal,

@@ -27,6 +27,12 @@ class InvalidToken(CoderAIError):
     status_code = 401
 
 
+class TokenExpired(InvalidToken):
+    """A well-signed token past its lifetime: said apart from an invalid one, so a client knows to refresh."""
+
+    code = "token_expired"
+
+
 @dataclass(frozen=True)
 class Claims:
     user_id: uuid.UUID
@@ -95,6 +101,9 @@ def decode(settings: Settings, token: str, kind: str) -> Claims:
         )
     except InvalidToken:
         raise
+    except jwt.ExpiredSignatureError as exc:  # raised only once the signature has been verified
+        hint = "refresh it with the refresh token" if kind == ACCESS else "log in again"
+        raise TokenExpired(f"The {kind} token has expired: {hint}.") from exc
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(f"The {kind} token is not valid.") from exc
 

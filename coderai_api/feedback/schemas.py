@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from coderai_api.schemas import Body
 
@@ -28,7 +28,8 @@ class FeedbackRead(BaseModel):
     user_id: uuid.UUID | None
     verdict: str
     corrected_value: Any
-    comment: str
+    # The name it is given by (FeedbackCreate.note); stored as the row's `comment`.
+    note: str = Field(validation_alias=AliasChoices("note", "comment"))
     created_at: datetime
     superseded_at: datetime | None
 

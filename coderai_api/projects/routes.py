@@ -28,9 +28,14 @@ def create_project(body: ProjectCreate, session: SessionDep, principal: Editor, 
 
 
 @router.patch("/{project_id}", response_model=ProjectRead)
-def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, principal: Editor):
+def update_project(
+    project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, principal: Editor, settings: SettingsDep
+):
     """Rename, redescribe, or switch auto-processing of new uploads on or off."""
-    return service.update_project(session, service.get_project(session, principal.tenant_id, project_id), body)
+    project = service.get_project(session, principal.tenant_id, project_id)
+    updated = service.update_project(session, project, body)
+    service.record_codebook(session, project, with_quotes=settings.request_quotes)
+    return updated
 
 
 @router.get("", response_model=list[ProjectRead])
@@ -44,9 +49,14 @@ def get_project(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
 
 
 @router.post("/{project_id}/variables", response_model=VariableRead, status_code=201)
-def create_variable(project_id: uuid.UUID, body: VariableCreate, session: SessionDep, principal: Editor):
+def create_variable(
+    project_id: uuid.UUID, body: VariableCreate, session: SessionDep, principal: Editor, settings: SettingsDep
+):
+    """Each edit of the codebook (here, PATCH and DELETE) makes its prompt version at once."""
     project = service.get_project(session, principal.tenant_id, project_id)
-    return service.variable_read(service.create_variable(session, project, body))
+    variable = service.create_variable(session, project, body)
+    service.record_codebook(session, project, with_quotes=settings.request_quotes)
+    return service.variable_read(variable)
 
 
 @router.get("/{project_id}/variables", response_model=list[VariableRead])
@@ -57,14 +67,24 @@ def list_variables(project_id: uuid.UUID, session: SessionDep, principal: Viewer
 
 @router.patch("/{project_id}/variables/{variable_id}", response_model=VariableRead)
 def update_variable(
-    project_id: uuid.UUID, variable_id: uuid.UUID, body: VariableUpdate, session: SessionDep, principal: Editor
+    project_id: uuid.UUID,
+    variable_id: uuid.UUID,
+    body: VariableUpdate,
+    session: SessionDep,
+    principal: Editor,
+    settings: SettingsDep,
 ):
     project = service.get_project(session, principal.tenant_id, project_id)
-    return service.variable_read(service.update_variable(session, project, variable_id, body))
+    variable = service.update_variable(session, project, variable_id, body)
+    service.record_codebook(session, project, with_quotes=settings.request_quotes)
+    return service.variable_read(variable)
 
 
 @router.delete("/{project_id}/variables/{variable_id}", status_code=204)
-def delete_variable(project_id: uuid.UUID, variable_id: uuid.UUID, session: SessionDep, principal: Editor) -> Response:
+def delete_variable(
+    project_id: uuid.UUID, variable_id: uuid.UUID, session: SessionDep, principal: Editor, settings: SettingsDep
+) -> Response:
     project = service.get_project(session, principal.tenant_id, project_id)
     service.delete_variable(session, project, variable_id)
+    service.record_codebook(session, project, with_quotes=settings.request_quotes)
     return Response(status_code=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
@@ -12,6 +13,7 @@ from coderai_assets.engine.patterns import PatternError, compile_pattern
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.storage.models import Project, Variable
 from coderai_assets.storage.partition_keys import shard_for
+from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:
@@ -34,6 +36,7 @@ def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate, 
 
 
 def update_project(session: Session, project: Project, body: ProjectUpdate) -> Project:
+    lock_project(session, project)
     for field, value in body.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(project, field, value)
@@ -67,6 +70,9 @@ def _check(checked: VariableCreate, others: set[str]) -> None:
 
 
 def create_variable(session: Session, project: Project, body: VariableCreate) -> Variable:
+    """Under the project's lock, so two creates of one name at once are one 201 and one 409 `variable_exists`,
+    and each edit of the codebook is a prompt version of its own at once (its diff can be read before a run)."""
+    lock_project(session, project)
     existing = {v.name for v in list_variables(session, project)}
     if body.name in existing:
         raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists")
@@ -80,8 +86,12 @@ def create_variable(session: Session, project: Project, body: VariableCreate) ->
     if not definition.display_name:
         definition = definition.model_copy(update={"display_name": body.name.replace("_", " ").capitalize()})
     variable = Variable.of(definition, tenant_id=project.tenant_id, project_id=project.id, position=position)
-    session.add(variable)
-    session.flush()
+    try:
+        with session.begin_nested():  # the database's word, should any writer not take the lock
+            session.add(variable)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists") from exc
     return variable
 
 
@@ -95,6 +105,7 @@ def get_variable(session: Session, project: Project, variable_id: uuid.UUID) -> 
 
 
 def update_variable(session: Session, project: Project, variable_id: uuid.UUID, body: VariableUpdate) -> Variable:
+    lock_project(session, project)
     variable = get_variable(session, project, variable_id)
     changes = body.model_dump(exclude_unset=True)
     try:
@@ -104,14 +115,28 @@ def update_variable(session: Session, project: Project, variable_id: uuid.UUID, 
     _check(checked, {v.name for v in list_variables(session, project) if v.id != variable.id})
     variable.definition = checked.definition().stored()
     variable.position = checked.position if checked.position is not None else variable.position
-    session.flush()
+    try:
+        with session.begin_nested():  # a rename onto a name another request just took
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"The project already has a variable {checked.name!r}.", code="variable_exists") from exc
     return variable
 
 
 def delete_variable(session: Session, project: Project, variable_id: uuid.UUID) -> None:
+    lock_project(session, project)
     variable = get_variable(session, project, variable_id)
     dependants = [v.name for v in list_variables(session, project) if v.spec.depends_on == variable.name]
     if dependants:
         raise Conflict(f"Variables depend on {variable.name!r}: {', '.join(dependants)}.", code="variable_in_use")
     session.delete(variable)
     session.flush()
+
+
+def record_codebook(session: Session, project: Project, *, with_quotes: bool) -> None:
+    """After an edit of the codebook (a variable created, edited or deleted, the description changed): its
+    prompt version, made at once, so that its diff can be read before any run; one per request, however many
+    variables it changed. Nothing while the project has no variables (there is no codebook to compile)."""
+    lock_project(session, project)
+    if list_variables(session, project):
+        ensure_prompt_version(session, project, with_quotes)

@@ -92,7 +92,9 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
         api_key=settings.llm_api_key if settings.llm_api_key.get_secret_value() else SecretStr("none"),
         **common,
     )
-    return model, f"{settings.llm_base_url}/{name}"
+    # The provider and the model, never the server's address: the label is shown to every tenant (runs, values,
+    # the CSV's `model` column), and a URL can carry credentials.
+    return model, f"openai_compatible/{name}"
 
 
 def guard_config(settings: Settings) -> GuardConfig:

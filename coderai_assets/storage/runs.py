@@ -21,7 +21,7 @@ from coderai_assets.storage.models import (
     RunStatus,
     utcnow,
 )
-from coderai_assets.storage.specs import ensure_prompt_version
+from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
 ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
 # Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
@@ -55,7 +55,10 @@ def choose_documents(
     if kind == RunKind.sample:
         if not sample_size or sample_size < 1:
             raise InvalidInput("A sample run needs sample_size >= 1.", code="invalid_sample_size")
-        chosen = random.Random(seed).sample(documents, min(sample_size, len(documents)))
+        # Drawn in file-name order (then content), as the refiner splits: one seed picks the same files in two
+        # projects that hold the same files, whatever their ids or upload order.
+        pool = sorted(documents, key=lambda d: (d.file_name, d.sha256))
+        chosen = random.Random(seed).sample(pool, min(sample_size, len(pool)))
         documents = sorted(chosen, key=lambda d: (d.created_at, d.id))
     return documents
 
@@ -73,7 +76,7 @@ def create_run(
     """A run over all the project's documents, or over a random sample of them. Under the project row's lock
     (FOR NO KEY UPDATE: uploads, which only reference the row, go on): two requests at once would otherwise both
     write the next prompt version, or both start a full run."""
-    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+    lock_project(session, project)
     documents = choose_documents(session, project, kind, sample_size, seed)
     if kind == RunKind.full and active_full_run(session, project) is not None:
         raise _one_full_run()

@@ -43,6 +43,13 @@ def project_spec(session: Session, project: Project) -> ProjectSpec:
     )
 
 
+def lock_project(session: Session, project: Project) -> None:
+    """The project row's lock, held to the end of the transaction, around whatever writes the next prompt version
+    or depends on the codebook as it stands (variable edits, runs, accepting an agent's proposal). FOR NO KEY
+    UPDATE: uploads, which only reference the row, go on."""
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+
+
 def ensure_prompt_version(session: Session, project: Project, with_quotes: bool = True) -> PromptVersion:
     """The prompt version for the project's current codebook: the latest one if unchanged, else a new one, which
     keeps the whole specification (and the variables' ids) for every stage and export of its runs."""
