@@ -43,7 +43,7 @@ def test_sample_then_full_run_through_api_and_dagster(platform, settings, tmp_pa
     assert frame.loc["lyon_nurses.txt", "event_date"] == "2024-03-12"
     assert frame.loc["tampere_farmers.docx", "violence"] == False  # noqa: E712 - "no" coerced to a boolean
     assert frame.loc["lyon_nurses.txt", "participants__quote"] == "About 3,000 nurses"
-    assert frame["prompt_version"].nunique() == 1 and frame["model"].iloc[0] == "LoggedSlowModel"
+    assert frame["prompt_version"].nunique() == 1 and frame["model"].iloc[0] == "factory/protest_model"
     assert len(PROTEST_ANSWERS) == len(frame)
     sheets = pd.read_excel(dataset / "dataset.xlsx", sheet_name=None)
     assert list(sheets) == ["data", "codebook", "about", "agreement", "feedback"]

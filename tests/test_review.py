@@ -107,3 +107,23 @@ def test_a_reviewer_reads_documents_values_and_text_of_a_run(
         assert detail["text_chars"] > 0 and detail["status"] == "done"
         missing = client.get(f"/projects/{project_id}/documents/{uuid.uuid4()}")
         assert (missing.status_code, missing.json()["code"]) == (404, "document_not_found")
+
+
+def test_an_estimate_after_a_run_counts_what_the_cache_will_answer(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """The estimate matches earlier answers on the label the configured model records them with: after a run with
+    the configured model, a full run of the same codebook is all cache, no call (it said every chunk a call)."""
+    from coderai_assets.defs.resources import LLMResource, llm_config
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"estimate-{uuid.uuid4().hex[:8]}@example.org")
+        configured = LLMResource(config_json=llm_config(settings))
+        project_id, _, _ = coded_run(client, settings, session_factory, instance, demo_files, configured)
+        estimate = client.post(f"/projects/{project_id}/runs/estimate", json={"kind": "full"}).json()
+        assert estimate["chunks"] == estimate["cached_chunks"] == 4 and estimate["calls"] == 0
+        assert estimate["model"] == "factory/protest_model" and estimate["output_basis"] == "typical"

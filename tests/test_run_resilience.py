@@ -397,3 +397,41 @@ def test_a_started_dagster_run_whose_worker_went_silent_is_failed_for_a_retry(
     assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
     with tenant_session(session_factory, tenant) as session:
         assert session.get(Run, run_id).status == RunStatus.running  # its documents wait for the re-execution
+
+
+def test_an_ended_runs_dagster_status_reaches_its_final_value_and_a_retry_goes_on(
+    session_factory,
+    tenant,
+    settings,
+    instance,  # noqa: F811
+    long_files,
+):
+    """A run that failed (over its budget, say) while its Dagster run was still finishing: the status recorded then
+    was STARTED. The lifecycle sensor follows the ended run until its Dagster run has ended too, so the retry the
+    README promises once the cap allows is not refused as `run_stopping` forever."""
+    from dagster import DagsterRunStatus, build_sensor_context, job, op
+
+    from coderai_assets.defs.partitions import ATTEMPT_TAG
+    from coderai_assets.defs.resources import DatabaseResource
+    from tests.test_sensors import _sensor
+
+    @op
+    def work() -> None: ...
+
+    @job
+    def documents() -> None:
+        work()
+
+    _, _, _, run_id = _run(session_factory, tenant, settings, instance, long_files[:1])
+    tags = {RUN_TAG: str(run_id), ATTEMPT_TAG: "0"}
+    finished = instance.create_run_for_job(job_def=documents, status=DagsterRunStatus.SUCCESS, tags=tags)
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        run.status, run.error_code = RunStatus.failed, "budget_exceeded"
+        run.dagster_status = {finished.run_id: "STARTED"}  # as last seen while the run was under way
+    sensor = _sensor(settings, "run_lifecycle")
+    sensor(build_sensor_context(instance=instance, resources={"db": DatabaseResource(url=settings.database_url)}))
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        assert run.dagster_status == {finished.run_id: "SUCCESS"} and run.status == RunStatus.failed
+        assert retry_run(session, run).status == RunStatus.queued

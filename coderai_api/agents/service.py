@@ -24,7 +24,7 @@ from coderai_api.projects.service import (
 from coderai_api.prompts.service import diff
 from coderai_api.runs.service import model_limits
 from coderai_assets.engine.codebook import variables_hash
-from coderai_assets.engine.model_limits import model_name
+from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCCEEDED, SUGGEST
 from coderai_assets.pipeline.refine import RefineOptions, estimate_refinement, reviewed_run
@@ -99,7 +99,7 @@ def estimate(session: Session, settings: Settings, project: Project, body: Refin
         project,
         options,
         limits=model_limits(settings),
-        model_name=model_name(settings),
+        model_name=model_label(settings),
         chunk_chars=settings.chunk_chars,
         overlap=settings.chunk_overlap_chars,
     )

@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coderai_assets.engine.model_limits import ModelLimits, model_name, resolve_limits
+from coderai_assets.engine.model_limits import ModelLimits, model_label, resolve_limits
 from coderai_assets.errors import NotFound
 from coderai_assets.pipeline import estimate
 from coderai_assets.settings import Settings
@@ -79,7 +79,7 @@ def estimate_run(session: Session, settings: Settings, project: Project, kind: R
         project,
         [d.id for d in documents],
         limits=model_limits(settings),
-        model_name=model_name(settings),
+        model_name=model_label(settings),
         with_quotes=settings.request_quotes,
         chunk_chars=settings.chunk_chars,
         overlap=settings.chunk_overlap_chars,
@@ -94,7 +94,7 @@ def model_limits(settings: Settings) -> ModelLimits:
     """Resolved once per API process and model settings (it may ask the model's server)."""
     key = (
         settings.llm_provider,
-        model_name(settings),
+        model_label(settings),
         settings.llm_base_url,
         settings.llm_context_tokens,
         settings.llm_input_price_per_mtok,

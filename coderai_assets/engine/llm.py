@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import SecretStr
 
 from coderai_assets.engine.codebook import Codebook
-from coderai_assets.engine.model_limits import model_name
+from coderai_assets.engine.model_limits import model_label, model_name
 from coderai_assets.engine.provider import (
     GuardConfig,
     ProviderFatal,
@@ -59,8 +59,7 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise LLMConfigurationError(f"CODERAI_LLM_FACTORY {settings.llm_factory!r}: {exc}") from exc
-        model = factory(settings)
-        return model, settings.llm_model or type(model).__name__
+        return factory(settings), model_label(settings)
 
     from langchain_openai import ChatOpenAI
 
@@ -83,18 +82,16 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
             extra_body={"repeat_penalty": 1.0, "max_tokens": cap},
             **common,
         )
-        return model, f"local/{name}"
+        return model, model_label(settings)
     if provider == "openai":
-        return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), f"openai/{name}"
+        return ChatOpenAI(model=name, api_key=settings.llm_api_key, **common), model_label(settings)
     model = ChatOpenAI(
         model=name,
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key if settings.llm_api_key.get_secret_value() else SecretStr("none"),
         **common,
     )
-    # The provider and the model, never the server's address: the label is shown to every tenant (runs, values,
-    # the CSV's `model` column), and a URL can carry credentials.
-    return model, f"openai_compatible/{name}"
+    return model, model_label(settings)
 
 
 def guard_config(settings: Settings) -> GuardConfig:

@@ -59,6 +59,15 @@ def model_name(settings: Settings) -> str:
     return settings.llm_model
 
 
+def model_label(settings: Settings) -> str:
+    """The name recorded with every answer and value the configured model produces (runs, values, the CSV's
+    `model` column), and so what the cache and the estimates match earlier answers on: the provider and the
+    model, never a server's address (shown to every tenant, and a URL can carry credentials)."""
+    if settings.llm_provider == "factory":
+        return settings.llm_model or f"factory/{settings.llm_factory.rpartition(':')[2]}"
+    return f"{settings.llm_provider}/{model_name(settings)}"
+
+
 def known(name: str) -> tuple[int, float, float] | None:
     matches = [prefix for prefix in KNOWN_MODELS if name.lower().startswith(prefix.lower())]
     return KNOWN_MODELS[max(matches, key=len)] if matches else None

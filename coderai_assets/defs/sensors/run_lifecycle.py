@@ -1,4 +1,5 @@
-"""Moves application runs along: records the status of their Dagster runs (the API reads it from there), launches
+"""Moves application runs along: records the status of their Dagster runs (the API reads it from there, and a
+retry waits for them to end; a run that ended is followed until they have), launches
 the export job for a run whose documents are done but whose Dagster runs ended without exporting it (the documents'
 run exports by itself), terminates the Dagster runs of a cancelled run, and fails runs whose Dagster runs ended
 without finishing their documents once Dagster's run retries are spent (a killed run worker is re-executed first,
@@ -110,6 +111,8 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
                         if r.dagster_run.status not in _FINISHED:
                             context.instance.run_coordinator.cancel_run(r.dagster_run.run_id)
                     continue
+                if run.status not in (RunStatus.queued, RunStatus.running, RunStatus.exporting):
+                    continue  # ended (succeeded, failed): followed only until its Dagster runs have ended too
                 # The current attempt's Dagster runs (a retry's auto re-executions carry the same tags).
                 current = [r for r in records if r.dagster_run.tags.get(ATTEMPT_TAG, "0") == str(run.attempt)]
                 if run.status == RunStatus.queued and not current:
