@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from coderai_assets.engine.model_limits import model_label
 from coderai_assets.platform import ROOT, Platform
 from coderai_assets.settings import Settings
 
@@ -133,7 +134,10 @@ def drive(base_url: str, output: Path) -> Path:
         _check(client.post("/auth/register", json={"email": email, "password": password, "display_name": "Demo"}))
         tokens = _check(client.post("/auth/login", json={"email": email, "password": password}))
         client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-        print(f"logged in as {email}")
+        # Kept, so the demo project can be opened afterwards in the API (and its runs found in the Dagster UI).
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "credentials.txt").write_text(f"email: {email}\npassword: {password}\napi: {base_url}\n")
+        print(f"logged in as {email}, password {password} (both in {output / 'credentials.txt'})")
         project = _check(
             client.post(
                 "/projects",
@@ -174,6 +178,16 @@ def drive(base_url: str, output: Path) -> Path:
     return dataset
 
 
+def quality_notice(settings: Settings) -> str:
+    """What the printed values are worth: the embedded 135M-parameter model shows the pipeline, not research."""
+    if settings.llm_provider == "local":
+        return (
+            "Values from the embedded SmolLM2-135M model: DEMO QUALITY, expect wrong values. For research, set"
+            " CODERAI_LLM_PROVIDER to openai or openai_compatible (see the README's configuration)."
+        )
+    return f"Values from {model_label(settings)}."
+
+
 def run_demo(settings: Settings, output: Path) -> int:
     from coderai_assets.database_setup import migrate_databases
 
@@ -193,6 +207,7 @@ def run_demo(settings: Settings, output: Path) -> int:
 
     frame = pd.read_csv(dataset / "dataset.csv")
     sheets = pd.ExcelFile(dataset / "dataset.xlsx").sheet_names
+    print(quality_notice(settings))
     print(frame[["file_name", *[v["name"] for v in VARIABLES]]].to_string(index=False))
     print(
         f"\nDataset: {dataset / 'dataset.csv'} and {dataset / 'dataset.xlsx'} "

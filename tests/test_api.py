@@ -389,3 +389,10 @@ def test_one_sample_seed_picks_the_same_files_in_two_projects_with_the_same_file
             documents = client.get(f"/runs/{run['id']}/documents").json()["items"]
             picked[-1].append(sorted(d["file_name"] for d in documents))
     assert picked[0] == picked[1] and all(len(files) == 2 for files in picked[0])
+
+
+def test_the_demo_says_its_embedded_models_values_are_demo_quality(settings):
+    from coderai_assets.demo import quality_notice
+
+    assert "DEMO QUALITY" in quality_notice(settings.model_copy(update={"llm_provider": "local"}))
+    assert "DEMO" not in quality_notice(settings)

@@ -9,6 +9,7 @@ import signal
 import time
 import uuid
 
+import httpx
 import pandas as pd
 import psutil
 import pytest
@@ -47,6 +48,12 @@ def test_sample_then_full_run_through_api_and_dagster(platform, settings, tmp_pa
     assert len(PROTEST_ANSWERS) == len(frame)
     sheets = pd.read_excel(dataset / "dataset.xlsx", sheet_name=None)
     assert list(sheets) == ["data", "codebook", "about", "agreement", "feedback"]
+    # The demo's account can be used afterwards: its password is kept beside the dataset.
+    credentials = dict(line.split(": ", 1) for line in (tmp_path / "out" / "credentials.txt").read_text().splitlines())
+    login = httpx.post(
+        f"{credentials['api']}/auth/login", json={"email": credentials["email"], "password": credentials["password"]}
+    )
+    assert login.status_code == 200
     assert list(sheets["codebook"]["variable"]) == [
         "city",
         "event_date",
