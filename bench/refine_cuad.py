@@ -69,6 +69,7 @@ def _gold_feedback(scratch: dict, gold, variables: list[tuple[str, str, str, str
                     variable_name=value.variable_name,
                     verdict="correct" if alike else "wrong",
                     corrected_value=None if alike else truth,
+                    has_correction=not alike,  # gold says what it should be, empty included
                     comment="" if alike else "CUAD's gold answer",
                 )
             )

@@ -35,6 +35,7 @@ _HTTP_CODES = {
     400: "invalid_body",
     404: "not_found",
     405: "method_not_allowed",
+    408: "body_timeout",
     413: "request_too_large",
 }
 

@@ -7,7 +7,13 @@
    before it resolves its dependencies, so without this a 50 MiB anonymous upload was read in full before its 401.)
    The dependency in `deps.py` still checks the session, the user and the membership.
 
-3. The NUL character in the query string (`%00`), which PostgreSQL refuses in text: 422 before a route compares
+3. Slow bodies: a body of any route but uploads is read whole here, within `body_timeout_seconds`, before the
+   request goes on to the concurrency limit, so a client sending a byte a second holds no database slot: 50 such
+   anonymous logins made /health time out for as long as they were held. An upload (authenticated, streamed to
+   disk) must send each part within the same time. Past the deadline: 408 `body_timeout`. One client address may
+   have at most `max_bodies_per_client` bodies being read at once per worker (429 `too_many_bodies`).
+
+4. The NUL character in the query string (`%00`), which PostgreSQL refuses in text: 422 before a route compares
    it with a column (a `variable=` filter with one answered 500; bodies are checked by `schemas.Body`).
 
 Multipart limits (files and fields per upload) are FastAPI's `form_limits`, on the uploads router (main.py).
@@ -15,7 +21,9 @@ Multipart limits (files and fields per upload) are FastAPI's `form_limits`, on t
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import Counter
 
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -53,9 +61,20 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     )
 
 
+class BodyTimeout(HTTPException):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(status_code=408, detail=f"The request body did not arrive within {seconds:g} s.")
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
 class RequestGate:
     def __init__(self, app: ASGIApp):
         self.app = app
+        self._reading: Counter[str] = Counter()  # bodies being read, per client address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and _NUL.search(scope.get("query_string", b"")):
@@ -87,14 +106,55 @@ class RequestGate:
                 await _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
         received = 0
+        deadline = settings.body_timeout_seconds
 
         async def receive_within_limit() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline)
+            except TimeoutError:
+                raise BodyTimeout(deadline) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise BodyTooLarge(limit)
             return message
 
-        await self.app(scope, receive_within_limit, send)
+        if not has_body or (scope["method"] == "POST" and UPLOAD_PATH.fullmatch(scope["path"])):
+            await self.app(scope, receive_within_limit, send)  # an upload streams to disk, each part in time
+            return
+        client = _client(scope)
+        if self._reading[client] >= settings.max_bodies_per_client:
+            message = "Too many request bodies from this address are being sent at once."
+            await _error(429, "too_many_bodies", message, {"Retry-After": "1"})(scope, receive, send)
+            return
+        self._reading[client] += 1
+        try:
+            messages = await asyncio.wait_for(self._read_body(receive_within_limit), deadline)
+        except (TimeoutError, BodyTimeout):
+            await _error(408, "body_timeout", BodyTimeout(deadline).detail)(scope, receive, send)
+            return
+        except BodyTooLarge:
+            await _error(413, "request_too_large", BodyTooLarge(limit).detail)(scope, receive, send)
+            return
+        finally:
+            self._reading[client] -= 1
+            if not self._reading[client]:
+                del self._reading[client]
+
+        async def replay() -> Message:
+            if messages:
+                return messages.pop(0)
+            return await receive()  # after the body: a disconnect, when the client goes
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _read_body(receive: Receive) -> list[Message]:
+        """Every message of the body, up to its last part (or the client's disconnect)."""
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return messages

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from coderai_api.agents.routes import router as agents_router
 from coderai_api.auth.routes import router as auth_router
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="CoderAI", version="0.1.0", lifespan=lifespan)
+    # /docs and /redoc load Swagger UI and ReDoc from the package (fastapi-offline), not a CDN: self-hosted
+    # installs are often offline.
+    app = FastAPIOffline(title="CoderAI", version="0.1.0", lifespan=lifespan)
     app.add_middleware(RequestLimit)
     app.add_middleware(RequestGate)  # outermost of ours: body limits and anonymous bodies, before any reading
     install_error_handlers(app)

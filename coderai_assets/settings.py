@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     max_upload_request_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
     max_files_per_upload: int = Field(default=100, ge=1)
+    # Slow bodies: a body (any route but uploads) is read whole, within this deadline, before the request is
+    # admitted to the database pool; an upload's next part must come within the same time. Per API worker, at most
+    # `max_bodies_per_client` bodies of one client address are read at once (429 beyond).
+    body_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_bodies_per_client: int = Field(default=32, ge=1)
     parse_timeout_seconds: float = 120.0
     parse_cpu_seconds: int = 120
     parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
@@ -161,7 +166,8 @@ class Settings(BaseSettings):
     # Per-workspace quotas: projects, documents, runs queued or under way, and open WebSockets per API worker.
     quota_projects: int = Field(default=500, ge=1)
     quota_documents: int = Field(default=200_000, ge=1)
-    quota_active_runs: int = Field(default=20, ge=1)
+    quota_active_runs: int = Field(default=20, ge=1)  # runs and agent tasks queued or under way
+    quota_workspaces_per_account: int = Field(default=10, ge=1)  # workspaces one account may own
     quota_websockets: int = Field(default=50, ge=1)
     # Proxies whose X-Forwarded-For is believed (IPs or networks, comma-separated), as uvicorn's
     # --forwarded-allow-ips; empty: none, and the client address is the connection's.

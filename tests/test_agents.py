@@ -427,6 +427,7 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
                     variable_name=value.variable_name,
                     verdict="wrong" if wrong else "correct",
                     corrected_value=group if wrong else None,
+                    has_correction=wrong,
                 )
             )
     result = refine(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -396,3 +397,14 @@ def test_the_demo_says_its_embedded_models_values_are_demo_quality(settings):
 
     assert "DEMO QUALITY" in quality_notice(settings.model_copy(update={"llm_provider": "local"}))
     assert "DEMO" not in quality_notice(settings)
+
+
+def test_the_api_docs_load_without_a_cdn(anonymous):
+    """An air-gapped install: /docs and /redoc must not need the internet."""
+    for page in ("/docs", "/redoc"):
+        html = anonymous.get(f"http://test{page}").text
+        assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html, page
+        assets = re.findall(r'(?:src|href)="(/static-offline-docs/[^"]+)"', html)
+        assert assets, page
+        for asset in assets:
+            assert anonymous.get(f"http://test{asset}").status_code == 200, asset

@@ -71,3 +71,116 @@ def test_the_largest_pattern_allowed_compiles_within_a_small_memory_bound():
     done = subprocess.run([sys.executable, "-c", script, *largest], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.strip()) < 200  # MB at its peak, the interpreter and the engine included
+
+
+@pytest.fixture
+def live_api(database, tmp_path):
+    """The API in a uvicorn process of its own (as `make up` runs it), slow bodies timed out after 3 s."""
+    import os
+
+    import httpx
+
+    from tests.ports import free_port
+
+    port = free_port()
+    env = {**os.environ, "CODERAI_BODY_TIMEOUT_SECONDS": "3", "CODERAI_MAX_BODIES_PER_CLIENT": "40"}
+    with (tmp_path / "api.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "coderai_api.main:app", "--port", str(port), "--no-access-log"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "api.log").read_text()
+                time.sleep(0.3)
+            yield port
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def test_anonymous_slow_bodies_never_stall_the_api(live_api):
+    """60 connections each declare a 100-byte login body and send 4 bytes (the pool admits 20 a worker): /health
+    answers within 1 s throughout, the slow ones get 408 at the deadline, and a 41st slow body of one address is
+    refused at once."""
+    import socket
+
+    import httpx
+
+    request = (
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        'Content-Length: 100\r\n\r\n{"em'
+    ).encode()
+    slow = []
+    for _ in range(60):
+        connection = socket.create_connection(("127.0.0.1", live_api), timeout=10)
+        connection.sendall(request)
+        slow.append(connection)
+    try:
+        started = time.monotonic()
+        worst = 0.0
+        while time.monotonic() - started < 4.5:  # past the 3 s deadline
+            t = time.monotonic()
+            assert httpx.get(f"http://127.0.0.1:{live_api}/api/v1/health", timeout=5).status_code == 200
+            worst = max(worst, time.monotonic() - t)
+            time.sleep(0.2)
+        assert worst < 1.0
+        answers = []
+        for connection in slow:
+            try:
+                answers.append(connection.recv(200).split(b" ", 2)[1])
+            except (TimeoutError, IndexError):
+                answers.append(b"none")
+        assert set(answers) <= {b"408", b"429"} and answers.count(b"429") == 20 and b"408" in answers
+    finally:
+        for connection in slow:
+            connection.close()
+
+
+def test_agent_tasks_count_in_the_workspaces_quota_of_work_under_way(database, settings, session_factory):
+    """40 co-pilot tasks queued in 1.7 s slowed another workspace's sample tenfold: tasks and runs share a quota."""
+
+    app = create_app(settings.model_copy(update={"quota_active_runs": 3}))
+    with TestClient(app, base_url="http://test/api/v1") as client:
+        login_as(client, f"burst-{uuid.uuid4().hex[:8]}@example.org")
+        pid = client.post("/projects", json={"name": "p", "domain_description": "d"}).json()["id"]
+        client.post(f"/projects/{pid}/documents", files=[("files", ("a.txt", b"LYON - nurses marched."))])
+        answers = [client.post(f"/projects/{pid}/suggestions", json={}) for _ in range(5)]
+        assert [a.status_code for a in answers] == [202, 202, 202, 409, 409]
+        assert answers[-1].json()["code"] == "quota_exceeded"
+        client.post(f"/projects/{pid}/variables", json={"name": "city", "type": "text"})
+        run = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 1})
+        assert (run.status_code, run.json()["code"]) == (409, "quota_exceeded")  # the tasks hold the quota
+
+
+def test_one_account_owns_a_bounded_number_of_workspaces(database, settings):
+    app = create_app(settings.model_copy(update={"quota_workspaces_per_account": 3}))
+    with TestClient(app, base_url="http://test/api/v1") as client:
+        login_as(client, f"hoarder-{uuid.uuid4().hex[:8]}@example.org")  # registering gives one
+        answers = [client.post("/workspaces", json={"name": f"w{i}"}) for i in range(4)]
+        assert [a.status_code for a in answers] == [201, 201, 409, 409]
+        assert answers[-1].json()["code"] == "quota_exceeded"
+
+
+def test_dagster_run_slots_are_shared_fairly_between_workspaces():
+    """The run queue caps each workspace's Dagster runs (agent tasks and runs carry the workspace tag) below the
+    platform's, so one workspace's burst leaves slots for the others."""
+    from pathlib import Path
+
+    import yaml
+
+    from coderai_assets.storage.partition_keys import WORKSPACE_TAG
+
+    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "dagster.yaml").read_text())
+    coordinator = config["run_coordinator"]["config"]
+    (limit,) = [t for t in coordinator["tag_concurrency_limits"] if t["key"] == WORKSPACE_TAG]
+    assert limit["value"] == {"applyLimitPerUniqueValue": True}
+    assert 1 <= limit["limit"] < coordinator["max_concurrent_runs"]

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import uuid
+from contextlib import closing
 
 import httpx
 import pandas as pd
@@ -261,25 +262,50 @@ def _wait_for_task(client, task_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"agent task {task_id} did not end: {task}")
 
 
-def _review(client, run_id: str, truth: dict[str, str]) -> None:
-    """Feedback on every value of the run: a city that is not the report's is corrected, the rest is correct."""
-    values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
-    assert len(values) == 4 * 5
+def _review(client, run_id: str, truth: dict[str, str], *, only: str | None = None, fixes: dict | None = None) -> int:
+    """Feedback on the run's values (of the variable `only`, if given): a city that is not the report's is
+    corrected, `fixes` {(file, variable): value} are corrected, the rest is correct; then the review is done.
+    Returns how many verdicts were given."""
+    params = {"page_size": 500, **({"variable": only} if only else {})}
+    values = client.get(f"/runs/{run_id}/values", params=params).json()["items"]
+    assert len(values) == 4 * (1 if only else 5)
     for value in values:
         right = truth.get(value["file_name"])
+        fix = (fixes or {}).get((value["file_name"], value["variable"]))
         if value["variable"] == "city" and value["value"] != right:
             body = {"verdict": "wrong", "corrected_value": right, "note": "the city of the dateline"}
+        elif fix is not None:
+            body = {"verdict": "wrong", "corrected_value": fix}
         else:
             body = {"verdict": "correct"}
         assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
     assert client.post(f"/runs/{run_id}/review/done").status_code == 200
+    return len(values)
+
+
+def _client(base: str, email: str, workspace: str | None = None):
+    import httpx
+
+    client = httpx.Client(base_url=base, timeout=60)
+    client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+    token = client.post("/auth/login", json={"email": email, "password": "correct horse battery"}).json()
+    client.headers["Authorization"] = f"Bearer {token['access_token']}"
+    if workspace:
+        client.headers["X-Workspace-Id"] = workspace
+    return client
+
+
+def _final(client, pid: str, run_id: str) -> dict[str, pd.DataFrame]:
+    export = client.get(f"/projects/{pid}/export", params={"format": "xlsx", "run_id": run_id})
+    assert export.status_code == 200, export.text
+    return pd.read_excel(io.BytesIO(export.content), sheet_name=None)
 
 
 def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
-    """describe -> suggest -> sample -> feedback on every value -> agreement -> refine -> held-out score -> accept
-    -> sample again (only the refined variable asked) -> the gate passes -> full run -> export with agreement."""
-    import httpx
-
+    """Two reviewers double-code a sample, blind until both are done (to each other, the gate and the export)
+    -> agreement -> refine -> held-out score -> accept -> sample again (only the refined variable asked; the
+    unchanged values' verdicts carried, so only cities are judged) -> the gate passes -> full run (from the cache)
+    -> a download whose final columns hold every correction and whose figures match an independent count."""
     from coderai_assets.demo import VARIABLES, wait_for_run, write_corpus
     from tests.fakes import COUNTRIES
 
@@ -289,13 +315,16 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         "gdansk_students.pdf": "Gdansk",
         "tampere_farmers.docx": "Tampere",
     }
+    porto_size = {("porto_dockers.html", "participants"): 500}  # both reviewers correct the model's 450
     calls_log = tmp_path / "calls.log"
     base = f"http://{settings.api_host}:{settings.api_port}/api/v1"
-    with httpx.Client(base_url=base, timeout=60) as client:
-        email = f"loop-{uuid.uuid4().hex[:8]}@example.org"
-        client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
-        token = client.post("/auth/login", json={"email": email, "password": "correct horse battery"}).json()
-        client.headers["Authorization"] = f"Bearer {token['access_token']}"
+    bob_email = f"bob-{uuid.uuid4().hex[:8]}@example.org"
+    alice_client, bob_client = _client(base, f"loop-{uuid.uuid4().hex[:8]}@example.org"), _client(base, bob_email)
+    with closing(alice_client) as client, closing(bob_client) as bob:
+        workspace = client.get("/auth/me").json()["workspaces"][0]["id"]
+        invited = client.post(f"/workspaces/{workspace}/members", json={"email": bob_email, "role": "editor"})
+        assert invited.status_code == 201
+        bob.headers["X-Workspace-Id"] = workspace
         project = client.post("/projects", json={"name": "Protests", "domain_description": "Protest reports"}).json()
         pid = project["id"]
         files = write_corpus(tmp_path / "corpus")
@@ -310,6 +339,7 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         assert dropped["variables"] == [] and dropped["task"]["applied"]["dropped"]
         for variable in VARIABLES:
             assert client.post(f"/projects/{pid}/variables", json=variable).status_code == 201
+        codebook_version = len(client.get(f"/projects/{pid}/prompt-versions").json())
 
         first = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 4, "seed": 1}).json()
         assert wait_for_run(client, first["id"], timeout=300)["status"] == "succeeded"
@@ -317,12 +347,34 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
             v["value"] for v in client.get(f"/runs/{first['id']}/values", params={"variable": "city"}).json()["items"]
         }
         assert cities == set(COUNTRIES.values())  # the model codes the country
-        _review(client, first["id"], truth)
+
+        # Double coding, blind: Bob opens his review before Alice finishes hers; neither sees the other's.
+        assert bob.post(f"/runs/{first['id']}/review").status_code == 200
+        _review(client, first["id"], truth, fixes=porto_size)
+        assert bob.get(f"/runs/{first['id']}/feedback").json() == []
+        assert client.get(f"/runs/{first['id']}/agreement").json()["complete"] is False
+        refused = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "review_incomplete")
+        blind = _final(bob, pid, first["id"])  # Bob's download holds none of Alice's corrections
+        assert set(blind["data"]["city__final_source"]) == {"model"} and blind["feedback"].empty
+        assert "only the downloader's own" in blind["about"].to_string()
+        _review(bob, first["id"], truth, fixes=porto_size)
+
         figures = {v["variable"]: v for v in client.get(f"/runs/{first['id']}/agreement").json()["model_vs_reviewers"]}
-        assert figures["city"]["accuracy"] == 0.0 and not figures["city"]["passes"]
-        assert figures["participants"]["passes"]
+        assert figures["city"]["accuracy"] == 0.0 and not figures["city"]["passes"] and figures["city"]["n"] == 8
+        assert figures["participants"]["accuracy"] == 0.75  # 3 of 4 reports right, by each of the two reviewers
+        between = client.get(f"/runs/{first['id']}/agreement").json()["between_reviewers"]
+        assert between and all(b["accuracy"] == 1.0 for b in between)
         refused = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
         assert (refused.status_code, refused.json()["code"]) == (409, "reliability_below_threshold")
+        reviewed = _final(client, pid, first["id"])  # downloaded again: the reviews are in it now
+        porto = reviewed["data"].set_index("file_name").loc["porto_dockers.html"]
+        assert (porto["participants"], porto["participants__final"], porto["participants__final_source"]) == (
+            450,
+            500,
+            "reviewer",
+        )
+        assert "every reviewer's" in reviewed["about"].to_string() and len(reviewed["feedback"]) == 40
 
         refinement = client.post(f"/projects/{pid}/refinements", json={"run_id": first["id"], "seed": 1}).json()
         refinement = _wait_for_task(client, refinement["id"])
@@ -330,25 +382,43 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         result = refinement["result"]
         (city,) = [s for s in result["held_out"] if s["variable"] == "city"]
         assert (city["before"]["accuracy"], city["after"]["accuracy"]) == (0.0, 1.0)
-        assert result["verdict"] == "offered" and [p["variable"] for p in result["proposals"]] == ["city"]
-        accepted = client.post(f"/agent-tasks/{refinement['id']}/accept", json={}).json()
-        assert accepted["prompt_version"] == 2 and [c["name"] for c in accepted["diff"]["changed"]] == ["city"]
+        # Porto's size was wrong too; the user takes the city's proposal alone.
+        assert result["verdict"] == "offered" and [p["variable"] for p in result["proposals"]] == [
+            "city",
+            "participants",
+        ]
+        accepted = client.post(f"/agent-tasks/{refinement['id']}/accept", json={"variables": ["city"]}).json()
+        assert accepted["prompt_version"] == codebook_version + 1
+        assert [c["name"] for c in accepted["diff"]["changed"]] == ["city"]
 
         before_second = len(calls_log.read_text().splitlines())
         second = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 4, "seed": 1}).json()
         assert wait_for_run(client, second["id"], timeout=300)["status"] == "succeeded"
         asked = [line.split()[1:] for line in calls_log.read_text().splitlines()[before_second:]]
         assert asked == [["record_values", "city"]] * 4  # one call a document, for the refined variable alone
-        _review(client, second["id"], truth)
+        # The unchanged values keep both reviewers' verdicts, marked as carried; each judges the cities alone.
+        carried = client.get(f"/runs/{second['id']}/feedback").json()
+        assert len(carried) == 2 * 4 * 4 and {f["carried_from_run_id"] for f in carried} == {first["id"]}
+        assert _review(client, second["id"], truth, only="city") == 4
+        assert _review(bob, second["id"], truth, only="city") == 4
         figures = {v["variable"]: v for v in client.get(f"/runs/{second['id']}/agreement").json()["model_vs_reviewers"]}
         assert figures["city"]["accuracy"] == 1.0 and all(v["passes"] for v in figures.values())
 
         full = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
         assert full.status_code == 202 and full.json()["reliability_override"] is None
         assert wait_for_run(client, full.json()["id"], timeout=300)["status"] == "succeeded"
-        export = client.get(f"/projects/{pid}/export", params={"format": "xlsx", "run_id": full.json()["id"]})
-        sheets = pd.read_excel(io.BytesIO(export.content), sheet_name=None)
+        sheets = _final(client, pid, full.json()["id"])
         assert {"data", "codebook", "about", "agreement", "feedback"} <= set(sheets)
         data = sheets["data"].set_index("file_name")
-        assert data["city"].to_dict() == truth and set(data["prompt_version"]) == {2}
+        assert data["city"].to_dict() == truth and set(data["prompt_version"]) == {codebook_version + 1}
         assert "dateline" in sheets["codebook"].set_index("variable").loc["city", "description"]
+        # Every correction a reviewer made is in the full run's dataset, answered from the cache.
+        assert data.loc["porto_dockers.html", "participants__final"] == 500
+        assert set(data["participants__final_source"]) == {"model", "reviewer"}
+        # The figures against an independent count of the verdicts the download lists.
+        verdicts = sheets["feedback"]
+        agreement_sheet = sheets["agreement"]
+        model_rows = agreement_sheet[agreement_sheet["comparison"] == "model vs reviewers"].set_index("variable")
+        for name, rows in verdicts.groupby("variable"):
+            assert model_rows.loc[name, "n"] == len(rows)
+            assert model_rows.loc[name, "accuracy"] == round((rows["verdict"] == "correct").mean(), 4), name

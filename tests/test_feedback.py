@@ -88,6 +88,17 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
         assert seen["others_visible"] and [o["verdict"] for o in seen["others"]] == ["correct"]
         assert len(bob.get(f"/runs/{run_id}/feedback").json()) == 4
 
+        # A finished review is locked: after reading Bob's answer, Alice cannot quietly take it as her own.
+        locked = alice.put(f"/values/{city['id']}/feedback", json={"verdict": "correct"})
+        assert (locked.status_code, locked.json()["code"]) == (409, "review_finished")
+        # Reopened, her verdicts can change (the history keeps them), and everybody's answers are hidden again.
+        assert alice.post(f"/runs/{run_id}/review/reopen").json()["all_done"] is False
+        assert bob.get(f"/values/{city['id']}/feedback").json()["others_visible"] is False
+        assert len(bob.get(f"/runs/{run_id}/feedback").json()) == 1
+        again_refused = bob.post(f"/runs/{run_id}/review/reopen")
+        assert again_refused.status_code == 200  # Bob's was finished too; reopening his is his to do
+        assert bob.post(f"/runs/{run_id}/review/done").status_code == 200
+
         # Entities: a missed one needs its text; a spurious one must be a row of the document.
         missed = {"document_id": str(doc_ids[0]), "kind": "missed", "entity_text": "a second march"}
         assert alice.post(f"/runs/{run_id}/entity-feedback", json=missed).status_code == 201
@@ -97,6 +108,11 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
         unnamed = alice.post(f"/runs/{run_id}/entity-feedback", json={**missed, "entity_text": None})
         assert unnamed.status_code == 422
         assert len(alice.get(f"/runs/{run_id}/entity-feedback").json()) == 1
+        assert alice.post(f"/runs/{run_id}/review/done").json()["all_done"] is True
+        not_finished = alice.post(f"/runs/{run_id}/review/reopen")
+        assert not_finished.status_code == 200
+        refused = alice.post(f"/runs/{run_id}/review/reopen")
+        assert (refused.status_code, refused.json()["code"]) == (409, "review_not_finished")
         for client in (bob, vera):
             client.__exit__(None, None, None)
 

@@ -180,6 +180,8 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("GET", f"/api/v1/runs/{rid}/review", {}),
         ("GET", f"/api/v1/runs/{rid}/agreement", {}),
         ("POST", f"/api/v1/runs/{rid}/review/done", {}),
+        ("POST", f"/api/v1/runs/{rid}/review", {}),
+        ("POST", f"/api/v1/runs/{rid}/review/reopen", {}),
         ("POST", f"/api/v1/runs/{rid}/retry", {}),
         ("POST", f"/api/v1/projects/{pid}/suggestions", {"json": {}}),
         ("POST", f"/api/v1/projects/{pid}/refinements", {"json": {}}),
@@ -238,7 +240,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 44
+    assert len(cases) == 46
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):

@@ -8,6 +8,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from coderai_api import quotas
 from coderai_api.agents import service
 from coderai_api.agents.schemas import (
     AcceptRequest,
@@ -25,19 +26,25 @@ router = APIRouter(tags=["agents"], responses=ERROR_RESPONSES)
 
 
 @router.post("/projects/{project_id}/suggestions", response_model=AgentTaskRead, status_code=202)
-def suggest_variables(project_id: uuid.UUID, body: SuggestRequest, session: SessionDep, principal: Editor):
+def suggest_variables(
+    project_id: uuid.UUID, body: SuggestRequest, session: SessionDep, principal: Editor, settings: SettingsDep
+):
     """The co-pilot reads a few documents and the project's description and suggests variables, each with a
     reason and an example quote located in a document (`result.suggestions`). 409 `no_documents`."""
     project = get_project(session, principal.tenant_id, project_id)
+    quotas.check_active_runs(session, settings, principal.tenant_id)  # 409 quota_exceeded, shared with runs
     return service.request_suggestions(session, project, principal, body)
 
 
 @router.post("/projects/{project_id}/refinements", response_model=AgentTaskRead, status_code=202)
-def refine_codebook(project_id: uuid.UUID, body: RefineRequest, session: SessionDep, principal: Editor):
+def refine_codebook(
+    project_id: uuid.UUID, body: RefineRequest, session: SessionDep, principal: Editor, settings: SettingsDep
+):
     """From a run's feedback, the refiner proposes a new definition of each weak variable and scores it on
     reviewed documents it was not written from: `result.held_out` has the before/after figures, `result.verdict`
     is `offered` or `rejected`. 409 `no_feedback`, `too_few_reviewed_documents`."""
     project = get_project(session, principal.tenant_id, project_id)
+    quotas.check_active_runs(session, settings, principal.tenant_id)
     return service.request_refinement(session, project, principal, body)
 
 
@@ -48,17 +55,18 @@ def estimate_refinement(
     """What POST /projects/{id}/refinements with this body would cost, before anything is asked: the weak
     variables, calls, tokens and USD. Nothing is recorded."""
     project = get_project(session, principal.tenant_id, project_id)
-    return service.estimate(session, settings, project, body)
+    return service.estimate(session, settings, project, principal, body)
 
 
 @router.get("/projects/{project_id}/agent-tasks", response_model=list[AgentTaskRead])
 def list_agent_tasks(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.list_tasks(session, get_project(session, principal.tenant_id, project_id))
+    tasks = service.list_tasks(session, get_project(session, principal.tenant_id, project_id))
+    return [service.shown_to(principal, task) for task in tasks]
 
 
 @router.get("/agent-tasks/{task_id}", response_model=AgentTaskRead)
 def get_agent_task(task_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.get_task(session, principal.tenant_id, task_id)
+    return service.shown_to(principal, service.get_task(session, principal.tenant_id, task_id))
 
 
 @router.post("/agent-tasks/{task_id}/cancel", response_model=AgentTaskRead)

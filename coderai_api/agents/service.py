@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_api.agents.schemas import AcceptRequest, RefineRequest, SuggestRequest
+from coderai_api.agents.schemas import AcceptRequest, AgentTaskRead, RefineRequest, SuggestRequest
 from coderai_api.auth.service import Principal
+from coderai_api.feedback.service import is_coder, scope_of
 from coderai_api.projects.schemas import VariableCreate, VariableUpdate
 from coderai_api.projects.service import (
     create_variable,
@@ -30,6 +31,7 @@ from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCC
 from coderai_assets.pipeline.refine import RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
+from coderai_assets.storage.reviews import visible
 from coderai_assets.storage.specs import ensure_prompt_version, lock_project, project_spec
 
 
@@ -66,11 +68,16 @@ def _check_variables(session: Session, project: Project, names: list[str]) -> No
 
 
 def request_refinement(session: Session, project: Project, principal: Principal, body: RefineRequest) -> AgentTask:
-    """Checked now, so that a request that cannot succeed says so at once: the run, and feedback on two documents."""
+    """Checked now, so that a request that cannot succeed says so at once: the run, and feedback on two documents.
+    It learns only from the feedback the requester may see (their own, while the review is not complete)."""
     run = reviewed_run(session, project, body.run_id)
+    scope = scope_of(session, principal, run.id)
     reviewed = session.scalar(
-        select(func.count(func.distinct(Feedback.document_id))).where(
-            Feedback.run_id == run.id, Feedback.superseded_at.is_(None)
+        visible(
+            select(func.count(func.distinct(Feedback.document_id))).where(
+                Feedback.run_id == run.id, Feedback.superseded_at.is_(None)
+            ),
+            scope,
         )
     )
     if (reviewed or 0) < 2:
@@ -80,14 +87,20 @@ def request_refinement(session: Session, project: Project, principal: Principal,
             code="too_few_reviewed_documents",
         )
     _check_variables(session, project, body.variables)
-    return _record(session, project, principal, REFINE, {**body.model_dump(mode="json"), "run_id": str(run.id)})
+    request = {**body.model_dump(mode="json"), "run_id": str(run.id), "feedback_of": str(scope) if scope else None}
+    return _record(session, project, principal, REFINE, request)
 
 
-def estimate(session: Session, settings: Settings, project: Project, body: RefineRequest) -> dict[str, Any]:
-    """What the refinement this body asks for would cost (pipeline/refine.py `estimate_refinement`)."""
+def estimate(
+    session: Session, settings: Settings, project: Project, principal: Principal, body: RefineRequest
+) -> dict[str, Any]:
+    """What the refinement this body asks for would cost (pipeline/refine.py `estimate_refinement`), from the
+    feedback the requester may see, as the refinement itself."""
     _check_variables(session, project, body.variables)
+    run = reviewed_run(session, project, body.run_id)
     options = RefineOptions(
-        run_id=body.run_id,
+        run_id=run.id,
+        feedback_scope=scope_of(session, principal, run.id),
         variables=tuple(body.variables),
         held_out_fraction=body.held_out_fraction,
         seed=body.seed,
@@ -103,6 +116,19 @@ def estimate(session: Session, settings: Settings, project: Project, body: Refin
         chunk_chars=settings.chunk_chars,
         overlap=settings.chunk_overlap_chars,
     )
+
+
+def shown_to(principal: Principal, task: AgentTask) -> AgentTask | dict[str, Any]:
+    """The task as the caller may read it: a viewer does not see the reviewers' corrected values a refinement was
+    scored on (held-out items' `reviewer`)."""
+    if is_coder(principal) or task.kind != REFINE or not task.result:
+        return task
+    shown = AgentTaskRead.model_validate(task).model_dump(mode="json")
+    shown["result"] = {
+        **task.result,
+        "items": [{k: v for k, v in item.items() if k != "reviewer"} for item in task.result.get("items", [])],
+    }
+    return shown
 
 
 def get_task(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False) -> AgentTask:

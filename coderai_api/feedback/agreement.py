@@ -7,18 +7,20 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
+from coderai_api.feedback.service import scope_of
 from coderai_assets.errors import Conflict
 from coderai_assets.storage import reviews
 from coderai_assets.storage.models import Project, Run, utcnow
-from coderai_assets.storage.reviews import all_done, latest_reviewed_run
+from coderai_assets.storage.reviews import EVERYONE, latest_reviewed_run, review_complete
 
 
 def run_agreement(
     session: Session, principal: Principal | None, run: Run, project: Project, *, with_intervals: bool = True
 ) -> dict:
-    """`principal` None: everybody's feedback (the gate); else the caller's own until every reviewer is done."""
-    own = None if principal is None or all_done(session, run.id) else principal.user_id
-    return reviews.run_agreement(session, run, project, user_id=own, with_intervals=with_intervals)
+    """`principal` None: everybody's feedback; else what the caller may see (their own until every reviewer is
+    done)."""
+    scope = EVERYONE if principal is None else scope_of(session, principal, run.id)
+    return reviews.run_agreement(session, run, project, scope=scope, with_intervals=with_intervals)
 
 
 def check_reliability(session: Session, principal: Principal, project: Project, reason: str | None) -> dict | None:
@@ -28,6 +30,23 @@ def check_reliability(session: Session, principal: Principal, project: Project, 
     reviewed = latest_reviewed_run(session, project)
     if reviewed is None:
         return None
+    if not review_complete(session, reviewed.id):
+        # Until every reviewer is done, no figure is the team's, and none may be told from another's answers.
+        if not reason:
+            raise Conflict(
+                f"The review of run {reviewed.id} is not complete: every reviewer must say it is done"
+                " (POST /runs/{id}/review/done) before its figures gate a full run; or start it with"
+                " reliability_override.reason.",
+                code="review_incomplete",
+            )
+        return {
+            "reason": reason,
+            "by": str(principal.user_id),
+            "at": utcnow().isoformat(timespec="seconds"),
+            "reviewed_run_id": str(reviewed.id),
+            "review_incomplete": True,
+            "variables": {},
+        }
     figures = run_agreement(session, None, reviewed, project, with_intervals=False)
     below = {v["variable"]: v for v in figures["model_vs_reviewers"] if not v["passes"]}
     if not below:

@@ -29,7 +29,10 @@ router = APIRouter(tags=["feedback"], responses=ERROR_RESPONSES)
 def give_feedback(value_id: uuid.UUID, body: FeedbackCreate, session: SessionDep, principal: Editor):
     """The caller's verdict on a value (ids from GET /runs/{id}/values); again, it replaces their earlier one,
     which stays in the history. 422 `invalid_correction` when the variable could not hold the correction."""
-    return service.give_feedback(session, principal, value_id, body.verdict, body.corrected_value, body.note)
+    given = "corrected_value" in body.model_fields_set  # null given: it should be empty; omitted: not said
+    return service.give_feedback(
+        session, principal, value_id, body.verdict, body.corrected_value, body.note, has_correction=given
+    )
 
 
 @router.get("/values/{value_id}/feedback", response_model=ValueFeedback)
@@ -58,6 +61,20 @@ def entity_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
 @router.get("/runs/{run_id}/review", response_model=RunReview)
 def review_status(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
     return service.review_status(session, get_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/review", response_model=RunReview)
+def start_review(run_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """The caller becomes one of the run's reviewers before giving any verdict: nobody's answers show until they
+    are done too (a first verdict does the same)."""
+    return service.start_review(session, principal, get_run(session, principal.tenant_id, run_id))
+
+
+@router.post("/runs/{run_id}/review/reopen", response_model=RunReview)
+def reopen_review(run_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """A finished review is locked (409 `review_finished` on a verdict); reopened, its verdicts can change, and the
+    others' answers are hidden again until it is done. 409 `review_not_finished` when it is not finished."""
+    return service.reopen_review(session, principal, get_run(session, principal.tenant_id, run_id))
 
 
 @router.post("/runs/{run_id}/review/done", response_model=RunReview)

@@ -28,6 +28,10 @@ class FeedbackRead(BaseModel):
     user_id: uuid.UUID | None
     verdict: str
     corrected_value: Any
+    # A wrong verdict that says what the value should be (corrected_value; null: empty); false: "not this" only.
+    has_correction: bool
+    # Carried from a finished review of an earlier run, where the same value was judged: that run.
+    carried_from_run_id: uuid.UUID | None = None
     # The name it is given by (FeedbackCreate.note); stored as the row's `comment`.
     note: str = Field(validation_alias=AliasChoices("note", "comment"))
     created_at: datetime

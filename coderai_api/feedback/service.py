@@ -1,8 +1,9 @@
 """Reviewers' feedback on a run's values and entities, with history and double coding.
 
-Double coding: a reviewer's review of a run starts with their first feedback on it and ends when they say it is
-done; nobody sees another reviewer's feedback on the run until every reviewer of it is done, so two reviewers code
-the same values independently. An edit supersedes the earlier answer, which stays as history."""
+Double coding: a reviewer's review of a run starts when they open it (their first feedback, or POST .../review)
+and ends when they say it is done; what each reader sees follows storage/reviews.py (blind until every reviewer
+is done). A finished review is locked: its verdicts change only after the reviewer reopens it, which hides the
+others' answers again until it is done once more. An edit supersedes the earlier answer, which stays as history."""
 
 from __future__ import annotations
 
@@ -13,18 +14,29 @@ from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
 from coderai_assets.engine.coercion import coerce_value
-from coderai_assets.errors import InvalidInput, NotFound
+from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.storage.carry import carry_to_later_runs
 from coderai_assets.storage.models import (
     EntityFeedback,
     Extraction,
     Feedback,
     PromptVersion,
     Review,
+    Role,
     Run,
     utcnow,
 )
-from coderai_assets.storage.reviews import all_done
+from coderai_assets.storage.reviews import EVERYONE, reader_scope, review_complete, visible
 from coderai_assets.storage.specs import version_spec
+
+
+def is_coder(principal: Principal) -> bool:
+    """Editors and owners may code a run (give feedback); viewers only read."""
+    return principal.role in (Role.editor, Role.owner)
+
+
+def scope_of(session: Session, principal: Principal, run_id: uuid.UUID) -> uuid.UUID | None:
+    return reader_scope(session, run_id, principal.user_id, coder=is_coder(principal))
 
 
 def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lock: bool = False) -> Extraction:
@@ -35,12 +47,26 @@ def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lo
     return value
 
 
-def _review(session: Session, principal: Principal, run_id: uuid.UUID) -> Review:
-    review = session.get(Review, (run_id, principal.user_id))
+def _review(session: Session, principal: Principal, run_id: uuid.UUID, *, lock: bool = False) -> Review:
+    """The caller's review of the run, opened now if it was not (they are then one of its reviewers)."""
+    query = select(Review).where(Review.run_id == run_id, Review.user_id == principal.user_id)
+    review = session.scalars(query.with_for_update() if lock else query).first()
     if review is None:
         review = Review(tenant_id=principal.tenant_id, run_id=run_id, user_id=principal.user_id)
         session.add(review)
         session.flush()
+    return review
+
+
+def _open_review(session: Session, principal: Principal, run_id: uuid.UUID) -> Review:
+    """The caller's review, to add to: 409 `review_finished` once they have said it is done."""
+    review = _review(session, principal, run_id, lock=True)
+    if review.done_at is not None:
+        raise Conflict(
+            "Your review of this run is finished, so its verdicts are locked: reopen it (POST /runs/{id}/review/"
+            "reopen) to change them; the others' answers are hidden again until it is done.",
+            code="review_finished",
+        )
     return review
 
 
@@ -66,12 +92,22 @@ def _corrected(session: Session, value: Extraction, corrected):
 
 
 def give_feedback(
-    session: Session, principal: Principal, value_id: uuid.UUID, verdict: str, corrected, note: str
+    session: Session,
+    principal: Principal,
+    value_id: uuid.UUID,
+    verdict: str,
+    corrected,
+    note: str,
+    *,
+    has_correction: bool,
 ) -> Feedback:
     """The caller's answer on a value, replacing (and keeping) their earlier one. Under the value's row lock: two
-    requests of one reviewer at once leave one current answer."""
+    requests of one reviewer at once leave one current answer. `has_correction`: a wrong verdict says what the
+    value should be (`corrected`; None: empty)."""
     value = get_value(session, principal.tenant_id, value_id, lock=True)
-    stored = _corrected(session, value, corrected) if verdict == "wrong" else None
+    _open_review(session, principal, value.run_id)
+    has_correction = verdict == "wrong" and has_correction
+    stored = _corrected(session, value, corrected) if has_correction else None
     now = utcnow()
     current = session.scalars(
         select(Feedback).where(
@@ -81,7 +117,6 @@ def give_feedback(
     if current is not None:
         current.superseded_at = now
         session.flush()
-    _review(session, principal, value.run_id)
     feedback = Feedback(
         tenant_id=principal.tenant_id,
         extraction_id=value.id,
@@ -91,6 +126,7 @@ def give_feedback(
         user_id=principal.user_id,
         verdict=verdict,
         corrected_value=stored,
+        has_correction=has_correction,
         comment=note,
     )
     session.add(feedback)
@@ -104,20 +140,24 @@ def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) 
         select(Feedback).where(Feedback.extraction_id == value.id).order_by(Feedback.created_at)
     ).all()
     mine = [f for f in rows if f.user_id == principal.user_id]
-    visible = all_done(session, value.run_id)
+    everyone = scope_of(session, principal, value.run_id) is EVERYONE
+    others = [
+        f
+        for f in rows
+        if f.user_id != principal.user_id and f.superseded_at is None and (everyone or f.carried_from_id is not None)
+    ]
     return {
         "mine": next((f for f in mine if f.superseded_at is None), None),
         "history": mine,
-        "others": [f for f in rows if f.user_id != principal.user_id and f.superseded_at is None] if visible else [],
-        "others_visible": visible,
+        "others": others,
+        "others_visible": everyone,
     }
 
 
 def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
-    """The current feedback on the run's values: the caller's, and everybody's once all reviewers are done."""
+    """The current feedback on the run's values the caller may see (storage/reviews.py)."""
     query = select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
-    if not all_done(session, run.id):
-        query = query.where(Feedback.user_id == principal.user_id)
+    query = visible(query, scope_of(session, principal, run.id))
     return list(session.scalars(query.order_by(Feedback.created_at)))
 
 
@@ -131,7 +171,7 @@ def add_entity_feedback(session: Session, principal: Principal, run: Run, body) 
         raise NotFound("The run has no values for that document.", code="document_not_found")
     if body.kind == "spurious" and body.entity_index not in {e for e, _ in entities}:
         raise InvalidInput(f"The document has no entity {body.entity_index} in this run.", code="entity_not_found")
-    _review(session, principal, run.id)
+    _open_review(session, principal, run.id)
     row = EntityFeedback(
         tenant_id=principal.tenant_id,
         run_id=run.id,
@@ -151,7 +191,7 @@ def add_entity_feedback(session: Session, principal: Principal, run: Run, body) 
 
 def entity_feedback(session: Session, principal: Principal, run: Run) -> list[EntityFeedback]:
     query = select(EntityFeedback).where(EntityFeedback.run_id == run.id)
-    if not all_done(session, run.id):
+    if scope_of(session, principal, run.id) is not EVERYONE:
         query = query.where(EntityFeedback.user_id == principal.user_id)
     return list(session.scalars(query.order_by(EntityFeedback.created_at)))
 
@@ -179,9 +219,31 @@ def review_status(session: Session, run: Run) -> dict:
     }
 
 
+def start_review(session: Session, principal: Principal, run: Run) -> dict:
+    """The caller opens their review of the run before any verdict: they are one of its reviewers from now, so
+    nobody's answers show until they are done too."""
+    _review(session, principal, run.id)
+    return review_status(session, run)
+
+
 def finish_review(session: Session, principal: Principal, run: Run) -> dict:
-    review = _review(session, principal, run.id)
+    """The caller's review is done, and locked. When it completes the run's review, its verdicts carry to the
+    unchanged values of later runs (storage/carry.py)."""
+    review = _review(session, principal, run.id, lock=True)
     if review.done_at is None:
         review.done_at = utcnow()
+    session.flush()
+    if review_complete(session, run.id):
+        carry_to_later_runs(session, run)
+    return review_status(session, run)
+
+
+def reopen_review(session: Session, principal: Principal, run: Run) -> dict:
+    """The caller's finished review is open again, to change a verdict; the history keeps what it was. The others'
+    answers are hidden again (from everybody) until it is done once more."""
+    review = session.get(Review, (run.id, principal.user_id))
+    if review is None or review.done_at is None:
+        raise Conflict("Your review of this run is not finished.", code="review_not_finished")
+    review.done_at = None
     session.flush()
     return review_status(session, run)

@@ -31,8 +31,12 @@ def my_workspaces(principal: CurrentPrincipal, request: Request):
 
 
 @router.post("", response_model=WorkspaceRead, status_code=201)
-def create_workspace(body: WorkspaceCreate, principal: CurrentPrincipal, request: Request):
-    workspace_id = service.create_workspace(request.app.state.session_factory, principal.user_id, body.name)
+def create_workspace(body: WorkspaceCreate, principal: CurrentPrincipal, request: Request, settings: SettingsDep):
+    """409 `quota_exceeded` once the account owns `CODERAI_QUOTA_WORKSPACES_PER_ACCOUNT` workspaces."""
+    factory = request.app.state.session_factory
+    workspace_id = service.create_workspace(
+        factory, principal.user_id, body.name, limit=settings.quota_workspaces_per_account
+    )
     return WorkspaceRead(id=workspace_id, name=body.name, role=Role.owner)
 
 

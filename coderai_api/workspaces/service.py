@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_api.auth import tokens
-from coderai_api.auth.service import Principal, normalise_email
+from coderai_api.auth.service import Principal, normalise_email, workspaces_of
+from coderai_api.quotas import QuotaExceeded
 from coderai_api.workspaces.schemas import MemberRead
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.spending import this_month
@@ -34,9 +35,15 @@ def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
         raise NotFound("No such workspace.", code="workspace_not_found")
 
 
-def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: str) -> uuid.UUID:
+def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: str, *, limit: int) -> uuid.UUID:
+    """A workspace the user owns; at most `limit` per account (each has quotas of its own, so one account
+    creating many would multiply them). Counted under the user row's lock: two creates at once cannot both pass."""
     workspace_id = uuid.uuid4()
     with tenant_session(factory, workspace_id) as session:
+        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        owned = sum(1 for w in workspaces_of(session, user_id) if w.role == Role.owner)
+        if owned >= limit:
+            raise QuotaExceeded(f"The account owns {owned} workspaces, its quota; ask an operator for more.")
         session.add(Tenant(id=workspace_id, name=name))
         session.flush()
         session.add(Membership(tenant_id=workspace_id, user_id=user_id, role=Role.owner))

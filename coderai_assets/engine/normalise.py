@@ -13,3 +13,12 @@ def normalise_text(value: Any) -> str:
     text = unicodedata.normalize("NFKC", str(value)).lower()
     text = re.sub(r"[\"'“”‘’`.,;:()\[\]]", " ", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+_ARTICLES = re.compile(r"^(?:the|a|an) ")
+
+
+def entity_key(label: str) -> str:
+    """An entity's name for matching (chunks of one document, held-out documents, runs): lower case, punctuation
+    dropped, without a leading article."""
+    return _ARTICLES.sub("", re.sub(r"\W+", " ", label.lower()).strip())

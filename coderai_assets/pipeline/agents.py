@@ -71,6 +71,7 @@ def _options(task: AgentTask, settings: Settings, limits: ModelLimits) -> Refine
             variables=tuple(request.get("variables") or ()),
             held_out_fraction=float(request.get("held_out_fraction", 0.5)),
             seed=int(request.get("seed", 0)),
+            feedback_scope=uuid.UUID(request["feedback_of"]) if request.get("feedback_of") else None,
             with_quotes=settings.request_quotes,
             uncertainty_threshold=settings.uncertainty_threshold,
             context_tokens=limits.context_tokens,

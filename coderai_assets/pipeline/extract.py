@@ -28,12 +28,12 @@ from coderai_assets.engine.codebook import (
     variable_hashes,
 )
 from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.normalise import entity_key
 from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import LLMError
 from coderai_assets.ingest import codes
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, run_document
 from coderai_assets.pipeline.spending import record_spend
-from coderai_assets.pipeline.validate import entity_key
 from coderai_assets.storage.models import (
     Document,
     DocumentChunk,

@@ -27,6 +27,7 @@ from coderai_assets.engine.codebook import ProjectSpec, variables_hash
 from coderai_assets.engine.grounding import Aligner
 from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.model_limits import ModelLimits
+from coderai_assets.engine.normalise import entity_key
 from coderai_assets.engine.provider import estimate_tokens
 from coderai_assets.engine.refiner import (
     MAX_SHOWN,
@@ -42,7 +43,7 @@ from coderai_assets.engine.spending import Prices
 from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
-from coderai_assets.pipeline.validate import code_record, entity_key, ground_value, records_of
+from coderai_assets.pipeline.validate import code_record, ground_value, records_of
 from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
 from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
 from coderai_assets.storage.specs import project_spec
@@ -58,6 +59,9 @@ class RefineOptions:
     variables: tuple[str, ...] = ()  # only these; every weak one when empty
     held_out_fraction: float = 0.5
     seed: int = 0
+    # Whose feedback it learns from and scores on (storage/reviews.py): everybody's (None) once every review of
+    # the run is complete, else the requester's own, so a refinement never shows one reviewer another's answers.
+    feedback_scope: uuid.UUID | None = None
     with_quotes: bool = True
     uncertainty_threshold: float = 0.5
     context_tokens: int | None = None
@@ -164,7 +168,7 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
             note=feedback.comment or "",
             char_start=value.char_start,
         )
-        for feedback, value in latest_feedback(session, run.id)
+        for feedback, value in latest_feedback(session, run.id, options.feedback_scope)
         if value.variable_name in live  # a variable deleted since is not refined
     ]
     documents = sorted({r.document_id for r in reviewed})

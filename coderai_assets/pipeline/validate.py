@@ -24,8 +24,10 @@ from coderai_assets.engine.grounding import (
     numbers_in,
     quote_holds_number,
 )
+from coderai_assets.engine.normalise import entity_key
 from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
+from coderai_assets.storage.carry import carry_verdicts
 from coderai_assets.storage.models import (
     Document,
     DocumentChunk,
@@ -251,14 +253,6 @@ def records_of(
     return records
 
 
-_ARTICLES = re.compile(r"^(?:the|a|an) ")
-
-
-def entity_key(label: str) -> str:
-    """An entity's name for matching: lower case, punctuation dropped, without a leading article."""
-    return _ARTICLES.sub("", re.sub(r"\W+", " ", label.lower()).strip())
-
-
 def _same_entity(record: Record, label: str, start: int | None, end: int | None) -> bool:
     key = entity_key(label)
     if key and key == entity_key(record.entity_text or ""):
@@ -408,6 +402,8 @@ def validate_document(
                     model=usable[0].model if usable else None,
                 )
             )
+    session.flush()
+    carry_verdicts(session, run, [document.id])  # verdicts of a finished review on values that did not change
     document.status = DocumentStatus.done
     row = run_document(session, run, document)
     row.status = RunDocumentStatus.done

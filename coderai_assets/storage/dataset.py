@@ -27,7 +27,16 @@ from coderai_assets.storage.models import (
     RunDocument,
     RunDocumentStatus,
 )
-from coderai_assets.storage.reviews import corrections, feedback_sheet, latest_reviewed_run, run_agreement
+from coderai_assets.storage.reviews import (
+    EVERYONE,
+    corrections,
+    feedback_as_of,
+    feedback_sheet,
+    feedback_state,
+    latest_reviewed_run,
+    run_agreement,
+    team_scope,
+)
 from coderai_assets.storage.specs import project_spec, version_spec
 
 META_COLUMNS = [
@@ -68,6 +77,7 @@ FEEDBACK_COLUMNS = [
     "note",
     "reviewer",
     "at",
+    "carried_from_run",
 ]
 
 
@@ -161,9 +171,12 @@ def _records_by_document(
         yield document_id, list(group)
 
 
-def iter_rows(session: Session, project: Project, run: Run | None, spec: ProjectSpec) -> Iterator[list[Any]]:
+def iter_rows(
+    session: Session, project: Project, run: Run | None, spec: ProjectSpec, scope: uuid.UUID | None = EVERYONE
+) -> Iterator[list[Any]]:
     """The dataset's rows as lists in `dataset_columns(spec)` order: one per document (or per entity); a failed
-    or uncoded document still has its row, with its error code."""
+    or uncoded document still has its row, with its error code. The final values hold the corrections `scope`
+    sees (storage/reviews.py)."""
     entity = spec.extraction_unit == "entity"
     names = [v.name for v in spec.variables]
     versions = {
@@ -175,7 +188,7 @@ def iter_rows(session: Session, project: Project, run: Run | None, spec: Project
     empty_cell = [None] * (1 + len(FINAL_SUFFIXES) + len(PROVENANCE_SUFFIXES))
     pairs = sorted(_pairs(session, project, run), key=lambda pair: pair[0])
     # Reviewers' corrections of these runs (usually none or few: one small query).
-    fixes = corrections(session, sorted({r for _, r in pairs if r is not None}))
+    fixes = corrections(session, sorted({r for _, r in pairs if r is not None}), scope)
     # Documents without their text: the export needs names and status, not megabytes of parsed text.
     documents = {
         d.id: d
@@ -247,11 +260,38 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
     return columns, [dict(zip(columns, row, strict=True)) for row in iter_rows(session, project, run, spec)]
 
 
+def reviewed_run_of(session: Session, project: Project, run: Run) -> Run | None:
+    """The run whose figures a run's export reports: its own when it has feedback, else the reviewed run before
+    it (the sample the reliability gate read)."""
+    if session.scalar(select(Feedback.id).where(Feedback.run_id == run.id).limit(1)):
+        return run
+    return latest_reviewed_run(session, project, before=run)
+
+
+def export_runs(session: Session, project: Project, run: Run | None) -> list[uuid.UUID]:
+    """The runs whose feedback an export holds: the run and the reviewed run it reports; for the latest values
+    per document, every run of the project."""
+    if run is None:
+        return list(session.scalars(select(Run.id).where(Run.project_id == project.id)))
+    reviewed = reviewed_run_of(session, project, run)
+    return sorted({run.id, *([reviewed.id] if reviewed else [])}, key=str)
+
+
 def write_export(
-    session: Session, storage: FileStorage, project: Project, run: Run | None, dagster_run_id: str | None
+    session: Session,
+    storage: FileStorage,
+    project: Project,
+    run: Run | None,
+    dagster_run_id: str | None,
+    *,
+    reader: uuid.UUID | None = None,
 ) -> Export:
+    """The export files, with the feedback as it stands: everybody's once every review of the runs is complete,
+    else only what `reader` gave (None: the platform, at the end of a run: no blind verdict)."""
     spec = dataset_spec(session, project, run)
     columns = dataset_columns(spec)
+    runs = export_runs(session, project, run)
+    scope = team_scope(session, runs, reader)
     export = Export(
         tenant_id=project.tenant_id,
         project_id=project.id,
@@ -260,6 +300,8 @@ def write_export(
         xlsx_path="",
         row_count=0,
         dagster_run_id=dagster_run_id,
+        feedback_state=feedback_state(session, runs),
+        feedback_scope=scope,
     )
     session.add(export)
     session.flush()
@@ -271,23 +313,31 @@ def write_export(
         "run_id": str(run.id) if run else "latest values per document",
         "run_kind": run.kind.value if run else "",
         "model": run.model if run else "",
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "feedback_as_of": feedback_as_of(session, runs) or "no feedback yet",
+        "feedback_shown": (
+            "every reviewer's (every review is complete)"
+            if scope is EVERYONE
+            else "only the downloader's own, and verdicts carried from finished reviews: a review is not complete"
+        ),
     }
     if run is not None and run.reliability_override:
         # Started although variables were under the reliability threshold: the dataset says so, and why.
         override = run.reliability_override
         about["reliability_override"] = override.get("reason", "")
         about["reliability_override_by"] = f"{override.get('by', '')} at {override.get('at', '')}"
+        if override.get("review_incomplete"):
+            about["reliability_review_incomplete"] = f"run {override.get('reviewed_run_id')} was not fully reviewed"
         about["reliability_below_threshold"] = ", ".join(
             f"{name}: alpha {figures.get('alpha')} < {figures.get('threshold')}"
             for name, figures in (override.get("variables") or {}).items()
         )
     sheets: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
     if run is not None:
-        sheets["agreement"] = (AGREEMENT_COLUMNS, agreement_sheet(session, run, project))
-        sheets["feedback"] = (FEEDBACK_COLUMNS, feedback_sheet(session, run))
+        sheets["agreement"] = (AGREEMENT_COLUMNS, agreement_sheet(session, run, project, scope))
+        sheets["feedback"] = (FEEDBACK_COLUMNS, feedback_sheet(session, run, scope))
     export.row_count = write_dataset(
-        iter_rows(session, project, run, spec),
+        iter_rows(session, project, run, spec, scope),
         columns,
         codebook_rows(spec),
         about,
@@ -298,15 +348,17 @@ def write_export(
     return export
 
 
-def agreement_sheet(session: Session, run: Run, project: Project) -> list[dict[str, Any]]:
-    """The agreement figures of the run (storage/reviews.py) as rows: the model against the reviewers, then each
-    pair of reviewers. A run nobody reviewed (a full run, usually) reports those of the reviewed run before it,
-    the sample the reliability gate read; `reviewed_run_id` says which."""
-    reviewed = run if session.scalar(select(Feedback.id).where(Feedback.run_id == run.id).limit(1)) else None
-    reviewed = reviewed or latest_reviewed_run(session, project, before=run)
+def agreement_sheet(
+    session: Session, run: Run, project: Project, scope: uuid.UUID | None = EVERYONE
+) -> list[dict[str, Any]]:
+    """The agreement figures of the run (storage/reviews.py) as rows, from the feedback `scope` sees: the model
+    against the reviewers, then each pair of reviewers (only once every review is complete). A run nobody
+    reviewed (a full run, usually) reports those of the reviewed run before it, the sample the reliability gate
+    read; `reviewed_run_id` says which."""
+    reviewed = reviewed_run_of(session, project, run)
     if reviewed is None:
         return []
-    figures = run_agreement(session, reviewed, project)
+    figures = run_agreement(session, reviewed, project, scope=scope)
     rows = []
     for kind, items in (
         ("model vs reviewers", figures["model_vs_reviewers"]),

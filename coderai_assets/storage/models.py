@@ -409,6 +409,7 @@ class Feedback(Timestamped, Base):
             ["tenant_id", "extraction_id"], ["extractions.tenant_id", "extractions.id"], ondelete="CASCADE"
         ),
         Index("ix_feedback_run", "run_id"),
+        Index("ix_feedback_document", "document_id"),
         Index(
             "uq_feedback_current",
             "extraction_id",
@@ -426,8 +427,15 @@ class Feedback(Timestamped, Base):
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     verdict: Mapped[str] = mapped_column(String(20))  # correct, wrong
     corrected_value: Mapped[Any] = mapped_column(JSONB, nullable=True)
+    # A wrong verdict with what the value should be (`corrected_value`, None: it should be empty); without one,
+    # the reviewer says only "not this".
+    has_correction: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     comment: Mapped[str] = mapped_column(Text, default="")
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A verdict carried to a later run's unchanged value (storage/carry.py): the reviewer's original verdict and
+    # the run it was given in.
+    carried_from_id: Mapped[uuid.UUID | None] = mapped_column()
+    carried_from_run_id: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class EntityFeedback(Base):
@@ -513,6 +521,10 @@ class Export(Timestamped, Base):
     xlsx_path: Mapped[str] = mapped_column(String(1000))
     row_count: Mapped[int] = mapped_column(Integer)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
+    # The feedback it was built with (storage/reviews.py `feedback_state`) and whose (None: every reviewer's; a
+    # user: that reviewer's own, the review being incomplete): a download rebuilds it when either differs.
+    feedback_state: Mapped[str | None] = mapped_column(String(200))
+    feedback_scope: Mapped[uuid.UUID | None] = mapped_column()
 
 
 class LlmAnswer(Timestamped, Base):
