@@ -116,9 +116,9 @@ def test_anonymous_slow_bodies_never_stall_the_api(live_api):
     import httpx
 
     request = (
-        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        'Content-Length: 100\r\n\r\n{"em'
-    ).encode()
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"em'
+    )
     slow = []
     for _ in range(60):
         connection = socket.create_connection(("127.0.0.1", live_api), timeout=10)
