@@ -8,6 +8,7 @@ import os
 import signal
 import time
 import uuid
+from pathlib import Path
 from contextlib import closing
 
 import httpx
@@ -422,3 +423,26 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         for name, rows in verdicts.groupby("variable"):
             assert model_rows.loc[name, "n"] == len(rows)
             assert model_rows.loc[name, "accuracy"] == round((rows["verdict"] == "correct").mean(), 4), name
+
+
+def test_the_readmes_research_loop_runs_as_written(platform, settings, tmp_path):
+    """docs/research_loop.sh, which the README shows verbatim, run with bash and curl against the platform."""
+    import subprocess
+
+    from coderai_assets.demo import write_corpus
+
+    script = Path(__file__).resolve().parent.parent / "docs" / "research_loop.sh"
+    readme = (script.parent.parent / "README.md").read_text()
+    body = script.read_text().split("set -euo pipefail\n", 1)[1]
+    assert body.strip() in readme  # the README's walk-through is this script
+    write_corpus(tmp_path / "corpus")
+    env = {
+        **os.environ,
+        "API": f"http://{settings.api_host}:{settings.api_port}/api/v1",
+        "CORPUS": str(tmp_path / "corpus"),
+    }
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = pd.read_excel(tmp_path / "dataset.xlsx", sheet_name="data")
+    assert len(data) == 4 and data["participants__final"].notna().all()
+    assert "refinement:" in done.stdout and "dataset.xlsx and dataset.csv" in done.stdout

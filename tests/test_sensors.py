@@ -237,7 +237,7 @@ def test_the_llm_resource_uses_the_settings_the_definitions_were_built_with(sett
     llm = default_resources(built)["llm"]
     assert "sk-" not in llm.config_json
     extractor = llm.extractor()
-    assert extractor.model_name == "http://127.0.0.1:9/v1/built-with"
+    assert extractor.model_name == "openai_compatible/built-with"  # never the server's address
     assert extractor.model.openai_api_key.get_secret_value() == "sk-from-the-environment"
 
 
