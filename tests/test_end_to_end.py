@@ -8,8 +8,8 @@ import os
 import signal
 import time
 import uuid
-from pathlib import Path
 from contextlib import closing
+from pathlib import Path
 
 import httpx
 import pandas as pd
