@@ -127,3 +127,61 @@ def test_an_estimate_after_a_run_counts_what_the_cache_will_answer(
         estimate = client.post(f"/projects/{project_id}/runs/estimate", json={"kind": "full"}).json()
         assert estimate["chunks"] == estimate["cached_chunks"] == 4 and estimate["calls"] == 0
         assert estimate["model"] == "factory/protest_model" and estimate["output_basis"] == "typical"
+
+
+def test_a_download_holds_the_feedback_as_it_stands_and_says_when_it_was_built(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """The run's export was written when it ended; a correction given afterwards is in the next download (the
+    Lyon participants corrected from the model's value to 3000), a wrong date "should be empty" is an empty final
+    value from the reviewer, and a download with nothing new serves the same export again."""
+    import io
+
+    import pandas as pd
+
+    from coderai_assets.storage.models import Export
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"download-{uuid.uuid4().hex[:8]}@example.org")
+        project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files)
+        values = client.get(f"/runs/{run_id}/values", params={"page_size": 100}).json()["items"]
+        by = {(v["file_name"], v["variable"]): v for v in values}
+
+        def download() -> dict[str, pd.DataFrame]:
+            answer = client.get(f"/projects/{project_id}/export", params={"format": "xlsx", "run_id": str(run_id)})
+            assert answer.status_code == 200
+            return pd.read_excel(io.BytesIO(answer.content), sheet_name=None)
+
+        before = download()
+        assert set(before["data"]["participants__final_source"].dropna()) == {"model"}
+        lyon = by[("lyon_nurses.txt", "participants")]
+        date = by[("porto_dockers.html", "event_date")]
+        assert client.put(f"/values/{lyon['id']}/feedback", json={"verdict": "wrong", "corrected_value": 3000})
+        empty = client.put(f"/values/{date['id']}/feedback", json={"verdict": "wrong", "corrected_value": None})
+        assert empty.json()["has_correction"] is True and empty.json()["corrected_value"] is None
+        unsaid = by[("porto_dockers.html", "city")]
+        said = client.put(f"/values/{unsaid['id']}/feedback", json={"verdict": "wrong"}).json()
+        assert said["has_correction"] is False
+        after = download()
+        data = after["data"].set_index("file_name")
+        assert (
+            data.loc["lyon_nurses.txt", "participants__final"],
+            data.loc["lyon_nurses.txt", "participants__final_source"],
+        ) == (3000, "reviewer")
+        assert pd.isna(data.loc["porto_dockers.html", "event_date__final"])
+        assert data.loc["porto_dockers.html", "event_date__final_source"] == "reviewer"  # empty, as the reviewer says
+        assert data.loc["porto_dockers.html", "city__final_source"] == "rejected"  # wrong, not said what
+        assert len(after["feedback"]) == 3
+        about = dict(zip(after["about"].iloc[:, 0], after["about"].iloc[:, 1], strict=False))
+        assert about["built_at"] and about["feedback_as_of"] != "no feedback yet"
+        figures = {v["variable"]: v for v in client.get(f"/runs/{run_id}/agreement").json()["model_vs_reviewers"]}
+        assert figures["event_date"]["n"] == 1 and figures["event_date"]["accuracy"] == 0.0
+        with tenant_session(session_factory, uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])) as s:
+            exports = s.query(Export).filter(Export.run_id == run_id).count()
+        download()  # nothing changed since: the same export, not a new one
+        with tenant_session(session_factory, uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])) as s:
+            assert s.query(Export).filter(Export.run_id == run_id).count() == exports
