@@ -29,6 +29,23 @@ class MisreadingLLM(LLMResource):
         return Extractor(ToolCallingFakeModel(messages=iter([]), answers=ANSWERS), "fake/misreading")
 
 
+def recode(settings, session_factory, instance, tenant, project_id, doc_ids, llm=None) -> uuid.UUID:  # noqa: F811
+    """Another full run of the project, coded by `llm` (MisreadingLLM) with the codebook as it stands."""
+    with tenant_session(session_factory, tenant) as session:
+        run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+    keys = _register(instance, project_id, doc_ids)
+    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
+    tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0], RANGE_END_TAG: ordered[-1]}
+    result = materialize(
+        _assets(settings, "validated_rows"),
+        instance=instance,
+        tags=tags,
+        resources=_resources(settings, llm or MisreadingLLM()),
+    )
+    assert result.success
+    return run_id
+
+
 def coded_run(
     client,
     settings,
@@ -185,3 +202,54 @@ def test_a_download_holds_the_feedback_as_it_stands_and_says_when_it_was_built(
         download()  # nothing changed since: the same export, not a new one
         with tenant_session(session_factory, uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])) as s:
             assert s.query(Export).filter(Export.run_id == run_id).count() == exports
+
+
+def test_a_finished_reviews_verdicts_carry_to_a_later_runs_unchanged_values(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """Reviewed and done, then the city's definition edited and the project coded again: every verdict on a value
+    whose document, definition and answer are unchanged is carried (marked with its run), the cities' are not
+    (their definition changed), a correction reaches the later run's dataset, and the reviewer's own verdict on a
+    later value wins over the carried one. Verdicts of a review still under way never carry."""
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
+        login_as(client, f"carry-{uuid.uuid4().hex[:8]}@example.org")
+        tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
+        project_id, first, doc_ids = coded_run(client, settings, session_factory, instance, demo_files)
+        values = client.get(f"/runs/{first}/values", params={"page_size": 100}).json()["items"]
+        for value in values:
+            wrong = (value["file_name"], value["variable"]) == ("porto_dockers.html", "participants")
+            body = {"verdict": "wrong", "corrected_value": 500} if wrong else {"verdict": "correct"}
+            assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
+        unfinished = recode(settings, session_factory, instance, tenant, project_id, doc_ids)
+        assert client.get(f"/runs/{unfinished}/feedback").json() == []  # the review is not done: nothing carries
+        assert client.post(f"/runs/{first}/review/done").status_code == 200
+        # Its completion carries to the run coded meanwhile, too.
+        assert len(client.get(f"/runs/{unfinished}/feedback").json()) == 20
+
+        city = next(v for v in client.get(f"/projects/{project_id}/variables").json() if v["name"] == "city")
+        client.patch(f"/projects/{project_id}/variables/{city['id']}", json={"description": "The dateline's city"})
+        later = recode(settings, session_factory, instance, tenant, project_id, doc_ids)
+        carried = client.get(f"/runs/{later}/feedback").json()
+        assert len(carried) == 16 and {f["variable_name"] for f in carried} == {
+            "event_date",
+            "participants",
+            "protest_type",
+            "violence",
+        }
+        assert {f["carried_from_run_id"] for f in carried} == {str(first)}
+        export = client.get(f"/projects/{project_id}/export", params={"run_id": str(later)})
+        assert "500" in export.text and ",reviewer," in export.text
+
+        mine = next(
+            v
+            for v in client.get(f"/runs/{later}/values", params={"variable": "violence"}).json()["items"]
+            if v["file_name"] == "lyon_nurses.txt"
+        )
+        own = client.put(f"/values/{mine['id']}/feedback", json={"verdict": "wrong", "corrected_value": True}).json()
+        assert own["carried_from_run_id"] is None
+        shown = client.get(f"/values/{mine['id']}/feedback").json()
+        assert shown["mine"]["id"] == own["id"] and shown["history"][0]["carried_from_run_id"] == str(first)
