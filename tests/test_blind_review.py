@@ -84,3 +84,77 @@ def test_nothing_team_wide_is_told_from_another_reviewers_blind_answers(
         assert shown["result"]["items"] and all("reviewer" not in i for i in shown["result"]["items"])
         for client in (bob, vera):
             client.__exit__(None, None, None)
+
+
+def _at_once(*calls):
+    import threading
+
+    barrier, answers = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(i, call):
+        barrier.wait()
+        answers[i] = call()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def test_two_reviewers_finishing_at_once_complete_the_review_and_carry_its_verdicts(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    """Each finishing alone would see the other not done yet: the review's completion (and the carrying of its
+    verdicts to a run coded meanwhile) would be lost."""
+    from tests.test_review import recode
+
+    app = create_app(settings)
+    with TestClient(app, base_url="http://test/api/v1") as alice:
+        login_as(alice, f"alice-{uuid.uuid4().hex[:8]}@example.org")
+        tenant = uuid.UUID(alice.get("/auth/me").json()["workspaces"][0]["id"])
+        project_id, run_id, doc_ids = coded_run(alice, settings, session_factory, instance, demo_files, DatelineLLM())
+        bob = _member(app, alice, "editor")
+        _review_cities(alice, run_id)
+        _review_cities(bob, run_id)
+        meanwhile = recode(settings, session_factory, instance, tenant, project_id, doc_ids, DatelineLLM())
+        answers = _at_once(
+            lambda: alice.post(f"/runs/{run_id}/review/done"), lambda: bob.post(f"/runs/{run_id}/review/done")
+        )
+        assert [a.status_code for a in answers] == [200, 200]
+        assert any(a.json()["all_done"] for a in answers)
+        assert len(alice.get(f"/runs/{meanwhile}/feedback").json()) == 2 * 20  # both reviewers' verdicts
+        bob.__exit__(None, None, None)
+
+
+def test_two_downloads_at_once_after_a_correction_build_one_export(
+    database,
+    settings,
+    session_factory,
+    instance,  # noqa: F811
+    demo_files,
+):
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.models import Export
+
+    with TestClient(create_app(settings), base_url="http://test/api/v1") as alice:
+        login_as(alice, f"alice-{uuid.uuid4().hex[:8]}@example.org")
+        tenant = uuid.UUID(alice.get("/auth/me").json()["workspaces"][0]["id"])
+        project_id, run_id, _ = coded_run(alice, settings, session_factory, instance, demo_files, DatelineLLM())
+        _review_cities(alice, run_id)
+        with tenant_session(session_factory, tenant) as session:
+            before = session.query(Export).filter(Export.run_id == run_id).count()
+
+        def download():
+            return alice.get(f"/projects/{project_id}/export", params={"run_id": str(run_id)})
+
+        answers = _at_once(download, download, download)
+        assert [a.status_code for a in answers] == [200] * 3
+        assert len({a.text for a in answers}) == 1 and ",reviewer," in answers[0].text
+        with tenant_session(session_factory, tenant) as session:
+            assert session.query(Export).filter(Export.run_id == run_id).count() == before + 1

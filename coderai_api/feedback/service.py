@@ -226,9 +226,16 @@ def start_review(session: Session, principal: Principal, run: Run) -> dict:
     return review_status(session, run)
 
 
+def _lock_reviews(session: Session, run: Run) -> None:
+    """The run's reviews, changed one transaction at a time: two reviewers finishing at once would each see the
+    other not done yet, and neither would carry the completed review's verdicts."""
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"review:{run.id}", 0))))
+
+
 def finish_review(session: Session, principal: Principal, run: Run) -> dict:
     """The caller's review is done, and locked. When it completes the run's review, its verdicts carry to the
     unchanged values of later runs (storage/carry.py)."""
+    _lock_reviews(session, run)
     review = _review(session, principal, run.id, lock=True)
     if review.done_at is None:
         review.done_at = utcnow()
@@ -241,6 +248,7 @@ def finish_review(session: Session, principal: Principal, run: Run) -> dict:
 def reopen_review(session: Session, principal: Principal, run: Run) -> dict:
     """The caller's finished review is open again, to change a verdict; the history keeps what it was. The others'
     answers are hidden again (from everybody) until it is done once more."""
+    _lock_reviews(session, run)
     review = session.get(Review, (run.id, principal.user_id))
     if review is None or review.done_at is None:
         raise Conflict("Your review of this run is not finished.", code="review_not_finished")
