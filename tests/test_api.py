@@ -408,3 +408,13 @@ def test_the_api_docs_load_without_a_cdn(anonymous):
         assert assets, page
         for asset in assets:
             assert anonymous.get(f"http://test{asset}").status_code == 200, asset
+
+
+def test_a_categorys_code_for_absent_must_be_one_of_its_values(client, project):
+    pid = project["id"]
+    body = {"name": "exclusivity", "type": "category", "allowed_values": ["none", "exclusive"], "absent_value": "no"}
+    refused = client.post(f"/projects/{pid}/variables", json=body)
+    assert (refused.status_code, refused.json()["code"]) == (422, "invalid_request")
+    assert "absent_value" in refused.json()["message"]
+    created = client.post(f"/projects/{pid}/variables", json={**body, "absent_value": "none"})
+    assert created.status_code == 201 and created.json()["absent_value"] == "none"

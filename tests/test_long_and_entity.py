@@ -343,3 +343,46 @@ def test_a_yes_or_no_is_not_coded_false_when_a_chunk_could_not_be_read():
     assert coded["exclusivity"].value is None and "not every chunk" in coded["exclusivity"].message
     (whole,) = records_of(spec, [*answered, Answered(1, {"exclusivity": "no"})], Aligner("x" * 20), chunks)
     assert code_record(spec, whole, 0.5)[2]["exclusivity"].value is False
+
+
+def test_a_category_with_a_code_for_absent_takes_what_any_chunk_finds():
+    """`absent_value`: chunks without the clause answer "none"; the one that has it decides, and "none" is coded
+    only when every chunk says so."""
+    from coderai_assets.engine.codebook import ProjectSpec
+    from coderai_assets.engine.grounding import Aligner
+    from coderai_assets.pipeline.validate import code_record, records_of
+
+    class Answered:
+        def __init__(self, index, payload):
+            self.chunk_index, self.payload = index, payload
+
+    class Span:
+        def __init__(self, start, end):
+            self.char_start, self.char_end = start, end
+
+    variable = VariableSpec(
+        name="exclusivity",
+        type="category",
+        allowed_values=["none", "exclusive", "non-exclusive"],
+        absent_value="none",
+    )
+    spec = ProjectSpec(name="p", domain_description="Contracts.", variables=(variable,))
+    chunks = {i: Span(10 * i, 10 * i + 10) for i in range(3)}
+
+    def coded(*answers):
+        (record,) = records_of(spec, [Answered(i, a) for i, a in answers], Aligner("x" * 30), chunks)
+        return code_record(spec, record, 0.5)[2]["exclusivity"]
+
+    found = coded((0, {"exclusivity": "none"}), (1, {"exclusivity": "none"}), (2, {"exclusivity": "exclusive"}))
+    assert found.value == "exclusive"
+    absent = coded((0, {"exclusivity": "none"}), (1, {"exclusivity": "none"}), (2, {"exclusivity": "none"}))
+    assert absent.value == "none"
+    unread = coded((0, {"exclusivity": "none"}), (1, {"exclusivity": "none"}))
+    assert unread.value is None and "not every chunk" in unread.message
+    assert "If the text does not show it, give none." in compile_codebook_text(spec)
+
+
+def compile_codebook_text(spec) -> str:
+    from coderai_assets.engine.codebook import compile_codebook
+
+    return compile_codebook(spec, True).system_prompt

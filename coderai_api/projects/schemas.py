@@ -77,6 +77,10 @@ class VariableCreate(Body, VariableSpec):
             raise ValueError("if_uncertain=code needs uncertain_code")
         if self.depends_on == self.name:
             raise ValueError("a variable cannot depend on itself")
+        if self.absent_value is not None and (
+            self.type != VariableType.category or self.absent_value not in (self.allowed_values or [])
+        ):
+            raise ValueError("absent_value must be one of a category's allowed_values")
         return self
 
     def definition(self) -> VariableSpec:

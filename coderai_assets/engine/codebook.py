@@ -193,6 +193,7 @@ def codebook_rows(project: ProjectSpec) -> list[dict[str, Any]]:
                 "depends_on": f"{v.depends_on} = {v.depends_on_value}" if v.depends_on else "",
                 "validation": json.dumps(v.rules) if v.rules else "",
                 "examples": "; ".join(v.examples or []),
+                "absent_value": v.absent_value or "",
             }
         )
     return rows
@@ -210,6 +211,8 @@ def _variable_line(v: VariableSpec) -> str:
     if v.type == "list" and v.max_values:
         multiple = f"give at most {v.max_values} values"
     parts.append(f"  Rules: {rule}; {multiple}.")
+    if v.absent_value:
+        parts.append(f"  If the text does not show it, give {v.absent_value}.")
     if v.examples:
         parts.append("  Examples: " + "; ".join(v.examples) + ".")
     if v.depends_on:

@@ -219,7 +219,8 @@ def coerce_value(v: VariableSpec, raw: Any) -> Coerced:
     """Turn what the model wrote for one variable into a typed value with a status."""
     if v.if_uncertain == "code" and v.uncertain_code is not None and str(raw).strip() == str(v.uncertain_code):
         return Coerced(v.uncertain_code, "ok", "uncertain: the codebook's code")
-    if _is_empty(raw):
+    # An allowed value is a code, even one spelled like an empty answer ("none", "n/a").
+    if _is_empty(raw) and not (isinstance(raw, str) and raw.strip() in (v.allowed_values or [])):
         return _default(v)
     try:
         if v.type == "list":

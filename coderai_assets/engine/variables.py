@@ -62,6 +62,9 @@ class VariableSpec(BaseModel):
     validation: Validation | None = None
     # Worked examples for coders and the model ("'some 450 dockers' -> 450"); the refiner writes them too.
     examples: list[Annotated[str, Field(max_length=500)]] | None = Field(default=None, max_length=10)
+    # A category's code for "not in the text" ("none"): across a document's chunks, another code any chunk gives
+    # wins, and this one is coded only when every chunk was read and says it (as false for a yes/no).
+    absent_value: str | None = Field(default=None, max_length=200)
 
     @field_validator("allowed_values")
     @classmethod
@@ -83,7 +86,8 @@ class VariableSpec(BaseModel):
         """The JSON kept in the database: values only, unset rules left out, so equal definitions store equal."""
         data = self.model_dump(mode="json")
         data["validation"] = self.rules
-        if not data.get("examples"):
-            # Left out when unset, so that definitions stored before examples existed hash (and cache) as before.
-            data.pop("examples", None)
+        for optional in ("examples", "absent_value"):
+            if not data.get(optional):
+                # Left out when unset, so that definitions stored before these existed hash (and cache) as before.
+                data.pop(optional, None)
         return data

@@ -266,21 +266,24 @@ def _by_evidence(candidates: list[Candidate]) -> list[Candidate]:
     return [c for c in candidates if c.quote] + [c for c in candidates if not c.quote]
 
 
-def _merge_boolean(
-    v: VariableSpec, candidates: list[Candidate], all_read: bool
+def _merge_by_evidence(
+    v: VariableSpec, candidates: list[Candidate], all_read: bool, absent: Any
 ) -> tuple[Any, Candidate | None, str | None]:
-    """A yes/no across chunks, by the evidence: true where any chunk says true (the quoted one decides); false only
-    when every chunk was read and none says true, since a clause may sit in the one chunk that was not."""
-    said = [(c, coerce_value(v, c.raw).value) for c in _by_evidence(candidates)]
-    for candidate, value in said:
-        if value is True:
-            return candidate.raw, candidate, None
-    falses = [c for c, value in said if value is False]
-    if not falses:
+    """A yes/no (absent: false), or a category with a code for "not in the text", across chunks by the evidence:
+    what any chunk finds (true, or another code) wins, the quoted one deciding; absent only when every chunk was
+    read and each says so, since the clause may sit in the one chunk that was not."""
+    said = [(c, coerce_value(v, c.raw).value) for c in candidates]
+    present = [c for c, value in said if value is not None and value != absent]
+    absents = [c for c, value in said if value is not None and value == absent]
+    if not present and not absents:
         return _merge_values(v, candidates)
-    if not all_read:
-        return None, None, "not every chunk could be read, so the document cannot be coded false"
-    return falses[0].raw, falses[0], None
+    if not present and not all_read:
+        return None, None, "not every chunk could be read, so the document cannot be coded as without it"
+    decided = present or absents
+    if v.type == "boolean":  # one value either way: the first chunk that shows its evidence
+        first = _by_evidence(decided)[0]
+        return first.raw, first, None
+    return _merge_values(v, decided)
 
 
 def _merge_values(v: VariableSpec, candidates: list[Candidate]) -> tuple[Any, Candidate | None, str | None]:
@@ -303,7 +306,9 @@ def _merge(v: VariableSpec, candidates: list[Candidate], all_read: bool) -> tupl
     if not candidates:
         return None, None, None
     if v.type == "boolean":
-        return _merge_boolean(v, candidates, all_read)
+        return _merge_by_evidence(v, candidates, all_read, False)
+    if v.type == "category" and v.absent_value is not None:
+        return _merge_by_evidence(v, candidates, all_read, v.absent_value)
     return _merge_values(v, candidates)
 
 
