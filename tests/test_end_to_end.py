@@ -399,6 +399,8 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         assert wait_for_run(client, second["id"], timeout=300)["status"] == "succeeded"
         asked = [line.split()[1:] for line in calls_log.read_text().splitlines()[before_second:]]
         assert asked == [["record_values", "city"]] * 4  # one call a document, for the refined variable alone
+        shown = client.get(f"/runs/{second['id']}").json()
+        assert (shown["llm_calls"], shown["partly_cached_calls"], shown["cached_calls"]) == (4, 4, 0)
         # The unchanged values keep both reviewers' verdicts, marked as carried; each judges the cities alone.
         carried = client.get(f"/runs/{second['id']}/feedback").json()
         assert len(carried) == 2 * 4 * 4 and {f["carried_from_run_id"] for f in carried} == {first["id"]}

@@ -70,7 +70,10 @@ class RunRead(BaseModel):
     documents_done: int
     documents_failed: int
     llm_calls: int
-    cached_calls: int
+    cached_calls: int  # chunks answered whole from the cache: no call
+    # Calls that asked only the variables whose definition changed (a sample after a refinement), earlier answers
+    # of the same chunks giving the others.
+    partly_cached_calls: int = 0
     input_tokens: int
     output_tokens: int
     cost_usd: float

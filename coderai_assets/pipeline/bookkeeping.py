@@ -71,11 +71,12 @@ def refresh_run_counts(session: Session, run: Run) -> None:
             func.coalesce(func.sum(RunDocument.output_tokens), 0),
             func.coalesce(func.sum(RunDocument.cached_calls), 0),
             func.coalesce(func.sum(RunDocument.values_ungrounded), 0),
+            func.coalesce(func.sum(RunDocument.partly_cached_calls), 0),
         ).where(RunDocument.run_id == run.id)
     ).one()
     run.documents_total, run.documents_done, run.documents_failed = totals[0], totals[1], totals[2]
     run.llm_calls, run.input_tokens, run.output_tokens, run.cached_calls = (int(t) for t in totals[4:8])
-    run.values_ungrounded = int(totals[8])
+    run.values_ungrounded, run.partly_cached_calls = int(totals[8]), int(totals[9])
     if run.status in (RunStatus.queued, RunStatus.running) and totals[3] == 0:
         run.status = RunStatus.exporting
 

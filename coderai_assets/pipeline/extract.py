@@ -414,6 +414,7 @@ def store_chunk(session: Session, plan: ExtractionPlan, result: ChunkResult) -> 
             input_tokens=answer.input_tokens,
             output_tokens=answer.output_tokens,
             calls=result.calls,
+            reused_variables=len(call.reused) if answer.payload is not None else 0,
             cache_key=call.cache_key,
             chunk_key=call.chunk_key,
             variable_hashes=plan.hashes,
@@ -432,15 +433,16 @@ def _count_answers(session: Session, run: Run | None, document: Document | None,
     if row is None:
         assert run is not None and document is not None
         row = run_document(session, run, document)
-    calls, cached, input_tokens, output_tokens = session.execute(
+    calls, cached, partly, input_tokens, output_tokens = session.execute(
         select(
             func.coalesce(func.sum(LlmAnswer.calls), 0),
             func.count().filter(LlmAnswer.cached),
+            func.count().filter(LlmAnswer.reused_variables > 0, LlmAnswer.calls > 0),
             func.coalesce(func.sum(LlmAnswer.input_tokens), 0),
             func.coalesce(func.sum(LlmAnswer.output_tokens), 0),
         ).where(LlmAnswer.run_id == row.run_id, LlmAnswer.document_id == row.document_id)
     ).one()
-    row.llm_calls, row.cached_calls = int(calls), int(cached)
+    row.llm_calls, row.cached_calls, row.partly_cached_calls = int(calls), int(cached), int(partly)
     row.input_tokens, row.output_tokens = int(input_tokens), int(output_tokens)
 
 

@@ -286,6 +286,8 @@ class Run(Timestamped, Base):
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
     # Chunks answered from the cache: same model, same prompt, same text as an earlier call; no model called.
     cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Calls that asked only the variables whose definition changed, earlier answers giving the rest.
+    partly_cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
@@ -334,6 +336,8 @@ class RunDocument(Base):
     stage: Mapped[str | None] = mapped_column(String(20))
     llm_calls: Mapped[int] = mapped_column(Integer, default=0)
     cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Calls that asked only the variables whose definition changed, earlier answers giving the rest.
+    partly_cached_calls: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     values_ungrounded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -563,6 +567,8 @@ class LlmAnswer(Timestamped, Base):
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     # Calls this answer cost: 0 from the cache, one per codebook group, or one per entity plus one.
     calls: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Variables taken from an earlier answer of the same chunk (their definitions unchanged), not asked again.
+    reused_variables: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Invitation(Timestamped, Base):
