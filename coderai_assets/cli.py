@@ -47,7 +47,7 @@ def local_llm() -> None:
         str(settings.local_llm_port),
         "--n_ctx",
         str(resolve_limits(settings).context_tokens),
-        # One thread: the machine's other core runs the pipeline (DESIGN.md 7).
+        # One thread: the machine's other core runs the pipeline (docs/decisions.md: model calls).
         "--n_threads",
         "1",
         "--n_threads_batch",

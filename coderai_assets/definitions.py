@@ -1,7 +1,7 @@
 """The Dagster code location (served by `python -m coderai_assets.defs.code_server -m coderai_assets.definitions`).
 
 The graph is fixed: its size depends on the number of shards (a setting), never on the projects, so the code
-location loads without touching the database and nothing ever reloads it (DESIGN.md 2)."""
+location loads without touching the database and nothing ever reloads it (docs/decisions.md: asset graph)."""
 
 from __future__ import annotations
 

@@ -183,7 +183,7 @@ def quality_notice(settings: Settings) -> str:
     if settings.llm_provider == "local":
         return (
             "Values from the embedded SmolLM2-135M model: DEMO QUALITY, expect wrong values. For research, set"
-            " CODERAI_LLM_PROVIDER to openai or openai_compatible (see the README's configuration)."
+            " CODERAI_LLM_PROVIDER to openai or openai_compatible (see docs/configuration.md)."
         )
     return f"Values from {model_label(settings)}."
 

@@ -41,7 +41,7 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["CODERAI_DATABASE_URL"] = settings.database_url
     env["CODERAI_STORAGE_DIR"] = str(Path(settings.storage_dir).resolve())
     env["CODERAI_DAGSTER_HOME"] = env["DAGSTER_HOME"]
-    # Event bookkeeping dominates a run of many small documents unless batched (DESIGN.md 2).
+    # Event bookkeeping dominates a run of many small documents unless batched (docs/decisions.md: asset graph).
     env.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     env.setdefault("DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS", "1")
     env.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")

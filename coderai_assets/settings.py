@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     migration_database_url: str = DEFAULT_MIGRATION_DATABASE_URL
     # Password given to coderai_app by `coderai migrate` (none with trust authentication).
     app_database_password: SecretStr = SecretStr("")
-    # SQLAlchemy 2.1 defaults to psycopg 3, which dagster-postgres cannot use: name psycopg2 (DESIGN.md 3).
+    # SQLAlchemy 2.1 defaults to psycopg 3, which dagster-postgres cannot use: name psycopg2
+    # (docs/decisions.md: drivers).
     dagster_database_url: str = "postgresql+psycopg2://postgres@127.0.0.1:5432/coderai_dagster"
 
     # Where uploaded files and exports live.
@@ -80,7 +81,7 @@ class Settings(BaseSettings):
     # Context window of the model, in tokens; chunks are sized to fit it. Unset: from the model
     # (engine/model_limits.py).
     llm_context_tokens: int | None = Field(default=None, ge=512)
-    # How structured output is requested. llama.cpp's server fails on json_schema (DESIGN.md 7).
+    # How structured output is requested. llama.cpp's server fails on json_schema (docs/decisions.md: model calls).
     llm_structured_method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling"
     # USD per million tokens, for the run's cost figure. Unset: the model's published prices, if it is known.
     llm_input_price_per_mtok: float | None = Field(default=None, ge=0)

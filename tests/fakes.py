@@ -14,8 +14,9 @@ from coderai_assets.engine.codebook import TOOL_NAME
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):
-    """LangChain's fake models refuse bind_tools (DESIGN.md 7); this one accepts it and answers the tool call
-    with the first of `answers` whose key occurs in the prompt (or `answers["*"]`), recording every prompt."""
+    """LangChain's fake models refuse bind_tools (docs/decisions.md: model calls); this one accepts it and answers
+    the tool call with the first of `answers` whose key occurs in the prompt (or `answers["*"]`), recording every
+    prompt."""
 
     answers: dict[str, Any] = {}
     prompts: list[str] = []

@@ -430,15 +430,16 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
 
 
 def test_the_readmes_research_loop_runs_as_written(platform, settings, tmp_path):
-    """docs/research_loop.sh, which the README shows verbatim, run with bash and curl against the platform."""
+    """docs/research_loop.sh, which docs/research-loop.md shows verbatim, run with bash and curl against the
+    platform."""
     import subprocess
 
     from coderai_assets.demo import write_corpus
 
     script = Path(__file__).resolve().parent.parent / "docs" / "research_loop.sh"
-    readme = (script.parent.parent / "README.md").read_text()
+    walk_through = (script.parent / "research-loop.md").read_text()
     body = script.read_text().split("set -euo pipefail\n", 1)[1]
-    assert body.strip() in readme  # the README's walk-through is this script
+    assert body.strip() in walk_through  # the documented walk-through is this script
     write_corpus(tmp_path / "corpus")
     env = {
         **os.environ,

@@ -408,7 +408,7 @@ def test_an_ended_runs_dagster_status_reaches_its_final_value_and_a_retry_goes_o
 ):
     """A run that failed (over its budget, say) while its Dagster run was still finishing: the status recorded then
     was STARTED. The lifecycle sensor follows the ended run until its Dagster run has ended too, so the retry the
-    README promises once the cap allows is not refused as `run_stopping` forever."""
+    documentation promises once the cap allows is not refused as `run_stopping` forever."""
     from dagster import DagsterRunStatus, build_sensor_context, job, op
 
     from coderai_assets.defs.partitions import ATTEMPT_TAG

@@ -1,5 +1,5 @@
 """Argon2id at OWASP's minimum parameters (19 MiB, t=2, p=1): about 50 ms here, against 350-450 ms for the
-library's defaults (DESIGN.md 5)."""
+library's defaults (docs/decisions.md: tokens)."""
 
 from __future__ import annotations
 

@@ -289,7 +289,7 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
                 )
         known = session.scalar(select(RefreshToken.session_id).where(RefreshToken.jti_hash == digest))
     if known is not None and row is None:
-        # A used token came back: someone holds a copy. End the whole family (DESIGN.md 5).
+        # A used token came back: someone holds a copy. End the whole family (docs/decisions.md: tokens).
         revoke_session(factory, known, "refresh_reuse")
     raise InvalidToken("The refresh token is not valid.")
 

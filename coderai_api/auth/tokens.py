@@ -1,5 +1,5 @@
 """JWT access and refresh tokens: algorithm pinned, exp/sub/jti required, distinct audiences and types so one
-can never stand for the other (DESIGN.md 5)."""
+can never stand for the other (docs/decisions.md: tokens)."""
 
 from __future__ import annotations
 

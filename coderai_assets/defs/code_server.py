@@ -9,7 +9,7 @@ before the gRPC server's threads, so forking it is safe; a worker still opens it
 run from the instance exactly as a spawned one does.
 
 `dagster code-server start` is not used because it runs `dagster api grpc` as a child process to support reloads,
-and our definitions never change while the platform runs (DESIGN.md 2)."""
+and our definitions never change while the platform runs (docs/decisions.md: asset graph)."""
 
 from __future__ import annotations
 

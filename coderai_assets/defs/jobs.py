@@ -24,7 +24,7 @@ def build_shard_jobs(shard: Shard, document_assets, export_asset) -> list:
         name=shard.documents_job,
         selection=AssetSelection.assets(document_assets),
         partitions_def=shard.partitions,
-        # The multiprocess executor doubled the time of a small run (DESIGN.md 2).
+        # The multiprocess executor doubled the time of a small run (docs/decisions.md: asset graph).
         executor_def=in_process_executor,
     )
     export = define_asset_job(

@@ -1,4 +1,5 @@
-"""The fixed shape of the asset graph: shards, their partitions, job names and partition keys (DESIGN.md 2).
+"""The fixed shape of the asset graph: shards, their partitions, job names and partition keys
+(docs/decisions.md: asset graph).
 
 Every project is pinned to one shard when it is created. A shard is one dynamic partitions definition holding the
 documents of its projects, keyed `<project hex>-<document hex>` ([0-9a-f-] only, so Dagster's range syntax and UI

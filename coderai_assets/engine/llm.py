@@ -76,7 +76,7 @@ def build_chat_model(settings: Settings, max_output_tokens: int | None = None) -
             model=name,
             base_url=f"http://{settings.local_llm_host}:{settings.local_llm_port}/v1",
             api_key=SecretStr("local"),
-            # llama.cpp's default repeat penalty garbles JSON from a small model (DESIGN.md 7).
+            # llama.cpp's default repeat penalty garbles JSON from a small model (docs/decisions.md: model calls).
             # llama.cpp reads `max_tokens`, not the newer `max_completion_tokens` LangChain sends; without it a
             # grammar-constrained small model can pad JSON with whitespace until the context is full.
             extra_body={"repeat_penalty": 1.0, "max_tokens": cap},

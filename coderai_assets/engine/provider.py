@@ -1,5 +1,5 @@
 """Every call to a model provider goes through one `ProviderGuard`: a rate limit shared by every process, retries
-with backoff, and a circuit breaker shared the same way (issue 9).
+with backoff, and a circuit breaker shared the same way.
 
 - **Rate limit** (`limits`, sliding-window counters in Redis, so all run workers of all runs and tenants draw on
   one budget): requests and tokens a minute per provider and key. A workspace's calls also count against its

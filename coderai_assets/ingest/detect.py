@@ -104,7 +104,7 @@ def _looks_like_text(sample: bytes) -> bool:
 
 
 def check_docx_archive(data: bytes, limits: ZipLimits) -> None:
-    """Reject zips that are not DOCX, escape their folder, or inflate past the limits (DESIGN.md 6)."""
+    """Reject zips that are not DOCX, escape their folder, or inflate past the limits (docs/decisions.md: parsing)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()

@@ -60,7 +60,7 @@ def parse_pdf(data: bytes) -> ParsedText:
 
 def _pdf_text(doc) -> ParsedText:
     with doc:
-        # PyMuPDF opens other formats when told filetype="pdf" (DESIGN.md 6).
+        # PyMuPDF opens other formats when told filetype="pdf" (docs/decisions.md: parsing).
         if not doc.is_pdf:
             raise DocumentRejected("Not a PDF file.", code=codes.CORRUPT_FILE)
         if doc.needs_pass:

@@ -1,5 +1,5 @@
-"""Parse documents in a child process held to memory, CPU and wall-clock limits (DESIGN.md 6), and kept apart
-from everything the run worker can reach.
+"""Parse documents in a child process held to memory, CPU and wall-clock limits (docs/decisions.md: parsing), and
+kept apart from everything the run worker can reach.
 
 The child is a plain `python -m coderai_assets.ingest.worker` process, reused for many documents
 (imports cost about a second) and replaced after any failure it could not report itself, such as

@@ -91,7 +91,7 @@ def parse_limits(settings: Settings) -> ParseLimits:
 
 
 def project_tenant(session: Session, project_id: uuid.UUID) -> uuid.UUID | None:
-    # Across tenants, through the one function that answers only this (DESIGN.md 4).
+    # Across tenants, through the one function that answers only this (docs/decisions.md: tenancy).
     return session.scalar(text("select coderai_project_tenant(:p)"), {"p": project_id})
 
 

@@ -1,4 +1,4 @@
-"""What would otherwise grow forever or outlive its row (issue 8, item 12), removed by the `housekeeping` job
+"""What would otherwise grow forever or outlive its row, removed by the `housekeeping` job
 every hour:
 
 - login attempts older than the throttling window;

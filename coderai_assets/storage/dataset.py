@@ -115,7 +115,7 @@ def dataset_columns(spec: ProjectSpec) -> list[str]:
 # the record's cells as one JSON object {variable name: [value, status, confidence, alignment, quote, char_start,
 # char_end]}. One json.loads per record instead of an ORM object, three UUIDs and a JSON decode per value; and no
 # join, so the rows come out of the cell key's index already grouped. At 10,000 x 50 values the export went from
-# 47 s to the figure in the README.
+# 47 s to the figure in docs/benchmarks.md.
 _RECORDS = text(
     """
     SELECT e.document_id, e.entity_index,

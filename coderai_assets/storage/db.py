@@ -1,4 +1,4 @@
-"""Engine and session factory; the tenant is set inside every transaction (DESIGN.md 4)."""
+"""Engine and session factory; the tenant is set inside every transaction (docs/decisions.md: tenancy)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,9 @@ _SET_TENANT = text("select set_config('app.current_tenant', :t, true)")
 
 @event.listens_for(Session, "after_begin")
 def _set_tenant(session: Session, transaction, connection) -> None:
-    # Transaction-local: a session-level setting leaked into the next pool checkout (DESIGN.md 4); the empty
-    # setting also overrides one that someone made at session level. A session whose first statement sets the
-    # tenant itself (the API's authentication) skips the round trip.
+    # Transaction-local: a session-level setting leaked into the next pool checkout (docs/decisions.md:
+    # tenancy); the empty setting also overrides one that someone made at session level. A session whose first
+    # statement sets the tenant itself (the API's authentication) skips the round trip.
     tenant_id = session.info.get("tenant_id")
     if tenant_id or not session.info.get(FIRST_STATEMENT_SETS_TENANT):
         connection.execute(_SET_TENANT, {"t": str(tenant_id) if tenant_id else ""})

@@ -21,7 +21,7 @@ from typing import Any
 
 from rustpy_xlsxwriter import FastExcel
 
-# Spreadsheet apps treat these leading characters as a formula, in CSV and Excel alike (DESIGN.md 8).
+# Spreadsheet apps treat these leading characters as a formula, in CSV and Excel alike (docs/decisions.md: export).
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 _XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 XLSX_MAX_CELL = 32_767  # characters in one cell

@@ -36,7 +36,8 @@ APP_ROLE = "coderai_app"
 
 
 def enable_row_level_security() -> None:
-    """The app role (owns nothing, cannot bypass RLS) and one policy per tenant-owned table (DESIGN.md 4)."""
+    """The app role (owns nothing, cannot bypass RLS) and one policy per tenant-owned table
+    (docs/decisions.md: tenancy)."""
     op.execute(f"""
         DO $$ BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN

@@ -5,8 +5,8 @@ Revises: 0003
 
 Projects are pinned to a shard of the fixed asset graph and may code new uploads by themselves; documents record
 when the intake sensor registered them as Dagster partitions; runs keep the Dagster status the lifecycle sensor
-last saw, so the API never asks Dagster. Three narrow cross-tenant functions serve the sensors (DESIGN.md 4); the
-per-project function that the old code location used is dropped.
+last saw, so the API never asks Dagster. Three narrow cross-tenant functions serve the sensors
+(docs/decisions.md: tenancy); the per-project function that the old code location used is dropped.
 Create Date: 2026-11-29 04:00:00
 """
 
