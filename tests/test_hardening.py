@@ -1,5 +1,5 @@
-"""The defects of the security and reliability review (issue 8), one test per item, each reproducing the attack or
-failure as it was found and passing only with the fix. Named `test_item_<n>_...` after the item."""
+"""Defects a security and reliability review found, each test reproducing the attack or failure as it was found
+and passing only with its fix; each is named after the behaviour it protects."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _mailed_token(session_factory, tenant_id: str, to: str) -> str:
     return token
 
 
-def test_item_1_invitation_takeover_registering_the_address_does_not_join(app, session_factory):
+def test_invitation_takeover_registering_the_address_does_not_join(app, session_factory):
     """An owner invites an address without an account. A stranger registers that address first: before the fix
     they joined as owner; now only the single-use token mailed to the address joins, once."""
     stranger_email = f"invitee-{uuid.uuid4().hex[:8]}@example.org"
@@ -74,7 +74,7 @@ def test_item_1_invitation_takeover_registering_the_address_does_not_join(app, s
         assert workspace not in {w["id"] for w in stranger.get("/workspaces").json()}
 
 
-def test_item_1_inviting_again_replaces_the_link(app, session_factory):
+def test_inviting_again_replaces_the_link(app, session_factory):
     email = f"twice-{uuid.uuid4().hex[:8]}@example.org"
     with _client(app) as owner, _client(app) as invitee:
         login_as(owner, f"owner-{uuid.uuid4().hex[:8]}@example.org")
@@ -88,7 +88,7 @@ def test_item_1_inviting_again_replaces_the_link(app, session_factory):
         assert invitee.post("/auth/invitations/accept", json={"token": second}).json()["role"] == "editor"
 
 
-def test_item_3_security_definer_functions_cannot_be_hijacked(owner_engine, settings, session_factory, tenant):
+def test_security_definer_functions_cannot_be_hijacked(owner_engine, settings, session_factory, tenant):
     """The reproduction: as the app role, a temporary `invitations` table with a trigger, then the function that
     accepts invitations. Before the fix it found the temporary table first and ran the trigger as the superuser.
     Now the app role cannot create temporary tables, and even when an operator grants it that, the functions
@@ -189,7 +189,7 @@ def _raw_request(client: TestClient, method: str, path: str, headers: dict[str, 
     return status, body, read
 
 
-def test_item_2_bodies_are_limited_and_an_anonymous_body_is_never_read(app, settings, session_factory):
+def test_bodies_are_limited_and_an_anonymous_body_is_never_read(app, settings, session_factory):
     mib = b"x" * (1024 * 1024)
     with _client(app) as client:
         tokens = login_as(client, f"limits-{uuid.uuid4().hex[:8]}@example.org")
@@ -241,7 +241,7 @@ def test_item_2_bodies_are_limited_and_an_anonymous_body_is_never_read(app, sett
         assert client.post(f"/projects/{project}/documents", files=files[:2]).status_code == 201
 
 
-def test_item_4_the_parse_child_is_a_boundary(monkeypatch, tmp_path):
+def test_the_parse_child_is_a_boundary(monkeypatch, tmp_path):
     """The child inherits no secret, replies in JSON that is read only up to a cap, and refuses text over the cap
     (a 100 MiB TXT became about 10 GB of grounding index in the run worker). As root, it runs as nobody in a
     network namespace of its own."""
@@ -280,7 +280,7 @@ def test_item_4_the_parse_child_is_a_boundary(monkeypatch, tmp_path):
     assert oct(os.stat(storage.path("t/p/documents/d/original")).st_mode & 0o777) == "0o600"
 
 
-def test_item_5_one_bad_document_fails_alone(session_factory, tenant, settings, demo_files, monkeypatch):
+def test_one_bad_document_fails_alone(session_factory, tenant, settings, demo_files, monkeypatch):
     """An integer answer of 10**400 raised OverflowError in coercion, and any unexpected exception escaped the
     per-document loop and failed the run. Now the answer is an invalid value, and a defect met by one document
     fails that document with `internal_error` while the others are coded and the run exports."""
@@ -339,7 +339,7 @@ def test_item_5_one_bad_document_fails_alone(session_factory, tenant, settings, 
         assert (value.status.value, value.value) == ("invalid", None)
 
 
-def test_item_6_a_projects_runs_never_overlap_and_documents_finishing_together_count_once(
+def test_a_projects_runs_never_overlap_and_documents_finishing_together_count_once(
     settings, session_factory, tenant, demo_files
 ):
     """Two active runs of a project failed on `uq_chunks_document_index` (chunks are per document), and the last
@@ -374,7 +374,7 @@ def test_item_6_a_projects_runs_never_overlap_and_documents_finishing_together_c
             assert session.get(Run, second).status == RunStatus.succeeded
 
 
-def test_item_7_parallel_wrong_passwords_are_counted_and_cannot_lock_the_owner_out(app, settings):
+def test_parallel_wrong_passwords_are_counted_and_cannot_lock_the_owner_out(app, settings):
     """20 wrong passwords at once were all checked against a limit of 5 (counted before any was recorded), and
     the owner's right password then got 429. Now each attempt counts the others, and failures from another client
     never block the owner's own."""
@@ -401,7 +401,7 @@ def test_item_7_parallel_wrong_passwords_are_counted_and_cannot_lock_the_owner_o
     assert client_key("::ffff:203.0.113.7") == "203.0.113.7"
 
 
-def test_item_7_forwarded_addresses_are_believed_only_from_configured_proxies(settings, tmp_path):
+def test_forwarded_addresses_are_believed_only_from_configured_proxies(settings, tmp_path):
     from coderai_assets.platform import Platform
 
     def api_command(trusted: str) -> list[str]:
@@ -414,7 +414,7 @@ def test_item_7_forwarded_addresses_are_believed_only_from_configured_proxies(se
     assert trusted[trusted.index("--forwarded-allow-ips") + 1] == "10.0.0.2,10.1.0.0/16"
 
 
-def test_item_8_two_refreshes_at_once_get_the_same_successor_pair(app):
+def test_two_refreshes_at_once_get_the_same_successor_pair(app):
     """Two tabs (or a retry after a lost response) refreshing with the same token: one got 401 and the session
     ended. Within the grace window both get the same successor pair, and the session lives on."""
     from concurrent.futures import ThreadPoolExecutor
@@ -437,7 +437,7 @@ def test_item_8_two_refreshes_at_once_get_the_same_successor_pair(app):
         assert client.post("/auth/refresh", json={"refresh_token": successor}).status_code == 200
 
 
-def test_item_9_a_catastrophic_pattern_on_model_output_is_an_invalid_value_in_bounded_time():
+def test_a_catastrophic_pattern_on_model_output_is_an_invalid_value_in_bounded_time():
     """`(a+)+$` on 24 characters took 0.63 s with `re`, four times longer per two more characters; a model
     writes such values at will. Patterns run with a timeout, on values of bounded length."""
     import time
@@ -461,7 +461,7 @@ def test_item_9_a_catastrophic_pattern_on_model_output_is_an_invalid_value_in_bo
     assert ok.status == "ok" and ok.value == "FR"
 
 
-def test_item_10_compose_publishes_no_operator_ui_and_gives_each_service_least_privilege(settings):
+def test_compose_publishes_no_operator_ui_and_gives_each_service_least_privilege(settings):
     """The Dagster UI was published on 0.0.0.0:3000 with no login, and every service got the superuser's URL."""
     import yaml
     from sqlalchemy.engine import make_url
@@ -496,7 +496,7 @@ def test_item_10_compose_publishes_no_operator_ui_and_gives_each_service_least_p
         create_app(production)
 
 
-def test_item_10_migrate_creates_dagsters_storage_owned_by_a_role_of_its_own(settings, owner_engine):
+def test_migrate_creates_dagsters_storage_owned_by_a_role_of_its_own(settings, owner_engine):
     from sqlalchemy.engine import make_url
 
     from coderai_assets.database_setup import drop_database, ensure_database
@@ -525,7 +525,7 @@ def test_item_10_migrate_creates_dagsters_storage_owned_by_a_role_of_its_own(set
             connection.commit()
 
 
-def test_item_11_workspace_quotas_hold_even_for_requests_racing_each_other(database, settings, session_factory):
+def test_workspace_quotas_hold_even_for_requests_racing_each_other(database, settings, session_factory):
     """Open registration could load the whole platform: projects, documents, runs and WebSockets had no bound per
     workspace. Each is a setting; counts are taken under the workspace's row lock."""
     from concurrent.futures import ThreadPoolExecutor
@@ -575,7 +575,7 @@ def test_item_11_workspace_quotas_hold_even_for_requests_racing_each_other(datab
             session.get(Run, uuid.UUID(run_id)).status = RunStatus.failed
 
 
-def test_item_12_orphans_are_never_made_or_are_swept(app, settings, session_factory):
+def test_orphans_are_never_made_or_are_swept(app, settings, session_factory):
     """Partitions registered before an upload's commit outlived a failed commit; files of failed uploads stayed;
     login attempts, sessions and refresh tokens grew forever. Now partitions come from committed rows only (the
     intake sensor), a failed upload removes its files, and an hourly job sweeps the rest."""
@@ -645,7 +645,7 @@ def test_item_12_orphans_are_never_made_or_are_swept(app, settings, session_fact
     assert definitions.get_job_def("housekeeping").execute_in_process().success
 
 
-def test_item_13_registration_tells_nobody_who_is_a_user_and_never_fails_on_a_race(app, session_factory):
+def test_registration_tells_nobody_who_is_a_user_and_never_fails_on_a_race(app, session_factory):
     from concurrent.futures import ThreadPoolExecutor
 
     from coderai_assets.storage.models import User
@@ -668,7 +668,7 @@ def test_item_13_registration_tells_nobody_who_is_a_user_and_never_fails_on_a_ra
         assert len(session.scalars(select(User).where(User.email == racing)).all()) == 1
 
 
-def test_item_13_two_owners_demoting_each_other_leave_one(app):
+def test_two_owners_demoting_each_other_leave_one(app):
     from concurrent.futures import ThreadPoolExecutor
 
     with _client(app) as alice, _client(app) as bob:
@@ -694,7 +694,7 @@ def test_item_13_two_owners_demoting_each_other_leave_one(app):
         assert statuses == [200, 422]
 
 
-def test_item_13_secrets_are_not_printed_and_old_password_hashes_are_renewed(app, settings, session_factory):
+def test_secrets_are_not_printed_and_old_password_hashes_are_renewed(app, settings, session_factory):
     from argon2 import PasswordHasher
 
     from coderai_api.auth.passwords import needs_rehash
@@ -715,7 +715,7 @@ def test_item_13_secrets_are_not_printed_and_old_password_hashes_are_renewed(app
     assert not needs_rehash(renewed) and renewed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
 
 
-def test_item_14_the_schema_says_what_the_server_enforces_and_the_server_does_what_the_path_says(app):
+def test_the_schema_says_what_the_server_enforces_and_the_server_does_what_the_path_says(app):
     """What a schema fuzzer found: a NUL character answered 500; schema-valid requests were refused (a category
     without allowed values, reserved email domains); workspace routes ignored the workspace in the path; 405
     answers lacked Allow."""
