@@ -224,10 +224,11 @@ def test_the_variable_definition_is_one_model(client, project):
     created = client.post(f"/projects/{project['id']}/variables", json=body).json()
     listed = next(v for v in client.get(f"/projects/{project['id']}/variables").json() if v["name"] == "size")
     assert created == listed
-    # Unset examples are left out of the stored definition, so that definitions from before them hash alike.
-    assert listed["examples"] is None
+    # Unset examples and absent codes are left out of the stored definition, so that definitions from before them
+    # hash alike.
+    assert listed["examples"] is None and listed["absent_value"] is None
     assert VariableSpec.model_validate(listed).stored() == {
-        **{k: v for k, v in listed.items() if k not in ("id", "position", "examples")},
+        **{k: v for k, v in listed.items() if k not in ("id", "position", "examples", "absent_value")},
         "validation": {"min": 0.0},
     }
 
