@@ -320,18 +320,22 @@ def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote
     assert bool(row["non_compete"]) is False and row["non_compete__status"] == "ok"
 
 
+class Answered:
+    """A chunk's answer, as records are made of it (validate.AnsweredChunk)."""
+
+    def __init__(self, index, payload):
+        self.chunk_index, self.payload = index, payload
+
+
+class Span:
+    def __init__(self, start, end):
+        self.char_start, self.char_end = start, end
+
+
 def test_a_yes_or_no_is_not_coded_false_when_a_chunk_could_not_be_read():
     from coderai_assets.engine.codebook import ProjectSpec
     from coderai_assets.engine.grounding import Aligner
     from coderai_assets.pipeline.validate import code_record, records_of
-
-    class Answered:
-        def __init__(self, index, payload):
-            self.chunk_index, self.payload = index, payload
-
-    class Span:
-        def __init__(self, start, end):
-            self.char_start, self.char_end = start, end
 
     spec = ProjectSpec(
         name="p", domain_description="Contracts.", variables=(VariableSpec(name="exclusivity", type="boolean"),)
@@ -351,14 +355,6 @@ def test_a_category_with_a_code_for_absent_takes_what_any_chunk_finds():
     from coderai_assets.engine.codebook import ProjectSpec
     from coderai_assets.engine.grounding import Aligner
     from coderai_assets.pipeline.validate import code_record, records_of
-
-    class Answered:
-        def __init__(self, index, payload):
-            self.chunk_index, self.payload = index, payload
-
-    class Span:
-        def __init__(self, start, end):
-            self.char_start, self.char_end = start, end
 
     variable = VariableSpec(
         name="exclusivity",

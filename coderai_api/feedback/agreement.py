@@ -39,14 +39,7 @@ def check_reliability(session: Session, principal: Principal, project: Project, 
                 " reliability_override.reason.",
                 code="review_incomplete",
             )
-        return {
-            "reason": reason,
-            "by": str(principal.user_id),
-            "at": utcnow().isoformat(timespec="seconds"),
-            "reviewed_run_id": str(reviewed.id),
-            "review_incomplete": True,
-            "variables": {},
-        }
+        return {**_override(principal, reviewed, reason, {}), "review_incomplete": True}
     figures = run_agreement(session, None, reviewed, project, with_intervals=False)
     below = {v["variable"]: v for v in figures["model_vs_reviewers"] if not v["passes"]}
     if not below:
@@ -62,10 +55,15 @@ def check_reliability(session: Session, principal: Principal, project: Project, 
             " or start the full run with reliability_override.reason.",
             code="reliability_below_threshold",
         )
+    return _override(principal, reviewed, reason, summary)
+
+
+def _override(principal: Principal, reviewed: Run, reason: str, below: dict) -> dict:
+    """What the run and its export's about sheet keep of a full run started past the gate."""
     return {
         "reason": reason,
         "by": str(principal.user_id),
         "at": utcnow().isoformat(timespec="seconds"),
         "reviewed_run_id": str(reviewed.id),
-        "variables": summary,
+        "variables": below,
     }
