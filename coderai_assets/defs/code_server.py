@@ -17,8 +17,7 @@ import multiprocessing
 import multiprocessing.forkserver
 import sys
 
-from dagster._cli.api import api_cli
-from dagster._grpc import server as grpc_server
+from coderai_assets.defs.dagster_private import MP_CONTEXT_ATTRIBUTE, api_cli, grpc_server
 
 # What a run worker imports: Dagster's execution machinery, the definitions, and what the assets import only when
 # they call a model or write an export (LangChain alone is about 0.9 s of CPU).
@@ -38,7 +37,7 @@ PRELOAD = [
 class ForkingApiServer(grpc_server.DagsterApiServer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._mp_ctx = multiprocessing.get_context("forkserver")  # type: ignore[assignment]
+        setattr(self, MP_CONTEXT_ATTRIBUTE, multiprocessing.get_context("forkserver"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,9 +20,9 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 from sqlalchemy import select, text
 
+from coderai_assets.defs.dagster_private import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 from coderai_assets.defs.partitions import (
     ATTEMPT_TAG,
     PROJECT_TAG,
