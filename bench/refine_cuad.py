@@ -133,30 +133,34 @@ def main() -> None:
     print(f"== the refiner on CUAD: {len(contracts)} shortest contracts, {model_name}, {len(variables)} variables ==")
     print(
         f"coding run success {success} in {coded_in:.0f} s; gold feedback on {reviewed} values, {wrong} wrong; "
-        f"written from {len(result['written_from_documents'])} contracts, held out "
-        f"{len(result['held_out_documents'])}"
+        f"written from {len(result.written_from_documents)} contracts, held out "
+        f"{len(result.held_out_documents)}"
     )
     print(
         f"refiner: {tally.calls} calls, tokens {tally.input_tokens:,} in + {tally.output_tokens:,} out, "
-        f"{refined_in:.0f} s; proposals for {[p['variable'] for p in result['proposals']] or 'none'}; "
-        f"skipped {[s['variable'] for s in result['skipped']] or 'none'}"
+        f"{refined_in:.0f} s; proposals for {[p.variable for p in result.proposals] or 'none'}; "
+        f"skipped {[s.variable for s in result.skipped] or 'none'}"
     )
     print(f"{'variable':<16} {'refined':<8} {'n':>3}  {'accuracy':>17}  {'kappa':>17}  {'alpha':>17}")
-    for score in result["held_out"]:
-        before, after = score["before"], score["after"]
+    for score in result.held_out:
+        before, after = score.before, score.after
 
         def pair(key: str, before=before, after=after) -> str:
             shown = [f"{v:.2f}" if isinstance(v, float) else "-" for v in (before[key], after[key])]
             return f"{shown[0]:>7} -> {shown[1]:<7}"
 
         print(
-            f"{score['variable']:<16} {str(score['refined']):<8} {before['n']:>3}  {pair('accuracy')}  "
+            f"{score.variable:<16} {str(score.refined):<8} {before['n']:>3}  {pair('accuracy')}  "
             f"{pair('kappa')}  {pair('alpha')}"
         )
-    print(f"verdict: {result['verdict']} ({result['reason']})")
+    print(f"verdict: {result.verdict} ({result.reason})")
     out = ROOT / "var" / "bench" / "refine_cuad.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": model_name, "contracts": len(contracts), **result}, indent=2, default=str))
+    out.write_text(
+        json.dumps(
+            {"model": model_name, "contracts": len(contracts), **result.model_dump(mode="json")}, indent=2, default=str
+        )
+    )
     print(f"report: {out} (total {time.perf_counter() - started:.0f} s)")
 
 

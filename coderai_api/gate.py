@@ -71,6 +71,54 @@ def _client(scope: Scope) -> str:
     return client[0] if client else ""
 
 
+def _declared_length(headers: dict[bytes, bytes]) -> int | None:
+    declared = headers.get(b"content-length")
+    try:
+        return int(declared) if declared is not None else None
+    except ValueError:
+        return None
+
+
+def _refusal(settings: Settings, scope: Scope, headers: dict[bytes, bytes], limit: int) -> JSONResponse | None:
+    """What the headers alone refuse: a declared length over the limit (413), an anonymous body (401)."""
+    length = _declared_length(headers)
+    if length is not None and length > limit:
+        return _error(413, "request_too_large", BodyTooLarge(limit).detail)
+    if not _has_body(headers) or scope["path"] in PUBLIC_WITH_BODY:
+        return None
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    try:
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("An access token is required.")
+        tokens.decode(settings, token.strip(), tokens.ACCESS)
+    except InvalidToken as exc:
+        return _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _has_body(headers: dict[bytes, bytes]) -> bool:
+    return b"transfer-encoding" in headers or bool(_declared_length(headers))
+
+
+def _bounded(receive: Receive, limit: int, deadline: float) -> Receive:
+    """`receive`, each message within the deadline and the body's bytes within the limit."""
+    received = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal received
+        try:
+            message = await asyncio.wait_for(receive(), deadline)
+        except TimeoutError:
+            raise BodyTimeout(deadline) from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_within_limit
+
+
 class RequestGate:
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -87,50 +135,30 @@ class RequestGate:
         settings: Settings = scope["app"].state.settings
         headers = dict(scope["headers"])
         limit = body_limit(settings, scope["method"], scope["path"])
-        declared = headers.get(b"content-length")
-        try:
-            length = int(declared) if declared is not None else None
-        except ValueError:
-            length = None
-        if length is not None and length > limit:
-            await _error(413, "request_too_large", BodyTooLarge(limit).detail)(scope, receive, send)
+        refused = _refusal(settings, scope, headers, limit)
+        if refused is not None:
+            await refused(scope, receive, send)
             return
-        has_body = b"transfer-encoding" in headers or bool(length)
-        if has_body and scope["path"] not in PUBLIC_WITH_BODY:
-            scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-            try:
-                if scheme.lower() != "bearer" or not token.strip():
-                    raise InvalidToken("An access token is required.")
-                tokens.decode(settings, token.strip(), tokens.ACCESS)
-            except InvalidToken as exc:
-                await _error(401, exc.code, exc.message, {"WWW-Authenticate": "Bearer"})(scope, receive, send)
-                return
-        received = 0
-        deadline = settings.body_timeout_seconds
-
-        async def receive_within_limit() -> Message:
-            nonlocal received
-            try:
-                message = await asyncio.wait_for(receive(), deadline)
-            except TimeoutError:
-                raise BodyTimeout(deadline) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        if not has_body or (scope["method"] == "POST" and UPLOAD_PATH.fullmatch(scope["path"])):
-            await self.app(scope, receive_within_limit, send)  # an upload streams to disk, each part in time
+        bounded = _bounded(receive, limit, settings.body_timeout_seconds)
+        if not _has_body(headers) or (scope["method"] == "POST" and UPLOAD_PATH.fullmatch(scope["path"])):
+            await self.app(scope, bounded, send)  # an upload streams to disk, each part in time
             return
+        await self._read_then_forward(scope, bounded, receive, send, settings, limit)
+
+    async def _read_then_forward(
+        self, scope: Scope, bounded: Receive, receive: Receive, send: Send, settings: Settings, limit: int
+    ) -> None:
+        """The whole body read within the deadline, at most `max_bodies_per_client` at once per address, then
+        handed to the app."""
         client = _client(scope)
+        deadline = settings.body_timeout_seconds
         if self._reading[client] >= settings.max_bodies_per_client:
             message = "Too many request bodies from this address are being sent at once."
             await _error(429, "too_many_bodies", message, {"Retry-After": "1"})(scope, receive, send)
             return
         self._reading[client] += 1
         try:
-            messages = await asyncio.wait_for(self._read_body(receive_within_limit), deadline)
+            messages = await asyncio.wait_for(self._read_body(bounded), deadline)
         except (TimeoutError, BodyTimeout):
             await _error(408, "body_timeout", BodyTimeout(deadline).detail)(scope, receive, send)
             return

@@ -437,10 +437,10 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
         RefineOptions(with_quotes=False, seed=0),
         Tally(),
     )
-    scores = {s["variable"]: s for s in result["held_out"]}
-    assert (scores["perpetrator"]["before"]["correct"], scores["perpetrator"]["after"]["correct"]) == (0, 2)
-    assert scores["city"]["before"] == scores["city"]["after"] and scores["city"]["after"]["correct"] == 2
-    assert result["verdict"] == "offered"
+    scores = {s.variable: s for s in result.held_out}
+    assert (scores["perpetrator"].before["correct"], scores["perpetrator"].after["correct"]) == (0, 2)
+    assert scores["city"].before == scores["city"].after and scores["city"].after["correct"] == 2
+    assert result.verdict == "offered"
 
 
 def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(

@@ -28,7 +28,7 @@ from coderai_assets.engine.codebook import variables_hash
 from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCCEEDED, SUGGEST
-from coderai_assets.pipeline.refine import RefineOptions, estimate_refinement, reviewed_run
+from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
 from coderai_assets.storage.reviews import visible
@@ -124,9 +124,10 @@ def shown_to(principal: Principal, task: AgentTask) -> AgentTask | dict[str, Any
     if is_coder(principal) or task.kind != REFINE or not task.result:
         return task
     shown = AgentTaskRead.model_validate(task).model_dump(mode="json")
+    refinement = Refinement.model_validate(task.result).model_dump(mode="json")
     shown["result"] = {
-        **task.result,
-        "items": [{k: v for k, v in item.items() if k != "reviewer"} for item in task.result.get("items", [])],
+        **refinement,
+        "items": [{k: v for k, v in item.items() if k != "reviewer"} for item in refinement["items"]],
     }
     return shown
 
@@ -186,21 +187,19 @@ def _applied(task: AgentTask, principal: Principal, applied: dict[str, Any]) -> 
 def _accept_refinement(
     session: Session, principal: Principal, task: AgentTask, project: Project, body: AcceptRequest, with_quotes: bool
 ) -> dict[str, Any]:
-    result = task.result or {}
-    if result.get("verdict") != "offered":
-        raise Conflict(
-            f"The refinement was not offered: {result.get('reason', 'nothing to refine')}.", code="refinement_rejected"
-        )
-    if variables_hash(project_spec(session, project)) != result.get("base_hash"):
+    result = Refinement.model_validate(task.result)
+    if result.verdict != "offered":
+        raise Conflict(f"The refinement was not offered: {result.reason}.", code="refinement_rejected")
+    if variables_hash(project_spec(session, project)) != result.base_hash:
         raise Conflict(
             "The codebook changed since the refinement was proposed: ask for a new one.", code="refinement_stale"
         )
-    proposals = {p["variable"]: p for p in result.get("proposals", [])}
+    proposals = {p.variable: p for p in result.proposals}
     chosen = _chosen(body, list(proposals))
     live = {v.spec.name: v for v in list_variables(session, project)}
     changed = []
     for name in chosen:
-        definition = {k: v for k, v in proposals[name]["definition"].items() if k != "name"}
+        definition = {k: v for k, v in proposals[name].definition.items() if k != "name"}
         try:
             update = VariableUpdate.model_validate({**definition, **body.edits.get(name, {})})
         except ValueError as exc:

@@ -117,7 +117,7 @@ def run_task(
     try:
         if isinstance(options, RefineOptions):
             extractor = extractor_for(None).bound_to(str(tenant_id), gate)
-            result = refine(project_scope, project_id, extractor, options, tally)
+            result = refine(project_scope, project_id, extractor, options, tally).model_dump(mode="json")
         else:
             # The suggestions of a whole codebook are a longer answer than one chunk's values.
             budget = answer_tokens(options.max_variables * 3, settings.llm_max_output_tokens)

@@ -17,8 +17,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,7 @@ from coderai_assets.engine.refiner import (
     verdict,
 )
 from coderai_assets.engine.spending import Prices
+from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
@@ -353,30 +355,88 @@ def _figures(pairs: list[tuple[Any, Any]], variable_type: str) -> dict[str, Any]
     return {"correct": correct, **{k: figures[k] for k in FIGURES}}
 
 
-def refine(
-    session_scope: Callable[[], Any], project_id: uuid.UUID, extractor: Extractor, options: RefineOptions, tally: Tally
-) -> dict[str, Any]:
-    """The refiner's offer (see the module's docstring); its calls are added to `tally`. `session_scope()` opens a
-    transaction of the project's workspace."""
-    with session_scope() as session:
-        project = session.get(Project, project_id)
-        if project is None:
-            raise NotFound("No such project.", code="project_not_found")
-        prepared = prepare(session, project, options)
-    spec = prepared.spec
-    by_name = {v.name: v for v in spec.variables}
-    wanted = weak_variables(prepared, options)
+class Proposal(BaseModel):
+    """A weak variable's proposed definition: what it changes, field by field, and how many wrong and right
+    values it was written from."""
+
+    variable: str
+    reason: str
+    changes: dict[str, dict[str, Any]]
+    definition: dict[str, Any]
+    written_from: dict[str, int]
+
+
+class Skipped(BaseModel):
+    variable: str
+    reason: str
+
+
+class HeldOutScore(BaseModel):
+    """A variable's agreement with the reviewers on the held-out documents, before and after (`_figures`)."""
+
+    variable: str
+    refined: bool
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+class HeldOutItem(BaseModel):
+    """One reviewed held-out value of a refined variable: the reviewer's, the run's, and the proposal's."""
+
+    document_id: str
+    file_name: str
+    entity_index: int
+    variable: str
+    reviewer: Any
+    before: Any
+    after: Any
+    after_quote: str | None
+    after_offsets: list[int] | None
+
+
+class CodingError(BaseModel):
+    document_id: str
+    error: str
+
+
+class Refinement(BaseModel):
+    """The refiner's offer, as the agent task stores it (`result`) and the API reads it back. `verdict`: `offered`,
+    `rejected` or `nothing_to_refine`, `reason` saying why; `spec`, the proposed codebook's variables, once there
+    are proposals."""
+
+    run_id: str
+    base_hash: str
+    written_from_documents: list[str]
+    held_out_documents: list[str]
+    proposals: list[Proposal] = []
+    skipped: list[Skipped] = []
+    held_out: list[HeldOutScore] = []
+    items: list[HeldOutItem] = []
+    errors: list[CodingError] = []
+    verdict: Literal["offered", "rejected", "nothing_to_refine"]
+    reason: str
+    spec: dict[str, Any] | None = None
+
+
+def _used_values(prepared: Prepared) -> dict[str, set[str]]:
+    """The values reviewers wrote for each variable: a proposal may not drop an allowed value they used."""
     used: dict[str, set[str]] = defaultdict(set)
     for r in prepared.reviewed:
         if isinstance(r.reviewer_value, str):
             used[r.variable].add(r.reviewer_value)
         elif isinstance(r.reviewer_value, list):
             used[r.variable] |= {str(x) for x in r.reviewer_value}
-    proposals: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    refined = dict(by_name)
+    return used
 
-    def propose(name: str) -> Answer:
+
+def _propose(
+    prepared: Prepared, wanted: list[str], extractor: Extractor, options: RefineOptions, tally: Tally
+) -> tuple[list[Proposal], list[Skipped], dict[str, VariableSpec]]:
+    """A proposal for each weak variable, or why there is none; and the codebook's variables with the proposals."""
+    spec = prepared.spec
+    by_name = {v.name: v for v in spec.variables}
+
+    def ask(name: str) -> Answer:
         wrong, right = prepared.examples[name]
         try:
             answer = extractor.ask(*refiner_prompt(spec, by_name[name], wrong, right), proposal_schema(by_name[name]))
@@ -387,50 +447,109 @@ def refine(
 
     # The variables' proposals are independent calls: asked at once, up to the option's concurrency.
     with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
-        answers = list(pool.map(propose, wanted))
+        answers = list(pool.map(ask, wanted))
+    used = _used_values(prepared)
+    proposals: list[Proposal] = []
+    skipped: list[Skipped] = []
+    refined = dict(by_name)
     for name, answer in zip(wanted, answers, strict=True):
-        wrong, right = prepared.examples[name]
         try:
             if answer.payload is None:
                 raise ValueError(answer.error or "no answer")
             definition = proposed_definition(by_name[name], answer.payload, used[name])
         except ValueError as exc:
-            skipped.append({"variable": name, "reason": f"no usable proposal: {exc}"[:500]})
+            skipped.append(Skipped(variable=name, reason=f"no usable proposal: {exc}"[:500]))
             continue
         diff = changes(by_name[name], definition)
         if not diff:
-            skipped.append({"variable": name, "reason": "the proposal is the current definition"})
+            skipped.append(Skipped(variable=name, reason="the proposal is the current definition"))
             continue
         refined[name] = definition
+        wrong, right = prepared.examples[name]
         proposals.append(
-            {
-                "variable": name,
-                "reason": str((answer.payload or {}).get("reason") or "")[:500],
-                "changes": diff,
-                "definition": definition.stored(),
-                "written_from": {"wrong": len(wrong), "right": len(right)},
-            }
+            Proposal(
+                variable=name,
+                reason=str((answer.payload or {}).get("reason") or "")[:500],
+                changes=diff,
+                definition=definition.stored(),
+                written_from={"wrong": len(wrong), "right": len(right)},
+            )
         )
-    result: dict[str, Any] = {
-        "run_id": str(prepared.run_id),
-        "base_hash": prepared.base_hash,
-        "written_from_documents": prepared.train,
-        "held_out_documents": prepared.held_out,
-        "proposals": proposals,
-        "skipped": skipped,
-        "held_out": [],
-        "items": [],
-        "errors": [],
-    }
-    if not proposals:
-        result["verdict"] = "nothing_to_refine"
-        result["reason"] = (
-            "no value was wrong on the documents written from" if not wanted else "the model proposed nothing usable"
-        )
-        return result
-    proposed = {p["variable"] for p in proposals}
-    proposed_spec = spec.model_copy(update={"variables": tuple(refined[v.name] for v in spec.variables)})
+    return proposals, skipped, refined
+
+
+def _score(
+    prepared: Prepared, proposed: set[str], after_values: dict[str, Coded]
+) -> tuple[list[HeldOutScore], list[HeldOutItem]]:
+    """Each variable's agreement with the reviewers on the held-out documents coded again, before and after; and
+    the refined variables' values there, side by side."""
+    spec = prepared.spec
     entity = spec.extraction_unit == "entity"
+    before: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    after: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    items: list[HeldOutItem] = []
+    for r in prepared.reviewed:
+        if r.document_id not in after_values:
+            continue  # not held out, or its coding failed: left out of both sides
+        new = after_values[r.document_id].value_for(r, entity)
+        before[r.variable].append((r.model_value, r.reviewer_value))
+        after[r.variable].append((new["value"], r.reviewer_value))
+        if r.variable in proposed and len(items) < MAX_ITEMS_SHOWN:
+            items.append(
+                HeldOutItem(
+                    document_id=r.document_id,
+                    file_name=prepared.documents[r.document_id].file_name,
+                    entity_index=r.entity_index,
+                    variable=r.variable,
+                    reviewer=None if r.reviewer_value is UNKNOWN else r.reviewer_value,
+                    before=r.model_value,
+                    after=new["value"],
+                    after_quote=new["quote"],
+                    after_offsets=new["offsets"],
+                )
+            )
+    scores = [
+        HeldOutScore(
+            variable=v.name,
+            refined=v.name in proposed,
+            before=_figures(before[v.name], v.type.value),
+            after=_figures(after[v.name], v.type.value),
+        )
+        for v in spec.variables
+        if before.get(v.name)
+    ]
+    return scores, items
+
+
+def refine(
+    session_scope: Callable[[], Any], project_id: uuid.UUID, extractor: Extractor, options: RefineOptions, tally: Tally
+) -> Refinement:
+    """The refiner's offer (see the module's docstring); its calls are added to `tally`. `session_scope()` opens a
+    transaction of the project's workspace."""
+    with session_scope() as session:
+        project = session.get(Project, project_id)
+        if project is None:
+            raise NotFound("No such project.", code="project_not_found")
+        prepared = prepare(session, project, options)
+    wanted = weak_variables(prepared, options)
+    proposals, skipped, refined = _propose(prepared, wanted, extractor, options, tally)
+    result = Refinement(
+        run_id=str(prepared.run_id),
+        base_hash=prepared.base_hash,
+        written_from_documents=prepared.train,
+        held_out_documents=prepared.held_out,
+        proposals=proposals,
+        skipped=skipped,
+        verdict="nothing_to_refine",
+        reason="no value was wrong on the documents written from"
+        if not wanted
+        else "the model proposed nothing usable",
+    )
+    if not proposals:
+        return result
+    spec = prepared.spec
+    proposed = {p.variable for p in proposals}
+    proposed_spec = spec.model_copy(update={"variables": tuple(refined[v.name] for v in spec.variables)})
 
     def code(document: HeldOut) -> tuple[str, Coded | None, str | None]:
         try:
@@ -440,44 +559,11 @@ def refine(
 
     with ThreadPoolExecutor(max_workers=options.concurrency) as pool:
         coded = list(pool.map(code, prepared.documents.values()))
-    after_values = {d: values for d, values, _ in coded if values is not None}
-    result["errors"] = [{"document_id": d, "error": e} for d, _, e in coded if e]
-    types = {v.name: v.type.value for v in spec.variables}
-    before: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    after: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for r in prepared.reviewed:
-        if r.document_id not in after_values:
-            continue  # not held out, or its coding failed: left out of both sides
-        new = after_values[r.document_id].value_for(r, entity)
-        before[r.variable].append((r.model_value, r.reviewer_value))
-        after[r.variable].append((new["value"], r.reviewer_value))
-        if r.variable in proposed and len(result["items"]) < MAX_ITEMS_SHOWN:
-            result["items"].append(
-                {
-                    "document_id": r.document_id,
-                    "file_name": prepared.documents[r.document_id].file_name,
-                    "entity_index": r.entity_index,
-                    "variable": r.variable,
-                    "reviewer": None if r.reviewer_value is UNKNOWN else r.reviewer_value,
-                    "before": r.model_value,
-                    "after": new["value"],
-                    "after_quote": new["quote"],
-                    "after_offsets": new["offsets"],
-                }
-            )
-    result["held_out"] = [
-        {
-            "variable": name,
-            "refined": name in proposed,
-            "before": _figures(before[name], types[name]),
-            "after": _figures(after[name], types[name]),
-        }
-        for name in by_name
-        if before.get(name)
-    ]
-    if not result["held_out"]:
-        result["verdict"], result["reason"] = "rejected", "no held-out document could be coded again"
+    result.errors = [CodingError(document_id=d, error=e) for d, _, e in coded if e]
+    result.held_out, result.items = _score(prepared, proposed, {d: c for d, c, _ in coded if c is not None})
+    if not result.held_out:
+        result.verdict, result.reason = "rejected", "no held-out document could be coded again"
     else:
-        result["verdict"], result["reason"] = verdict(result["held_out"], proposed)
-    result["spec"] = {"variables": [v.stored() for v in proposed_spec.variables]}
+        result.verdict, result.reason = verdict([s.model_dump() for s in result.held_out], proposed)  # type: ignore[assignment]
+    result.spec = {"variables": [v.stored() for v in proposed_spec.variables]}
     return result

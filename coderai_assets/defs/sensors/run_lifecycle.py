@@ -8,6 +8,8 @@ and the re-execution goes on from what is committed)."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from functools import partial
 
 from dagster import (
     AddDynamicPartitionsRequest,
@@ -34,7 +36,9 @@ from coderai_assets.defs.partitions import (
     project_partition,
 )
 from coderai_assets.defs.resources import DatabaseResource
-from coderai_assets.storage.models import Project, Run, RunStatus, RunWorkerBeat, utcnow
+from coderai_assets.pipeline import run_states
+from coderai_assets.pipeline.run_states import DagsterRunView
+from coderai_assets.storage.models import Project, Run, RunWorkerBeat
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # A failed Dagster run whose failure is not yet tagged with Dagster's retry decision: the tag follows the failure
@@ -58,28 +62,18 @@ def run_ended(record: RunRecord, retries_enabled: bool) -> bool:
     return decision != "true" or run.tags.get(AUTO_RETRY_RUN_ID_TAG) is not None
 
 
-def silent_workers(session, run_id, records: list[RunRecord], timeout_seconds: float) -> list[RunRecord]:
-    """The started Dagster runs of a run whose worker wrote no heartbeat (pipeline/coding.py) for
-    `timeout_seconds`, counted from the run's start when it never wrote one."""
-    started = [r for r in records if r.dagster_run.status == DagsterRunStatus.STARTED]
-    if not started:
-        return []
-    beats = dict(
-        session.execute(
-            select(RunWorkerBeat.dagster_run_id, RunWorkerBeat.beat_at).where(
-                RunWorkerBeat.run_id == run_id,
-                RunWorkerBeat.dagster_run_id.in_([r.dagster_run.run_id for r in started]),
-            )
-        ).all()
+def view_of(record: RunRecord, retries_enabled: bool) -> DagsterRunView:
+    """What the state functions (pipeline/run_states.py) need of a Dagster run record."""
+    run = record.dagster_run
+    return DagsterRunView(
+        run_id=run.run_id,
+        job_name=run.job_name,
+        status=run.status.value,
+        attempt=int(run.tags.get(ATTEMPT_TAG, "0")),
+        finished=run.status in _FINISHED,
+        ended=run_ended(record, retries_enabled),
+        started_at=record.start_time or record.create_timestamp.timestamp(),
     )
-    now = time.time()
-    silent = []
-    for record in started:
-        beat = beats.get(record.dagster_run.run_id)
-        last = beat.timestamp() if beat else (record.start_time or record.create_timestamp.timestamp())
-        if now - last > timeout_seconds:
-            silent.append(record)
-    return silent
 
 
 def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_timeout_seconds: float = 120.0):
@@ -97,68 +91,28 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
             active = session.execute(text("select id, tenant_id, project_id, status from coderai_active_runs()")).all()
         retries = context.instance.run_retries_enabled
         for row in active:
-            records = context.instance.get_run_records(RunsFilter(tags={RUN_TAG: str(row.id)}))
+            records = {
+                r.dagster_run.run_id: r
+                for r in context.instance.get_run_records(RunsFilter(tags={RUN_TAG: str(row.id)}))
+            }
             with db.session(row.tenant_id) as session:
                 run, project = session.get(Run, row.id), session.get(Project, row.project_id)
                 if run is None or project is None:
                     continue
-                status = {r.dagster_run.run_id: r.dagster_run.status.value for r in records}
-                if status != run.dagster_status:
-                    run.dagster_status = status
-                    run.dagster_run_ids = sorted(set(run.dagster_run_ids or []) | set(status))
-                if run.status == RunStatus.canceled:
-                    for r in records:  # its document threads stop by themselves; this stops what is left
-                        if r.dagster_run.status not in _FINISHED:
-                            context.instance.run_coordinator.cancel_run(r.dagster_run.run_id)
-                    continue
-                if run.status not in (RunStatus.queued, RunStatus.running, RunStatus.exporting):
-                    continue  # ended (succeeded, failed): followed only until its Dagster runs have ended too
-                # The current attempt's Dagster runs (a retry's auto re-executions carry the same tags).
-                current = [r for r in records if r.dagster_run.tags.get(ATTEMPT_TAG, "0") == str(run.attempt)]
-                if run.status == RunStatus.queued and not current:
-                    continue  # the intake sensor has not launched it yet
-                dagster_runs = [r.dagster_run for r in current]
                 shard = shards[min(project.shard, len(shards) - 1)]
-                if run.status == RunStatus.exporting:
-                    if not all(run_ended(r, retries) for r in current):
-                        continue  # the documents' run writes the export itself when it finishes them
-                    exports = [r for r in dagster_runs if r.job_name == shard.export_job]
-                    if exports:
-                        if not any(r.status == DagsterRunStatus.SUCCESS for r in exports):
-                            run.status, run.error, run.finished_at = RunStatus.failed, "the export failed", utcnow()
-                            run.error_code = "export_failed"
-                        continue
-                    requests.append(
-                        RunRequest(
-                            run_key=f"export-{run.id}" + (f"-a{run.attempt}" if run.attempt else ""),
-                            job_name=shard.export_job,
-                            partition_key=project_partition(project.id),
-                            tags={
-                                RUN_TAG: str(run.id),
-                                ATTEMPT_TAG: str(run.attempt),
-                                PROJECT_TAG: str(project.id),
-                                SLOT_TAG: f"{project.id}:0",
-                                WORKSPACE_TAG: str(project.tenant_id),
-                            },
-                        )
-                    )
-                elif run.status == RunStatus.running and (
-                    silent := silent_workers(session, run.id, current, worker_timeout_seconds)
-                ):
-                    # Its worker is gone though the code server did not say so (it says within seconds, nearly
-                    # always): failed here, so that Dagster's run retries re-execute it like any killed worker.
-                    for record in silent:
-                        context.instance.report_run_failed(
-                            record.dagster_run,
-                            f"no heartbeat from the run worker for {worker_timeout_seconds:.0f} s: it is gone",
-                        )
-                elif current and all(run_ended(r, retries) for r in current):
-                    # Every Dagster run ended, retries spent, yet documents are still pending: they will never
-                    # finish. A retry of the run (POST /runs/{id}/retry) goes on from what is committed.
-                    failed = [r.run_id for r in dagster_runs if r.status != DagsterRunStatus.SUCCESS]
-                    run.status, run.error_code = RunStatus.failed, "run_worker_failed"
-                    run.error = f"Dagster runs ended before all documents were processed: {failed or 'none failed'}"
-                    run.finished_at = utcnow()
+                step = run_states.follow(
+                    run,
+                    [view_of(r, retries) for r in records.values()],
+                    shard.export_job,
+                    partial(_beats, session, run.id),
+                    worker_timeout_seconds,
+                )
+                for dagster_run_id in step.cancel:
+                    context.instance.run_coordinator.cancel_run(dagster_run_id)
+                for dagster_run_id, message in step.report_failed:
+                    context.instance.report_run_failed(records[dagster_run_id].dagster_run, message)
+                if step.launch_export:
+                    requests.append(_export_request(run, project, shard))
         partitions = sorted({r.partition_key for r in requests if r.partition_key})
         return SensorResult(
             run_requests=requests,
@@ -170,3 +124,28 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
         )
 
     return run_lifecycle
+
+
+def _beats(session, run_id, dagster_run_ids: list[str]) -> dict[str, datetime]:
+    """The last heartbeat of each of these Dagster runs' workers (pipeline/coding.py writes them)."""
+    rows = session.execute(
+        select(RunWorkerBeat.dagster_run_id, RunWorkerBeat.beat_at).where(
+            RunWorkerBeat.run_id == run_id, RunWorkerBeat.dagster_run_id.in_(dagster_run_ids)
+        )
+    )
+    return dict(rows.all())
+
+
+def _export_request(run: Run, project: Project, shard: Shard) -> RunRequest:
+    return RunRequest(
+        run_key=f"export-{run.id}" + (f"-a{run.attempt}" if run.attempt else ""),
+        job_name=shard.export_job,
+        partition_key=project_partition(project.id),
+        tags={
+            RUN_TAG: str(run.id),
+            ATTEMPT_TAG: str(run.attempt),
+            PROJECT_TAG: str(project.id),
+            SLOT_TAG: f"{project.id}:0",
+            WORKSPACE_TAG: str(project.tenant_id),
+        },
+    )
