@@ -103,3 +103,36 @@ def demo_files(tmp_path) -> list[Path]:
     from coderai_assets.demo import write_corpus
 
     return write_corpus(tmp_path / "corpus")
+
+
+@pytest.fixture
+def code_run(session_factory, settings):
+    """Codes a run's documents as a run worker does (pipeline/coding.py `DocumentCoder`: parse, extract, validate
+    each), without Dagster: `code_run(tenant_id, run_id, extractor, **settings)` with the settings changed as
+    given (`chunk_chars`, `llm_context_tokens`, `request_quotes`, `llm_cache`, ...); returns the stages done."""
+    from sqlalchemy import select
+
+    from coderai_assets.defs.partitions import RUN_TAG, WORKSPACE_TAG
+    from coderai_assets.pipeline.coding import DocumentCoder, StageDone
+    from coderai_assets.storage.db import tenant_session
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import Run, RunDocument
+    from coderai_assets.storage.partition_keys import document_key
+
+    def code(tenant_id, run_id, extractor, **overrides) -> list[StageDone]:
+        configured = settings.model_copy(update=overrides)
+        with tenant_session(session_factory, tenant_id) as session:
+            run = session.get(Run, run_id)
+            documents = session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run_id)).all()
+            keys = sorted(document_key(run.project_id, d) for d in documents)
+        coder = DocumentCoder(
+            session=lambda tenant: tenant_session(session_factory, tenant),
+            storage=LocalFileStorage(configured.storage_dir),
+            extractor_for=lambda answer_budget: extractor,
+            settings=configured,
+            tags={RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant_id)},
+            dagster_run_id=f"test-{uuid.uuid4().hex[:8]}",
+        )
+        return list(coder.code(keys))
+
+    return code

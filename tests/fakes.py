@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from coderai_assets.engine.codebook import TOOL_NAME
+from coderai_assets.engine.llm import Extractor
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):
@@ -194,3 +195,11 @@ def dateline_model(settings=None) -> DatelineModel:
         delay=float(os.environ.get("CODERAI_TEST_MODEL_DELAY", "0")),
         log=os.environ.get("CODERAI_TEST_CALL_LOG", ""),
     )
+
+
+class AnsweringExtractor(Extractor):
+    """Base of the test doubles that answer a codebook without a chat model. Bound to a workspace it stays the
+    same object, so what it counts is counted where the test reads it."""
+
+    def bound_to(self, workspace: str, gate=None) -> Extractor:
+        return self

@@ -23,7 +23,7 @@ from coderai_assets.engine.copilot import checked_suggestions, snake_case
 from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.refiner import proposed_definition, split_documents, verdict
 from coderai_assets.engine.variables import VariableSpec
-from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, DatelineModel, dateline_model
+from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, AnsweringExtractor, DatelineModel, dateline_model
 from tests.ports import free_port
 from tests.test_api import login_as
 from tests.test_assets import _resources, instance  # noqa: F401
@@ -326,7 +326,7 @@ def test_a_task_whose_dagster_run_died_is_failed_by_the_sensor(
         assert (shown["status"], shown["error_code"]) == ("failed", "task_worker_failed")
 
 
-class Claims(Extractor):
+class Claims(AnsweringExtractor):
     """Entity-level double: lists a report's incidents, codes each one's perpetrator as the police until the
     codebook says it is the group that claimed it, and proposes that definition when asked to refine."""
 
@@ -353,13 +353,9 @@ class Claims(Extractor):
         return Answer(payload=payload, input_tokens=50, output_tokens=10)
 
 
-def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_factory, tenant, settings):
+def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_factory, tenant, settings, code_run):
     from coderai_assets.engine.variables import VariableType
-    from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-    from coderai_assets.pipeline.extract import extract_document
-    from coderai_assets.pipeline.parse import parse_document
     from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
-    from coderai_assets.pipeline.validate import validate_document
     from coderai_assets.storage.db import tenant_session
     from coderai_assets.storage.files import LocalFileStorage
     from coderai_assets.storage.models import (
@@ -368,12 +364,10 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
         ExtractionUnit,
         Feedback,
         Project,
-        PromptVersion,
         RunKind,
         Variable,
     )
     from coderai_assets.storage.runs import create_run
-    from coderai_assets.storage.specs import project_spec, version_spec
 
     storage, extractor = LocalFileStorage(settings.storage_dir), Claims()
     texts = ["A bombing in Lima and a later one. A kidnapping in Quito.", "An arson in Cusco. A shooting in Cali."]
@@ -398,20 +392,18 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
                 )
             )
         session.flush()
-        run, documents = create_run(session, project, RunKind.full, with_quotes=False)
-        project_id, run_id, doc_ids = project.id, run.id, [d.id for d in documents]
-    for doc_id in doc_ids:
-        with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
-            run, document = session.get(type(run), run_id), session.get(Document, doc_id)
-            assert parse_document(session, storage, worker, run, document, chunk_chars=4000, overlap=0)
-        with tenant_session(session_factory, tenant) as session:
-            run, document = session.get(type(run), run_id), session.get(Document, doc_id)
-            version = session.get(PromptVersion, run.prompt_version_id)
-            spec = project_spec(session, session.get(Project, project_id))
-            assert extract_document(
-                session, extractor, run, document, version, use_cache=False, spec=spec, with_quotes=False
-            )
-            validate_document(session, run, document, spec, version, version_spec(session, version)[1])
+        run, _ = create_run(session, project, RunKind.full, with_quotes=False)
+        project_id, run_id = project.id, run.id
+    code_run(
+        tenant,
+        run_id,
+        extractor,
+        chunk_chars=4000,
+        chunk_overlap_chars=0,
+        llm_cache=False,
+        llm_quotes=False,
+        llm_context_tokens=32768,
+    )
     with tenant_session(session_factory, tenant) as session:
         values = session.scalars(select(Extraction).where(Extraction.run_id == run_id)).all()
         assert len(values) == 2 * 4

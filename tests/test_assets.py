@@ -9,6 +9,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 from sqlalchemy import select
 
+from coderai_api.projects.schemas import VariableUpdate
+from coderai_api.projects.service import update_variable
 from coderai_assets.definitions import build_definitions
 from coderai_assets.defs.partitions import (
     PROJECTS_PARTITIONS,
@@ -277,32 +279,18 @@ def test_unchanged_work_calls_no_model(session_factory, tenant, settings, instan
 
 
 def test_a_codebook_that_leaves_no_room_for_text_fails_the_document_with_a_reason(
-    session_factory, tenant, settings, instance, demo_files
+    session_factory, tenant, settings, demo_files, code_run
 ):
-    from coderai_assets.pipeline.extract import PROMPT_TOO_LARGE, extract_document
+    from coderai_assets.pipeline.extract import PROMPT_TOO_LARGE
 
     project_id, doc_ids = _project(session_factory, tenant, settings, demo_files[:1])
-    (key,) = _register(instance, project_id, doc_ids)
     with tenant_session(session_factory, tenant) as session:
         run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
         run_id = run.id
-    assert _materialise(project_id, tenant, settings, instance, run_id, key, "documents").success
     model = ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS)
+    code_run(tenant, run_id, Extractor(model, "fake"), llm_context_tokens=512, llm_max_output_tokens=100)
+    assert model.prompts == []
     with tenant_session(session_factory, tenant) as session:
-        run = session.get(Run, run_id)
-        from coderai_assets.storage.models import PromptVersion
-
-        version = session.get(PromptVersion, run.prompt_version_id)
-        ok = extract_document(
-            session,
-            Extractor(model, "fake"),
-            run,
-            session.get(Document, doc_ids[0]),
-            version,
-            context_tokens=300,
-            max_output_tokens=100,
-        )
-        assert not ok and model.prompts == []
         document = session.get(Document, doc_ids[0])
         assert document.error_code == PROMPT_TOO_LARGE and "context" in document.error_message
         assert session.get(Run, run_id).documents_failed == 1
@@ -326,7 +314,8 @@ def test_after_an_edit_only_the_changed_variable_is_asked_for(session_factory, t
     first = run_once()
     with tenant_session(session_factory, tenant) as session:
         city = session.scalars(select(Variable).where(Variable.project_id == project_id, Variable.name == "city")).one()
-        city.edit(description="The city or town where the protest took place.")
+        edit = VariableUpdate(description="The city or town where the protest took place.")
+        update_variable(session, session.get(Project, project_id), city.id, edit)
     second = run_once()
     assert len(model.prompts) == 2
     assert "- city" in model.prompts[1] and "- participants" not in model.prompts[1]
@@ -370,7 +359,8 @@ def test_a_finished_runs_export_never_changes_when_variables_are_edited_or_delet
     with tenant_session(session_factory, tenant) as session:
         variables = {v.name: v for v in session.scalars(select(Variable).where(Variable.project_id == project_id))}
         # "strike" would now be invalid
-        variables["protest_type"].edit(allowed_values=["march", "rally"], description="Edited after the run.")
+        edit = VariableUpdate(allowed_values=["march", "rally"], description="Edited after the run.")
+        update_variable(session, session.get(Project, project_id), variables["protest_type"].id, edit)
         session.delete(variables["violence"])
     # Exported again after the edit: the same rows, columns and codebook as before.
     assert _materialise(project_id, tenant, settings, instance, run_id, None, "export").success

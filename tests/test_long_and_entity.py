@@ -6,12 +6,8 @@ import uuid
 
 from sqlalchemy import select
 
-from coderai_assets.engine.llm import Answer, Extractor
+from coderai_assets.engine.llm import Answer
 from coderai_assets.engine.variables import IfMultiple, VariableSpec, VariableType
-from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
-from coderai_assets.pipeline.extract import extract_document
-from coderai_assets.pipeline.parse import parse_document
-from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.files import LocalFileStorage
 from coderai_assets.storage.models import (
@@ -20,18 +16,17 @@ from coderai_assets.storage.models import (
     Extraction,
     ExtractionUnit,
     Project,
-    PromptVersion,
     Run,
     RunKind,
     Variable,
 )
 from coderai_assets.storage.runs import create_run
-from coderai_assets.storage.specs import project_spec
+from tests.fakes import AnsweringExtractor
 
 FILLER = "The weather was mild and the streets were quiet for most of the day. " * 4
 
 
-class ByChunkText(Extractor):
+class ByChunkText(AnsweringExtractor):
     """Test double: answers each chunk from the rules whose phrase the chunk contains."""
 
     def __init__(self, rules):
@@ -45,7 +40,7 @@ class ByChunkText(Extractor):
         return Answer(payload={"entities": []} if "entities" in codebook.json_schema["properties"] else {})
 
 
-class EntitiesThenVariables(Extractor):
+class EntitiesThenVariables(AnsweringExtractor):
     """Test double for the two steps: lists the entities a chunk mentions, then codes the one it is asked about."""
 
     def __init__(self, mentions, values):
@@ -93,35 +88,22 @@ def _setup(session_factory, tenant, settings, unit, variables, text):
         return project.id, doc_id, run.id
 
 
-def _process(session_factory, tenant, settings, ids, extractor, chunk_chars):
+def _process(session_factory, tenant, code_run, ids, extractor, chunk_chars):
+    """The run's document coded as a run worker codes it: parsed in chunks of `chunk_chars`, extracted, validated."""
     project_id, doc_id, run_id = ids
-    storage = LocalFileStorage(settings.storage_dir)
-    with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
-        run, document = session.get(Run, run_id), session.get(Document, doc_id)
-        assert parse_document(session, storage, worker, run, document, chunk_chars=chunk_chars, overlap=60)
+    code_run(
+        tenant,
+        run_id,
+        extractor,
+        chunk_chars=chunk_chars,
+        chunk_overlap_chars=60,
+        llm_cache=False,
+        llm_quotes=False,
+        llm_context_tokens=32768,
+    )
     with tenant_session(session_factory, tenant) as session:
-        run, document = session.get(Run, run_id), session.get(Document, doc_id)
-        version = session.get(PromptVersion, run.prompt_version_id)
-        project = session.get(Project, project_id)
-        assert extract_document(
-            session,
-            extractor,
-            run,
-            document,
-            version,
-            use_cache=False,
-            spec=project_spec(session, project),
-            with_quotes=False,
-        )
-    with tenant_session(session_factory, tenant) as session:
-        run, document, project = (
-            session.get(Run, run_id),
-            session.get(Document, doc_id),
-            session.get(Project, project_id),
-        )
-        version = session.get(PromptVersion, run.prompt_version_id)
-        names = dict(session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all())
-        validate_document(session, run, document, project_spec(session, project), version, names)
+        document = session.get(Document, doc_id)
+        assert document.status.value == "done", document.error_message
         chunks = session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == doc_id)).all()
         rows = session.execute(
             select(Extraction, Variable.name)
@@ -132,7 +114,7 @@ def _process(session_factory, tenant, settings, ids, extractor, chunk_chars):
         return len(chunks), [(e, name) for e, name in rows], document.text
 
 
-def test_long_document_values_from_several_chunks_follow_the_variable_rule(session_factory, tenant, settings):
+def test_long_document_values_from_several_chunks_follow_the_variable_rule(session_factory, tenant, settings, code_run):
     text = f"Nurses marched in Lyon on Monday. {FILLER}{FILLER}A second march was held in Paris. {FILLER}"
     variables = [
         {"name": "city_first", "type": VariableType.text},
@@ -146,7 +128,7 @@ def test_long_document_values_from_several_chunks_follow_the_variable_rule(sessi
             ("held in Paris", {"city_first": "Paris", "city_all": "Paris", "city_flag": "Paris"}),
         ]
     )
-    n_chunks, rows, _ = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=300)
+    n_chunks, rows, _ = _process(session_factory, tenant, code_run, ids, extractor, chunk_chars=300)
     assert n_chunks >= 3 and extractor.calls == n_chunks  # every chunk was read: nothing truncated
     values = {name: e for e, name in rows}
     assert values["city_first"].value == "Lyon" and "first of several" in values["city_first"].message
@@ -154,7 +136,9 @@ def test_long_document_values_from_several_chunks_follow_the_variable_rule(sessi
     assert values["city_flag"].value is None and values["city_flag"].status.value == "invalid"
 
 
-def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(session_factory, tenant, settings):
+def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
+    session_factory, tenant, settings, code_run
+):
     text = (
         f"A bombing in Lima killed two people on Monday. {FILLER}"
         f"Police later said the bombing in Lima was claimed by the Red Front. {FILLER}"
@@ -178,7 +162,7 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
             ("kidnapping in Quito was", "a kidnapping in Quito"): {"city": "Quito"},
         },
     )
-    n_chunks, rows, document_text = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=280)
+    n_chunks, rows, document_text = _process(session_factory, tenant, code_run, ids, extractor, chunk_chars=280)
     assert n_chunks >= 3
     assert extractor.finder_calls == n_chunks and extractor.coder_calls >= 3  # entities first, then each coded
     entities: dict[int, dict] = {}
@@ -192,7 +176,7 @@ def test_entities_split_across_chunks_are_merged_and_overlap_duplicates_removed(
     assert document_text[first.entity_start : first.entity_end] == "A bombing in Lima"
 
 
-def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory, tenant, settings):
+def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory, tenant, settings, code_run):
     from coderai_assets.engine import budget
     from coderai_assets.engine.codebook import ProjectSpec
 
@@ -218,7 +202,7 @@ def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory,
     text = f"This agreement has a clause. {FILLER}"
     ids = _setup(session_factory, tenant, settings, ExtractionUnit.document, variables, text)
 
-    class PerGroup(Extractor):
+    class PerGroup(AnsweringExtractor):
         def __init__(self):
             self.model_name, self.asked = "fake/groups", []
 
@@ -229,41 +213,19 @@ def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory,
 
     extractor = PerGroup()
     project_id, doc_id, run_id = ids
-    storage = LocalFileStorage(settings.storage_dir)
-    with ParseWorker(ParseLimits()) as worker, tenant_session(session_factory, tenant) as session:
-        assert parse_document(
-            session,
-            storage,
-            worker,
-            session.get(Run, run_id),
-            session.get(Document, doc_id),
-            chunk_chars=2000,
-            overlap=0,
-        )
+    code_run(
+        tenant,
+        run_id,
+        extractor,
+        chunk_chars=2000,
+        chunk_overlap_chars=0,
+        llm_cache=False,
+        llm_quotes=True,
+        llm_context_tokens=4096,
+        llm_max_output_tokens=1024,
+    )
+    assert extractor.asked == [[v.name for v in g] for g in groups]
     with tenant_session(session_factory, tenant) as session:
-        run, document, project = (
-            session.get(Run, run_id),
-            session.get(Document, doc_id),
-            session.get(Project, project_id),
-        )
-        version = session.get(PromptVersion, run.prompt_version_id)
-        assert extract_document(
-            session,
-            extractor,
-            run,
-            document,
-            version,
-            use_cache=False,
-            context_tokens=4096,
-            max_output_tokens=1024,
-            spec=project_spec(session, project),
-            with_quotes=True,
-        )
-        assert extractor.asked == [[v.name for v in g] for g in groups]
-        names_ids = dict(
-            session.execute(select(Variable.name, Variable.id).where(Variable.project_id == project_id)).all()
-        )
-        validate_document(session, run, document, project_spec(session, project), version, names_ids)
         values = {
             n: e.value
             for e, n in session.execute(
@@ -276,7 +238,9 @@ def test_a_codebook_too_large_for_one_call_is_split_into_groups(session_factory,
         assert session.get(Run, run_id).llm_calls == len(groups)
 
 
-def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote(session_factory, tenant, settings):
+def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote(
+    session_factory, tenant, settings, code_run
+):
     """A perfect model answers per chunk: false where the chunk has no such clause, true with its quote in the one
     that has it. The document is coded true, grounded in that chunk; a clause no chunk has is coded false."""
     import pandas as pd
@@ -297,7 +261,7 @@ def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote
             ("", silent),  # every other chunk: neither clause is there
         ]
     )
-    n_chunks, rows, document_text = _process(session_factory, tenant, settings, ids, extractor, chunk_chars=300)
+    n_chunks, rows, document_text = _process(session_factory, tenant, code_run, ids, extractor, chunk_chars=300)
     assert n_chunks >= 3 and clause not in document_text[:300]
     values = {name: e for e, name in rows}
     found = values["anti_assignment"]

@@ -7,6 +7,7 @@ in use), which errs on the side of smaller chunks.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from coderai_assets.engine.codebook import Codebook, ProjectSpec, compile_codebook
 from coderai_assets.engine.variables import VariableSpec
@@ -72,26 +73,61 @@ def variable_groups(
     return groups
 
 
-def chunk_chars_for(spec: ProjectSpec, *, with_quotes: bool, context_tokens: int, max_output_tokens: int) -> int:
-    """Chunk size for a project: what fits beside its whole codebook, or beside its largest variable group
-    (document-level projects whose codebook is too large for one call)."""
+@dataclass(frozen=True)
+class CallPlan:
+    """How every chunk of a project is asked, decided in one place for the run (pipeline/extract.py), the refiner's
+    trial of a proposal and the estimate: with `entities`, one call lists the chunk's entities and one call per
+    entity codes it (`books` then holds the whole codebook, which sizes those calls); else one call per codebook in
+    `books`, the whole codebook or, when it leaves no room for text, its variable groups."""
+
+    books: tuple[Codebook, ...]
+    sizes: tuple[int, ...]  # variables each book asks
+    entities: bool = False
+
+    @property
+    def calls_per_chunk(self) -> int:
+        """The estimate's count: entity-level chunks are counted with one entity each."""
+        return 2 if self.entities else len(self.books)
+
+    def chunk_chars(self, *, context_tokens: int, max_output_tokens: int) -> int:
+        """Characters of text a chunk may carry so that its largest call fits the context."""
+        return min(
+            chunk_chars(book, n, context_tokens=context_tokens, max_output_tokens=max_output_tokens)
+            for book, n in zip(self.books, self.sizes, strict=True)
+        )
+
+
+def call_plan(
+    spec: ProjectSpec, *, with_quotes: bool, context_tokens: int | None, max_output_tokens: int
+) -> CallPlan | None:
+    """The calls for a chunk of `spec` (see CallPlan); None when the codebook leaves no room for text in the
+    model's context and cannot be split (an entity-level codebook, or a single variable too large alone).
+    Without a known context the whole codebook is one call."""
     whole = compile_codebook(spec, with_quotes)
-    size = chunk_chars(whole, len(spec.variables), context_tokens=context_tokens, max_output_tokens=max_output_tokens)
-    if spec.extraction_unit != "document" or fits(
-        whole, len(spec.variables), context_tokens=context_tokens, max_output_tokens=max_output_tokens
-    ):
-        return size
+    n = len(spec.variables)
+    entities = spec.extraction_unit == "entity"
+    if not context_tokens or fits(whole, n, context_tokens=context_tokens, max_output_tokens=max_output_tokens):
+        return CallPlan((whole,), (n,), entities)
+    if entities:
+        return None
     groups = variable_groups(
         spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
     )
     if not groups:
-        return size
-    return min(
-        chunk_chars(
-            compile_codebook(spec.model_copy(update={"variables": g}), with_quotes),
-            len(g),
+        return None
+    books = tuple(compile_codebook(spec.model_copy(update={"variables": g}), with_quotes) for g in groups)
+    return CallPlan(books, tuple(len(g) for g in groups))
+
+
+def chunk_chars_for(spec: ProjectSpec, *, with_quotes: bool, context_tokens: int, max_output_tokens: int) -> int:
+    """Chunk size for a project: what fits beside its whole codebook, or beside its largest variable group
+    (document-level projects whose codebook is too large for one call)."""
+    plan = call_plan(spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens)
+    if plan is None:  # the document fails with prompt_too_large; the size is the whole codebook's, as said there
+        return chunk_chars(
+            compile_codebook(spec, with_quotes),
+            len(spec.variables),
             context_tokens=context_tokens,
             max_output_tokens=max_output_tokens,
         )
-        for g in groups
-    )
+    return plan.chunk_chars(context_tokens=context_tokens, max_output_tokens=max_output_tokens)

@@ -6,6 +6,7 @@ embedded SmolLM2 model (`coderai local-llm`), so production providers and the de
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.util
 from collections.abc import Callable
@@ -148,10 +149,11 @@ class Extractor:
         self.gate = gate
 
     def bound_to(self, workspace: str, gate: Callable[[int, int], None] | None = None) -> Extractor:
-        """The same extractor, its calls counted against `workspace`'s share of the rate limit and asking `gate`."""
-        return Extractor(
-            self.model, self.model_name, self.structured_method, self.guard, workspace, self.max_output_tokens, gate
-        )
+        """The same extractor, its calls counted against `workspace`'s share of the rate limit and asking `gate`.
+        A copy, of the same class: a subclass (a test double that answers without a model, say) stays itself."""
+        bound = copy.copy(self)
+        bound.workspace, bound.gate = workspace, gate
+        return bound
 
     def extract(
         self,

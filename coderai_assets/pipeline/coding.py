@@ -435,9 +435,9 @@ class DocumentCoder:
                 run,
                 document,
                 p.version,
+                p.spec,
                 use_cache=s.llm_cache,
                 context_tokens=self.limits.context_tokens,
-                spec=p.spec,
                 with_quotes=s.request_quotes,
                 max_output_tokens=s.llm_max_output_tokens,
             )

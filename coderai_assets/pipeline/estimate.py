@@ -67,21 +67,15 @@ def estimate_run(
     size = chunk_chars or budget.chunk_chars_for(
         spec, with_quotes=with_quotes, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
     )
-    groups = 1
-    if spec.extraction_unit == "document" and not budget.fits(
-        codebook, n_variables, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
-    ):
-        groups = len(
-            budget.variable_groups(
-                spec,
-                with_quotes=with_quotes,
-                context_tokens=limits.context_tokens,
-                max_output_tokens=max_output_tokens,
-            )
-        )
-    calls_per_chunk = 2 if spec.extraction_unit == "entity" else max(1, groups)
-    prompt = budget.prompt_tokens(codebook) // max(1, groups) if groups > 1 else budget.prompt_tokens(codebook)
-    per_call = max(1, n_variables // max(1, groups))
+    # The calls a run will make for each chunk (pipeline/extract.py asks by the same plan); a codebook that leaves
+    # no room for text is counted as one call, though its documents will fail before any call.
+    plan = budget.call_plan(
+        spec, with_quotes=with_quotes, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
+    ) or budget.CallPlan((codebook,), (n_variables,), spec.extraction_unit == "entity")
+    calls_per_chunk = plan.calls_per_chunk
+    groups = len(plan.books)
+    prompt = round(sum(budget.prompt_tokens(book) for book in plan.books) / groups)
+    per_call = max(1, n_variables // groups)
     answer_cap = budget.answer_tokens(per_call, max_output_tokens)
     observed_calls, observed_output = session.execute(
         select(func.coalesce(func.sum(LlmAnswer.calls), 0), func.coalesce(func.sum(LlmAnswer.output_tokens), 0))
@@ -133,7 +127,7 @@ def estimate_run(
         cached += hit
         calls += (n - hit) * calls_per_chunk
         text_tokens += math.ceil(chars / 4 * (n - hit) / n) if n else 0
-    input_tokens = calls * prompt + text_tokens * (calls_per_chunk if spec.extraction_unit == "entity" else 1)
+    input_tokens = calls * prompt + text_tokens * (calls_per_chunk if plan.entities else 1)
     output_tokens = calls * answer
     prices = Prices(limits.input_price_per_mtok, limits.output_price_per_mtok)
     cost_max = prices.cost(input_tokens, calls * answer_cap)

@@ -6,7 +6,8 @@ decides which chunks still need a call; `call_chunk` makes a chunk's calls witho
 once (pipeline/coding.py); `store_chunk` commits each chunk's answer as it arrives, so a crash loses at most the
 calls in flight; `finish_extraction` closes the document. A document that is planned again in the same run (a
 retry after a crash) keeps the answers already committed for it and asks only for the chunks that have none.
-`extract_document` is the three steps in one session, one chunk after the other."""
+How each chunk is asked (whole codebook, variable groups, or entities first) is engine/budget.py's `call_plan`, the
+same for a run, the refiner's trial and the estimate."""
 
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ from coderai_assets.storage.models import (
     Run,
     RunDocument,
 )
-from coderai_assets.storage.specs import codebook_of
 
 LLM_FAILED = "llm_failed"
 PROMPT_TOO_LARGE = "prompt_too_large"
@@ -110,14 +110,6 @@ def cached_answer(session: Session, key: str) -> LlmAnswer | None:
         .order_by(LlmAnswer.created_at.desc())
         .limit(1)
     ).first()
-
-
-def _groups(spec: ProjectSpec, with_quotes: bool, context_tokens: int | None, max_output_tokens: int):
-    if not context_tokens:
-        return [spec.variables]
-    return budget.variable_groups(
-        spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
-    )
 
 
 def _ask(extractor: Extractor, books: list[Codebook], chunk: ChunkText, parts: int, file_name: str) -> Answer:
@@ -197,13 +189,22 @@ def ask_chunk(
 ) -> tuple[Answer, int]:
     """A chunk's calls for a specification that is no prompt version (the refiner's trial of a proposal), as a run
     would make them, uncached: (the answer, the number of calls)."""
-    if spec.extraction_unit == "entity":
+    calls = budget.call_plan(
+        spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    )
+    if calls is None:
+        raise LLMError(_too_large(spec, with_quotes, context_tokens))
+    if calls.entities:
         return _ask_entities(extractor, spec, with_quotes, chunk, parts, file_name)
-    books = [
-        compile_codebook(spec.model_copy(update={"variables": group}), with_quotes)
-        for group in _groups(spec, with_quotes, context_tokens, max_output_tokens)
-    ]
-    return _ask(extractor, books, chunk, parts, file_name), len(books)
+    return _ask(extractor, list(calls.books), chunk, parts, file_name), len(calls.books)
+
+
+def _too_large(spec: ProjectSpec, with_quotes: bool, context_tokens: int | None) -> str:
+    tokens = budget.prompt_tokens(compile_codebook(spec, with_quotes))
+    return (
+        f"the prompt and schema need about {tokens} tokens; the model's context is {context_tokens}: use a model "
+        "with a larger context or fewer variables"
+    )
 
 
 @dataclass(frozen=True)
@@ -245,11 +246,22 @@ class ExtractionPlan:
     file_name: str
     parts: int
     model_name: str
-    hashes: dict[str, str] | None
-    spec: ProjectSpec | None
+    hashes: dict[str, str]
+    spec: ProjectSpec
     with_quotes: bool
     calls: list[ChunkCall]
     prices: Prices = field(default_factory=Prices)
+
+
+@dataclass(frozen=True)
+class _Asking:
+    """How this document's chunks are asked: the project's call plan, with the options a subset is planned by."""
+
+    plan: budget.CallPlan
+    with_quotes: bool
+    context_tokens: int | None
+    max_output_tokens: int
+    partial: bool  # a chunk may keep an earlier answer's unchanged values and ask only the rest
 
 
 def plan_extraction(
@@ -258,15 +270,16 @@ def plan_extraction(
     run: Run,
     document: Document,
     prompt_version: PromptVersion,
+    spec: ProjectSpec,
     *,
     use_cache: bool = True,
     context_tokens: int | None = None,
     max_output_tokens: int = 1024,
-    spec: ProjectSpec | None = None,
     with_quotes: bool = True,
 ) -> ExtractionPlan | None:
     """The chunks of the document that still need a call; chunks answered from the cache get their answer here.
-    None when the document failed (recorded with its code)."""
+    `spec` is the prompt version's (storage/specs.py `version_spec`): the calls are compiled from it. None when
+    the document failed (recorded with its code)."""
     if document_failed_in_run(session, run, document):
         return None
     chunks = session.scalars(
@@ -275,35 +288,14 @@ def plan_extraction(
     if not chunks:
         fail_document(session, run, document, codes.NO_TEXT, "the document has no parsed chunks")
         return None
-    codebook = codebook_of(prompt_version)
-    n_variables = len(codebook.json_schema.get("required", []))
-    grouped = spec is not None and spec.extraction_unit == "document" and context_tokens is not None
-    fits_whole = not context_tokens or budget.fits(
-        codebook, n_variables, context_tokens=context_tokens, max_output_tokens=max_output_tokens
+    calls = budget.call_plan(
+        spec, with_quotes=with_quotes, context_tokens=context_tokens, max_output_tokens=max_output_tokens
     )
-    if not fits_whole and not (
-        grouped and spec is not None and _groups(spec, with_quotes, context_tokens, max_output_tokens)
-    ):
-        # Said, not truncated: the codebook leaves no room for text in this model's context.
-        fail_document(
-            session,
-            run,
-            document,
-            PROMPT_TOO_LARGE,
-            f"the prompt and schema need about {budget.prompt_tokens(codebook)} tokens; the model's context "
-            f"is {context_tokens}: use a model with a larger context or fewer variables",
-        )
+    if calls is None:  # said, not truncated: the codebook leaves no room for text in this model's context
+        fail_document(session, run, document, PROMPT_TOO_LARGE, _too_large(spec, with_quotes, context_tokens))
         return None
     run_document(session, run, document)
-    hashes = variable_hashes(spec, with_quotes) if spec is not None else None
-    partial_ok = use_cache and spec is not None and spec.extraction_unit == "document"
-    # This run's answers committed before a crash stand, when they answer the same call; any other is dropped.
-    committed = {
-        a.chunk_index: a
-        for a in session.scalars(
-            select(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
-        )
-    }
+    asking = _Asking(calls, with_quotes, context_tokens, max_output_tokens, use_cache and not calls.entities)
     plan = ExtractionPlan(
         run_id=run.id,
         document_id=document.id,
@@ -312,76 +304,91 @@ def plan_extraction(
         file_name=document.file_name,
         parts=len(chunks),
         model_name=extractor.model_name,
-        hashes=hashes,
+        hashes=variable_hashes(spec, with_quotes),
         spec=spec,
         with_quotes=with_quotes,
         calls=[],
         prices=Prices(run.input_price_per_mtok or 0.0, run.output_price_per_mtok or 0.0),
     )
     keys = {c.index: cache_key(extractor.model_name, prompt_version, c.text) for c in chunks}
-    stale = [a.id for i, a in committed.items() if keys.get(i) != a.cache_key]
-    if stale:
-        session.execute(delete(LlmAnswer).where(LlmAnswer.id.in_(stale)))
+    committed = _committed_answers(session, run, document, keys)
     for chunk in chunks:
-        key = keys[chunk.index]
-        ckey = chunk_key(extractor.model_name, chunk.text)
-        if chunk.index in committed and committed[chunk.index].cache_key == key:
+        key, ckey = keys[chunk.index], chunk_key(extractor.model_name, chunk.text)
+        if chunk.index in committed:
             continue
         earlier = cached_answer(session, key) if use_cache else None
         if earlier is not None:
-            session.add(
-                LlmAnswer(
-                    tenant_id=document.tenant_id,
-                    run_id=run.id,
-                    document_id=document.id,
-                    chunk_index=chunk.index,
-                    prompt_version_id=prompt_version.id,
-                    model=earlier.model,
-                    payload=earlier.payload,
-                    cache_key=key,
-                    cached=True,
-                    calls=0,
-                    chunk_key=ckey,
-                    variable_hashes=hashes,
-                )
-            )
+            session.add(_cached_copy(plan, chunk.index, earlier, key, ckey))
             continue
-        prior = earlier_chunk_answer(session, ckey) if partial_ok and hashes else None
-        reused = _reusable(prior, hashes) if hashes else set()
-        ask = spec
-        if reused and spec is not None:
-            ask = spec.model_copy(update={"variables": tuple(v for v in spec.variables if v.name not in reused)})
-        books: list[Codebook] | None
-        if spec is not None and spec.extraction_unit == "entity":
-            books = None
-        elif ask is None or (fits_whole and ask is spec):
-            books = [codebook]
-        elif grouped and context_tokens:
-            books = [
-                compile_codebook(ask.model_copy(update={"variables": group}), with_quotes)
-                for group in _groups(ask, with_quotes, context_tokens, max_output_tokens)
-            ]
-        else:
-            books = [compile_codebook(ask, with_quotes)]
-        plan.calls.append(
-            ChunkCall(
-                chunk=ChunkText(chunk.index, chunk.text, chunk.char_start, chunk.char_end),
-                cache_key=key,
-                chunk_key=ckey,
-                books=books,
-                prior=prior.payload if reused and prior is not None else None,
-                reused=reused,
-            )
-        )
+        plan.calls.append(_chunk_call(session, plan, asking, chunk, key, ckey))
     session.flush()
     _count_answers(session, run, document)
     return plan
 
 
+def _committed_answers(session: Session, run: Run, document: Document, keys: dict[int, str]) -> set[int]:
+    """The chunks whose answer this run committed before a crash and that answer the same call: they stand. Any
+    other answer of this run for the document is dropped."""
+    committed = {
+        a.chunk_index: a
+        for a in session.scalars(
+            select(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
+        )
+    }
+    stale = [a.id for i, a in committed.items() if keys.get(i) != a.cache_key]
+    if stale:
+        session.execute(delete(LlmAnswer).where(LlmAnswer.id.in_(stale)))
+    return {i for i, a in committed.items() if keys.get(i) == a.cache_key}
+
+
+def _cached_copy(plan: ExtractionPlan, chunk_index: int, earlier: LlmAnswer, key: str, ckey: str) -> LlmAnswer:
+    """The same call answered before: its answer, as this run's, at no call."""
+    return LlmAnswer(
+        tenant_id=plan.tenant_id,
+        run_id=plan.run_id,
+        document_id=plan.document_id,
+        chunk_index=chunk_index,
+        prompt_version_id=plan.prompt_version_id,
+        model=earlier.model,
+        payload=earlier.payload,
+        cache_key=key,
+        cached=True,
+        calls=0,
+        chunk_key=ckey,
+        variable_hashes=plan.hashes,
+    )
+
+
+def _chunk_call(
+    session: Session, plan: ExtractionPlan, asking: _Asking, chunk: DocumentChunk, key: str, ckey: str
+) -> ChunkCall:
+    """The calls a chunk needs: the plan's, or, when an earlier answer for the same text holds some variables
+    whose definition is unchanged, the calls for the other variables only."""
+    prior = earlier_chunk_answer(session, ckey) if asking.partial else None
+    reused = _reusable(prior, plan.hashes)
+    books: list[Codebook] | None = None if asking.plan.entities else list(asking.plan.books)
+    if reused:
+        rest = plan.spec.model_copy(update={"variables": tuple(v for v in plan.spec.variables if v.name not in reused)})
+        subset = budget.call_plan(
+            rest,
+            with_quotes=asking.with_quotes,
+            context_tokens=asking.context_tokens,
+            max_output_tokens=asking.max_output_tokens,
+        )
+        books = list(subset.books) if subset is not None else books
+    return ChunkCall(
+        chunk=ChunkText(chunk.index, chunk.text, chunk.char_start, chunk.char_end),
+        cache_key=key,
+        chunk_key=ckey,
+        books=books,
+        prior=prior.payload if reused and prior is not None else None,
+        reused=reused,
+    )
+
+
 def call_chunk(extractor: Extractor, plan: ExtractionPlan, call: ChunkCall) -> ChunkResult:
     """The model's calls for one chunk; no database. Raises LLMError (the document fails) or ProviderFatal."""
     if call.books is None:
-        assert plan.spec is not None
         answer, calls = _ask_entities(extractor, plan.spec, plan.with_quotes, call.chunk, plan.parts, plan.file_name)
     else:
         answer, calls = _ask(extractor, call.books, call.chunk, plan.parts, plan.file_name), len(call.books)
@@ -456,24 +463,3 @@ def finish_extraction(session: Session, run: Run, document: Document, failure: s
     # The run's counters are recounted when the document is validated, right after: one wait for the run row's
     # lock per document instead of two.
     return True
-
-
-def extract_document(
-    session: Session,
-    extractor: Extractor,
-    run: Run,
-    document: Document,
-    prompt_version: PromptVersion,
-    **options: Any,
-) -> bool:
-    """The three steps in one session, one chunk after the other (options as for `plan_extraction`)."""
-    plan = plan_extraction(session, extractor, run, document, prompt_version, **options)
-    if plan is None:
-        return False
-    for call in plan.calls:
-        try:
-            result = call_chunk(extractor, plan, call)
-        except LLMError as exc:
-            return finish_extraction(session, run, document, exc.message)
-        store_chunk(session, plan, result)
-    return finish_extraction(session, run, document, None)

@@ -178,10 +178,6 @@ class Variable(Timestamped, Base):
     def spec(self) -> VariableSpec:
         return VariableSpec.model_validate(self.definition)
 
-    def edit(self, **changes: Any) -> None:
-        """Changes fields of the definition (validated as a whole)."""
-        self.definition = VariableSpec.model_validate({**self.definition, **changes}).stored()
-
 
 class Document(Timestamped, Base):
     __tablename__ = "documents"
