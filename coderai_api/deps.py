@@ -19,7 +19,8 @@ from starlette.requests import HTTPConnection
 
 from coderai_api.auth.service import NotAMember, Principal, authenticate
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.errors import CoderAIError, NotFound
+from coderai_api.errors import HTTPError
+from coderai_assets.errors import NotFound
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import FIRST_STATEMENT_SETS_TENANT, tenant_session
 from coderai_assets.storage.files import FileStorage
@@ -30,7 +31,7 @@ WORKSPACE_HEADER = "X-Workspace-Id"
 _RANK = {Role.viewer: 0, Role.editor: 1, Role.owner: 2}
 
 
-class Forbidden(CoderAIError):
+class Forbidden(HTTPError):
     code = "forbidden"
     status_code = 403
 

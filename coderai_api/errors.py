@@ -1,4 +1,6 @@
-"""One handler renders every CoderAIError as JSON with a stable `code`; the shape is declared in OpenAPI."""
+"""One handler renders every CoderAIError as JSON with a stable `code`; the shape is declared in OpenAPI. The HTTP
+status of each error is decided here: the pipeline's errors by their class (`STATUS`), the facade's own errors
+(`HTTPError`: tokens, roles, quotas) carry theirs."""
 
 from __future__ import annotations
 
@@ -10,7 +12,43 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from coderai_assets.errors import CoderAIError
+from coderai_assets.errors import (
+    CoderAIError,
+    Conflict,
+    DocumentRejected,
+    InvalidInput,
+    LLMConfigurationError,
+    LLMError,
+    NotFound,
+)
+
+
+class HTTPError(CoderAIError):
+    """An error of the facade's own, whose status is part of what it says (401 for a token, 403 for a role)."""
+
+    status_code: int = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+        super().__init__(message, code=code)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+# The pipeline's errors as the facade answers them; a subclass answers as its nearest listed base.
+STATUS: dict[type[CoderAIError], int] = {
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    DocumentRejected: 422,
+    LLMError: 502,
+    LLMConfigurationError: 500,
+}
+
+
+def status_of(exc: CoderAIError) -> int:
+    if isinstance(exc, HTTPError):
+        return exc.status_code
+    return next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 500)
 
 
 class ErrorBody(BaseModel):
@@ -56,15 +94,14 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CoderAIError)
     async def _coderai_error(_: Request, exc: CoderAIError) -> JSONResponse:
+        status = status_of(exc)
         headers = {}
-        if exc.status_code == 401:
+        if status == 401:
             headers["WWW-Authenticate"] = "Bearer"
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        return JSONResponse(
-            status_code=exc.status_code, content={"code": exc.code, "message": exc.message}, headers=headers
-        )
+        return JSONResponse(status_code=status, content={"code": exc.code, "message": exc.message}, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -20,9 +20,9 @@ from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator import metrics as http_metrics
 
+from coderai_api.errors import HTTPError
 from coderai_assets.engine.metrics import COUNTERS, LATENCY_BUCKETS, Metrics, metrics_for, parse_field
 from coderai_assets.engine.provider import breaker_states
-from coderai_assets.errors import CoderAIError
 from coderai_assets.settings import Settings
 
 
@@ -88,7 +88,7 @@ def install_metrics(app: FastAPI, settings: Settings) -> None:
         if token:
             given = request.headers.get("authorization", "")
             if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                raise CoderAIError("A metrics token is required.", code="unauthorised", status_code=401)
+                raise HTTPError("A metrics token is required.", code="unauthorised", status_code=401)
         registry = own
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()

@@ -13,14 +13,14 @@ from contextlib import contextmanager
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.errors import CoderAIError
+from coderai_api.errors import HTTPError
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, Document, Project, Run, RunStatus, Tenant
 
 ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
 
 
-class QuotaExceeded(CoderAIError):
+class QuotaExceeded(HTTPError):
     code = "quota_exceeded"
     status_code = 409
 

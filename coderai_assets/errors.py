@@ -1,49 +1,51 @@
-"""One error base class with a stable code and HTTP status; the facade renders it, the pipeline stores the code."""
+"""The project's errors: each has a stable `code` that the pipeline stores and the facade returns. What HTTP status
+an error answers with is the facade's business (coderai_api/errors.py), not the pipeline's."""
 
 from __future__ import annotations
 
 
 class CoderAIError(Exception):
     code: str = "internal_error"
-    status_code: int = 500
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None):
+    def __init__(self, message: str, *, code: str | None = None):
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
-        if status_code is not None:
-            self.status_code = status_code
 
 
 class NotFound(CoderAIError):
     code = "not_found"
-    status_code = 404
 
 
 class Conflict(CoderAIError):
     code = "conflict"
-    status_code = 409
 
 
 class InvalidInput(CoderAIError):
     code = "invalid_input"
-    status_code = 422
 
 
 class DocumentRejected(CoderAIError):
     """A document that cannot be ingested. `code` says why (see ingest.codes)."""
 
-    status_code = 422
-
 
 class LLMError(CoderAIError):
-    """A model call failed after its retries; wraps the provider's exception."""
+    """A model call failed after its retries; wraps the provider's exception. The document fails alone."""
 
     code = "llm_error"
-    status_code = 502
 
 
 class LLMConfigurationError(CoderAIError):
     code = "llm_misconfigured"
-    status_code = 500
+
+
+class StopsWork(CoderAIError):
+    """No further call is to be made: the run (or agent task) stops with `code`, since no other document would
+    fare better. The provider's refusals (engine/provider.py `ProviderFatal`), a spending cap, a cancellation."""
+
+
+class Canceled(StopsWork):
+    """A user cancelled the work (a run, an agent task) while it was under way: its next call is not made."""
+
+    code = "canceled"

@@ -256,3 +256,20 @@ def test_run_workers_add_to_one_set_of_counters_through_redis():
     second.add("documents", 2, outcome=label)
     first.flush()  # as a run worker does when its run ends (and once a second while it runs)
     assert second.snapshot()[f"documents|outcome={label}"] == before + 3
+
+
+def test_what_stops_work_is_one_family_and_a_cancellation_is_no_provider_failure():
+    """A run stops on the provider's refusal, a cap or a cancellation alike (StopsWork), each with its own code;
+    a cancellation is not the provider's failure; the facade alone decides the HTTP status of each error."""
+    from coderai_api.errors import HTTPError, status_of
+    from coderai_assets.engine.spending import BudgetExceeded
+    from coderai_assets.errors import Canceled, CoderAIError, Conflict, DocumentRejected, LLMError, NotFound, StopsWork
+
+    refusals = [ProviderFatal("auth_failed", "bad key"), BudgetExceeded("over the cap"), Canceled("by the user")]
+    assert all(isinstance(e, StopsWork) and isinstance(e, CoderAIError) for e in refusals)
+    assert [e.code for e in refusals] == ["auth_failed", "budget_exceeded", "canceled"]
+    assert not isinstance(Canceled("by the user"), ProviderFatal)
+    assert not hasattr(CoderAIError("x"), "status_code")  # the pipeline's errors carry no HTTP status
+    statuses = [NotFound("x"), Conflict("x", code="run_active"), DocumentRejected("x", code="encrypted"), LLMError("x")]
+    assert [status_of(e) for e in statuses] == [404, 409, 422, 502]
+    assert status_of(Canceled("x")) == 500 and status_of(HTTPError("x", status_code=403)) == 403

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from coderai_api.schemas import Body
+from coderai_assets.storage.models import AgentTaskKind, AgentTaskStatus
 
 
 class SuggestRequest(Body):
@@ -42,8 +43,8 @@ class AgentTaskRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
     project_id: uuid.UUID
-    kind: str
-    status: str
+    kind: AgentTaskKind
+    status: AgentTaskStatus
     request: dict[str, Any]
     result: dict[str, Any] | None
     error_code: str | None

@@ -27,20 +27,21 @@ from coderai_api.runs.service import model_limits
 from coderai_assets.engine.codebook import variables_hash
 from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
-from coderai_assets.pipeline.agents import CANCELED, ENDED, QUEUED, REFINE, SUCCEEDED, SUGGEST
 from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import AgentTask, Document, Feedback, Project, utcnow
+from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Document, Feedback, Project, utcnow
 from coderai_assets.storage.reviews import visible
 from coderai_assets.storage.specs import ensure_prompt_version, lock_project, project_spec
 
 
-def _record(session: Session, project: Project, principal: Principal, kind: str, request: dict[str, Any]) -> AgentTask:
+def _record(
+    session: Session, project: Project, principal: Principal, kind: AgentTaskKind, request: dict[str, Any]
+) -> AgentTask:
     task = AgentTask(
         tenant_id=project.tenant_id,
         project_id=project.id,
         kind=kind,
-        status=QUEUED,
+        status=AgentTaskStatus.queued,
         request=request,
         created_by=principal.user_id,
     )
@@ -58,7 +59,7 @@ def request_suggestions(session: Session, project: Project, principal: Principal
             raise NotFound("A document to read is not in the project.", code="document_not_found")
     elif not session.scalar(select(func.count()).where(Document.project_id == project.id)):
         raise Conflict("The project has no documents: upload a few first.", code="no_documents")
-    return _record(session, project, principal, SUGGEST, body.model_dump(mode="json"))
+    return _record(session, project, principal, AgentTaskKind.suggest, body.model_dump(mode="json"))
 
 
 def _check_variables(session: Session, project: Project, names: list[str]) -> None:
@@ -88,7 +89,7 @@ def request_refinement(session: Session, project: Project, principal: Principal,
         )
     _check_variables(session, project, body.variables)
     request = {**body.model_dump(mode="json"), "run_id": str(run.id), "feedback_of": str(scope) if scope else None}
-    return _record(session, project, principal, REFINE, request)
+    return _record(session, project, principal, AgentTaskKind.refine, request)
 
 
 def estimate(
@@ -121,7 +122,7 @@ def estimate(
 def shown_to(principal: Principal, task: AgentTask) -> AgentTask | dict[str, Any]:
     """The task as the caller may read it: a viewer does not see the reviewers' corrected values a refinement was
     scored on (held-out items' `reviewer`)."""
-    if is_coder(principal) or task.kind != REFINE or not task.result:
+    if is_coder(principal) or task.kind != AgentTaskKind.refine or not task.result:
         return task
     shown = AgentTaskRead.model_validate(task).model_dump(mode="json")
     refinement = Refinement.model_validate(task.result).model_dump(mode="json")
@@ -151,9 +152,9 @@ def list_tasks(session: Session, project: Project) -> list[AgentTask]:
 def cancel(session: Session, principal: Principal, task_id: uuid.UUID) -> AgentTask:
     """A queued task is never launched; a running one makes no further call (its gate reads the status)."""
     task = get_task(session, principal.tenant_id, task_id, lock=True)
-    if task.status in ENDED:
+    if task.status.ended:
         raise Conflict(f"The task has ended ({task.status}).", code="agent_task_ended")
-    task.status, task.error_code, task.finished_at = CANCELED, CANCELED, utcnow()
+    task.status, task.error_code, task.finished_at = AgentTaskStatus.canceled, "canceled", utcnow()
     return task
 
 
@@ -169,13 +170,13 @@ def accept(
     session: Session, principal: Principal, task_id: uuid.UUID, body: AcceptRequest, *, with_quotes: bool
 ) -> dict[str, Any]:
     task = get_task(session, principal.tenant_id, task_id, lock=True)  # two accepts at once: one waits, then sees
-    if task.status != SUCCEEDED or task.result is None:
+    if task.status != AgentTaskStatus.succeeded or task.result is None:
         raise Conflict(f"The task is {task.status}: nothing to accept yet.", code="agent_task_not_ready")
     if task.applied is not None:
         raise Conflict("The task was accepted already.", code="agent_task_applied")
     project = session.scalars(select(Project).where(Project.id == task.project_id)).one()
     lock_project(session, project)
-    if task.kind == REFINE:
+    if task.kind == AgentTaskKind.refine:
         return _accept_refinement(session, principal, task, project, body, with_quotes)
     return _accept_suggestions(session, principal, task, project, body, with_quotes)
 

@@ -16,13 +16,13 @@ from coderai_api.auth import tokens
 from coderai_api.auth.passwords import hash_password, needs_rehash, verify_password
 from coderai_api.auth.schemas import TokenPair, WorkspaceRead
 from coderai_api.auth.tokens import InvalidToken
-from coderai_assets.errors import CoderAIError
+from coderai_api.errors import HTTPError
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import remember_tenant, tenant_session
 from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
 
 
-class TooManyAttempts(CoderAIError):
+class TooManyAttempts(HTTPError):
     code = "too_many_attempts"
     status_code = 429
 
@@ -31,12 +31,12 @@ class TooManyAttempts(CoderAIError):
         self.retry_after = retry_after
 
 
-class BadCredentials(CoderAIError):
+class BadCredentials(HTTPError):
     code = "invalid_credentials"
     status_code = 401
 
 
-class NotAMember(CoderAIError):
+class NotAMember(HTTPError):
     code = "not_a_member"
     status_code = 403
 
@@ -84,7 +84,7 @@ def register(factory: sessionmaker[Session], email: str, password: str, display_
         return  # the same address registered at the same moment: that registration made the account
 
 
-class InvitationNotFound(CoderAIError):
+class InvitationNotFound(HTTPError):
     code = "invitation_not_found"
     status_code = 404
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import jwt
 
-from coderai_assets.errors import CoderAIError
+from coderai_api.errors import HTTPError
 from coderai_assets.settings import Settings
 
 ACCESS = "access"
@@ -22,7 +22,7 @@ _AUDIENCE = {ACCESS: "coderai:access", REFRESH: "coderai:refresh"}
 _REQUIRED = ["exp", "iat", "nbf", "sub", "jti", "aud", "iss", "typ", "sid", "tid"]
 
 
-class InvalidToken(CoderAIError):
+class InvalidToken(HTTPError):
     code = "invalid_token"
     status_code = 401
 

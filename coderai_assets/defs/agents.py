@@ -26,10 +26,10 @@ from coderai_assets.engine.model_limits import resolve_limits
 from coderai_assets.errors import DocumentRejected
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.sandbox import ParseWorker
-from coderai_assets.pipeline.agents import ENDED, FAILED, run_task
+from coderai_assets.pipeline.agents import run_task
 from coderai_assets.pipeline.coding import parse_limits
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import AgentTask, utcnow
+from coderai_assets.storage.models import AgentTask, AgentTaskStatus, utcnow
 
 AGENT_JOB = "agent_task"
 
@@ -100,8 +100,12 @@ def build_agent_sensor(agent_job):
                 continue
             with db.session(row.tenant_id) as session:
                 task = session.get(AgentTask, row.id)
-                if task is not None and task.status not in ENDED:
-                    task.status, task.error_code, task.finished_at = FAILED, "task_worker_failed", utcnow()
+                if task is not None and not task.status.ended:
+                    task.status, task.error_code, task.finished_at = (
+                        AgentTaskStatus.failed,
+                        "task_worker_failed",
+                        utcnow(),
+                    )
                     task.error = f"the Dagster run ended before the task: {[r.dagster_run.run_id for r in records]}"
         return SensorResult(run_requests=requests)
 

@@ -105,7 +105,7 @@ def call_plan(
     Without a known context the whole codebook is one call."""
     whole = compile_codebook(spec, with_quotes)
     n = len(spec.variables)
-    entities = spec.extraction_unit == "entity"
+    entities = spec.per_entity
     if not context_tokens or fits(whole, n, context_tokens=context_tokens, max_output_tokens=max_output_tokens):
         return CallPlan((whole,), (n,), entities)
     if entities:

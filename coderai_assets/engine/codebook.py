@@ -5,6 +5,7 @@ Pure functions over plain specs, so they can be tested and reused without the da
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,14 +20,27 @@ TOOL_NAME = "record_values"
 MAX_TEXT_CHARS = 300
 
 
+class ExtractionUnit(enum.StrEnum):
+    """What a row of the dataset is: a document, or each entity (an event an article reports, say) a document
+    mentions."""
+
+    document = "document"
+    entity = "entity"
+
+
 class ProjectSpec(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
     domain_description: str
-    extraction_unit: str = "document"  # or "entity"
+    extraction_unit: ExtractionUnit = ExtractionUnit.document
     entity_description: str = ""
     variables: tuple[VariableSpec, ...] = ()
+
+    @property
+    def per_entity(self) -> bool:
+        """A row per entity: entities are listed first, then each is coded."""
+        return self.extraction_unit == ExtractionUnit.entity
 
 
 def spec_to_json(spec: ProjectSpec, variable_ids: dict[str, str]) -> dict[str, Any]:
@@ -126,7 +140,7 @@ def build_json_schema(project: ProjectSpec, with_quotes: bool = True) -> dict[st
             "description": "for each variable, how sure you are of its value, from 0 (a guess) to 1 (stated plainly)",
             "properties": {v.name: {"type": "number"} for v in project.variables},
         }
-    if project.extraction_unit == "entity":
+    if project.per_entity:
         entity = {
             "type": "object",
             "properties": {
@@ -223,7 +237,7 @@ def _variable_line(v: VariableSpec) -> str:
 def build_system_prompt(project: ProjectSpec, with_quotes: bool = True) -> str:
     unit = (
         f"Find every {project.entity_description or 'entity'} the text reports; code each one as its own record."
-        if project.extraction_unit == "entity"
+        if project.per_entity
         else "Code the text as a whole: one record."
     )
     variables = "\n".join(_variable_line(v) for v in project.variables)
@@ -306,7 +320,7 @@ def compile_entity_finder(project: ProjectSpec) -> Codebook:
 
 def compile_entity_coder(project: ProjectSpec, with_quotes: bool = True) -> Codebook:
     """Step 2: the variables of one entity, named after the text (see entity_text_for)."""
-    as_document = project.model_copy(update={"extraction_unit": "document"})
+    as_document = project.model_copy(update={"extraction_unit": ExtractionUnit.document})
     codebook = compile_codebook(as_document, with_quotes)
     label = entity_label(project)
     prompt = codebook.system_prompt.replace(

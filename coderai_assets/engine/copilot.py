@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from coderai_assets.engine.codebook import ExtractionUnit
 from coderai_assets.engine.grounding import Aligner
 from coderai_assets.engine.variables import NAME_PATTERN, VariableSpec, VariableType
 
@@ -50,7 +51,7 @@ def copilot_prompt(
     *,
     name: str,
     domain_description: str,
-    extraction_unit: str,
+    extraction_unit: ExtractionUnit,
     entity_description: str,
     existing: list[str],
     excerpts: list[tuple[str, str]],
@@ -59,7 +60,7 @@ def copilot_prompt(
     """(system, user): the project and excerpts of its documents."""
     unit = (
         f"one row per {entity_description or 'entity'} a document reports"
-        if extraction_unit == "entity"
+        if extraction_unit == ExtractionUnit.entity
         else "one row per document"
     )
     system = (

@@ -20,12 +20,11 @@ from coderai_assets.engine.codebook import Codebook
 from coderai_assets.engine.model_limits import model_label, model_name
 from coderai_assets.engine.provider import (
     GuardConfig,
-    ProviderFatal,
     ProviderGuard,
     estimate_tokens,
     provider_key,
 )
-from coderai_assets.errors import LLMConfigurationError, LLMError
+from coderai_assets.errors import LLMConfigurationError, LLMError, StopsWork
 from coderai_assets.settings import Settings
 from coderai_assets.tracing import tracer
 
@@ -203,7 +202,7 @@ class Extractor:
                 usage = getattr(result.get("raw"), "usage_metadata", None) or {}
                 span.set_attribute("gen_ai.usage.input_tokens", int(usage.get("input_tokens", 0)))
                 span.set_attribute("gen_ai.usage.output_tokens", int(usage.get("output_tokens", 0)))
-        except ProviderFatal:
+        except StopsWork:
             raise  # the run stops: no other document would fare better
         except Exception as exc:  # provider errors of every kind end here, wrapped with the provider's message
             raise LLMError(f"{self.model_name}: {type(exc).__name__}: {exc}") from exc

@@ -37,6 +37,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from coderai_assets.engine.metrics import Metrics
+from coderai_assets.errors import StopsWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,13 +51,11 @@ PROVIDER_UNAVAILABLE = "llm_unavailable"
 ACTIVE_WINDOW_SECONDS = 10
 
 
-class ProviderFatal(Exception):
-    """An error no retry can fix (bad key, no quota left): the run stops with `code`."""
+class ProviderFatal(StopsWork):
+    """The provider's refusal that no retry can fix (bad key, no quota left): the run stops with `code`."""
 
     def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 class ProviderUnavailable(ProviderFatal):

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from coderai_assets.engine.provider import ProviderFatal
+from coderai_assets.errors import StopsWork
 
 BUDGET_EXCEEDED = "budget_exceeded"
 
 
-class BudgetExceeded(ProviderFatal):
-    """Not the provider's refusal but ours; handled the same way: the run stops with the code."""
+class BudgetExceeded(StopsWork):
+    """Not the provider's refusal but ours; it stops the work the same way."""
 
-    def __init__(self, message: str):
-        super().__init__(BUDGET_EXCEEDED, message)
+    code = BUDGET_EXCEEDED
 
 
 @dataclass(frozen=True)

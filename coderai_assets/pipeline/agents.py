@@ -16,26 +16,13 @@ from sqlalchemy.orm import Session
 from coderai_assets.engine.budget import answer_tokens
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.engine.model_limits import ModelLimits
-from coderai_assets.engine.provider import ProviderFatal
 from coderai_assets.engine.spending import Prices, Spent, check_caps
-from coderai_assets.errors import CoderAIError
+from coderai_assets.errors import Canceled, CoderAIError
 from coderai_assets.pipeline.copilot import SuggestOptions, suggest
 from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
 from coderai_assets.pipeline.spending import month_spent, record_workspace_spend
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import AgentTask, utcnow
-
-REFINE, SUGGEST = "refine", "suggest"
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = "queued", "running", "succeeded", "failed", "canceled"
-ENDED = (SUCCEEDED, FAILED, CANCELED)
-
-
-class TaskCanceled(ProviderFatal):
-    """The task was cancelled (POST /agent-tasks/{id}/cancel): its next call is not made."""
-
-    def __init__(self) -> None:
-        super().__init__(CANCELED, "the task was cancelled")
-
+from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, utcnow
 
 SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
 
@@ -48,14 +35,14 @@ def task_gate(
     default_cap: float | None,
     tally: Tally,
 ):
-    """Before each agent call, one short transaction: refused (TaskCanceled) once the task is cancelled, and
+    """Before each agent call, one short transaction: refused (Canceled) once the task is cancelled, and
     (BudgetExceeded) when the call could take the workspace past its monthly budget, counting the task's calls so
     far (recorded with its outcome)."""
 
     def gate(input_tokens: int, output_tokens: int) -> None:
         with scope(tenant_id) as session:
-            if session.scalar(select(AgentTask.status).where(AgentTask.id == task_id)) == CANCELED:
-                raise TaskCanceled()
+            if session.scalar(select(AgentTask.status).where(AgentTask.id == task_id)) == AgentTaskStatus.canceled:
+                raise Canceled("the task was cancelled")
             month, cap = month_spent(session, tenant_id, default_cap)
         so_far = prices.cost(tally.input_tokens, tally.output_tokens)
         check_caps(Spent(0.0, None, month + so_far, cap), prices.cost(input_tokens, output_tokens))
@@ -65,7 +52,7 @@ def task_gate(
 
 def _options(task: AgentTask, settings: Settings, limits: ModelLimits) -> RefineOptions | SuggestOptions:
     request = task.request
-    if task.kind == REFINE:
+    if task.kind == AgentTaskKind.refine:
         return RefineOptions(
             run_id=uuid.UUID(request["run_id"]) if request.get("run_id") else None,
             variables=tuple(request.get("variables") or ()),
@@ -100,9 +87,9 @@ def run_task(
     re-executed Dagster run); one found running was cut short (its worker died) and is done again."""
     with scope(tenant_id) as session:
         task = session.get(AgentTask, task_id)
-        if task is None or task.status in ENDED:
-            return task.status if task is not None else FAILED
-        task.status, task.started_at, task.dagster_run_id = RUNNING, utcnow(), dagster_run_id
+        if task is None or task.status.ended:
+            return task.status if task is not None else AgentTaskStatus.failed
+        task.status, task.started_at, task.dagster_run_id = AgentTaskStatus.running, utcnow(), dagster_run_id
         project_id = task.project_id
         options = _options(task, settings, limits)
     prices = Prices(limits.input_price_per_mtok, limits.output_price_per_mtok)
@@ -123,9 +110,7 @@ def run_task(
             budget = answer_tokens(options.max_variables * 3, settings.llm_max_output_tokens)
             extractor = extractor_for(budget).bound_to(str(tenant_id), gate)
             result = suggest(project_scope, project_id, extractor, parse, options, tally)
-    except ProviderFatal as exc:
-        error = (exc.code, str(exc))
-    except CoderAIError as exc:
+    except CoderAIError as exc:  # a provider's refusal, a cap, a cancellation, or the agent's own
         error = (exc.code, exc.message)
     except Exception as exc:  # recorded, not raised: a retry of the Dagster run would not fare better
         error = ("internal_error", f"{type(exc).__name__}: {exc}")
@@ -136,10 +121,10 @@ def run_task(
             task.cost_usd = prices.cost(tally.input_tokens, tally.output_tokens)
             record_workspace_spend(session, tenant_id, task.cost_usd)
         task.finished_at = task.finished_at or utcnow()
-        if task.status == CANCELED:
+        if task.status == AgentTaskStatus.canceled:
             pass  # cancelled while it worked: what its calls cost is recorded, nothing else
         elif error is not None:
-            task.status, task.error_code, task.error = FAILED, error[0], error[1][:2000]
+            task.status, task.error_code, task.error = AgentTaskStatus.failed, error[0], error[1][:2000]
         else:
-            task.status, task.result = SUCCEEDED, result
+            task.status, task.result = AgentTaskStatus.succeeded, result
         return task.status

@@ -28,9 +28,8 @@ from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.engine.metrics import Metrics, flush_all, metrics_for
 from coderai_assets.engine.model_limits import ModelLimits, resolve_limits
-from coderai_assets.engine.provider import ProviderFatal
 from coderai_assets.engine.spending import Prices
-from coderai_assets.errors import LLMError
+from coderai_assets.errors import LLMError, StopsWork
 from coderai_assets.ingest import codes
 from coderai_assets.ingest.detect import ZipLimits
 from coderai_assets.ingest.sandbox import ParseLimits, ParsePool
@@ -254,7 +253,7 @@ class DocumentCoder:
                         ):
                             for done in self._code_one(parsers, calls, project, key, document_id):
                                 results.put(done)
-                    except ProviderFatal as exc:  # no other document would fare better: the run stops
+                    except StopsWork as exc:  # no other document would fare better: the run stops
                         self._stop_run(project, document_id, exc)
                         stop.set()
                     except Exception as exc:  # a defect this document met: it fails alone, the run goes on
@@ -338,9 +337,10 @@ class DocumentCoder:
         self.warn(f"document {document_id}: {code}: {message}")
         self.metrics.add("documents", outcome="failed", code=code or codes.INTERNAL_ERROR)
 
-    def _stop_run(self, p: _Project, document_id: uuid.UUID, exc: ProviderFatal) -> None:
-        """The provider refused for good (key, quota, an outage longer than allowed): the document fails with the
-        code, and the run stops with it; its other documents stay pending (a retry of the run codes them)."""
+    def _stop_run(self, p: _Project, document_id: uuid.UUID, exc: StopsWork) -> None:
+        """The provider refused for good (key, quota, an outage longer than allowed), or a cap was reached: the
+        document fails with the code, and the run stops with it; its other documents stay pending (a retry of the
+        run codes them)."""
         log.error("run %s stopped: %s: %s", p.run_id, exc.code, exc.message)
         self.warn(f"run {p.run_id} stopped: {exc.code}: {exc.message}")
         with self.session(p.tenant_id) as session:

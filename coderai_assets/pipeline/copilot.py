@@ -52,7 +52,7 @@ def suggest(
         framing = {
             "name": project.name,
             "domain_description": project.domain_description,
-            "extraction_unit": project.extraction_unit.value,
+            "extraction_unit": project.extraction_unit,
             "entity_description": project.entity_description,
         }
     texts: list[tuple[str, str, str]] = []

@@ -71,7 +71,7 @@ def estimate_run(
     # no room for text is counted as one call, though its documents will fail before any call.
     plan = budget.call_plan(
         spec, with_quotes=with_quotes, context_tokens=limits.context_tokens, max_output_tokens=max_output_tokens
-    ) or budget.CallPlan((codebook,), (n_variables,), spec.extraction_unit == "entity")
+    ) or budget.CallPlan((codebook,), (n_variables,), spec.per_entity)
     calls_per_chunk = plan.calls_per_chunk
     groups = len(plan.books)
     prompt = round(sum(budget.prompt_tokens(book) for book in plan.books) / groups)

@@ -387,7 +387,8 @@ def _chunk_call(
 
 
 def call_chunk(extractor: Extractor, plan: ExtractionPlan, call: ChunkCall) -> ChunkResult:
-    """The model's calls for one chunk; no database. Raises LLMError (the document fails) or ProviderFatal."""
+    """The model's calls for one chunk; no database. Raises LLMError (the document fails) or StopsWork (the run
+    stops)."""
     if call.books is None:
         answer, calls = _ask_entities(extractor, plan.spec, plan.with_quotes, call.chunk, plan.parts, plan.file_name)
     else:

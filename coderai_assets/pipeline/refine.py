@@ -484,7 +484,7 @@ def _score(
     """Each variable's agreement with the reviewers on the held-out documents coded again, before and after; and
     the refined variables' values there, side by side."""
     spec = prepared.spec
-    entity = spec.extraction_unit == "entity"
+    entity = spec.per_entity
     before: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
     after: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
     items: list[HeldOutItem] = []

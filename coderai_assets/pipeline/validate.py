@@ -226,7 +226,7 @@ def records_of(
     Entities: the same entity named in two chunks (overlap, or a long document returning to it) is one record when
     its names match after normalisation or point at overlapping text; its values are pooled, so a value found in
     either chunk is kept and several values follow the variable's rule for multiple values."""
-    if spec.extraction_unit != "entity":
+    if not spec.per_entity:
         merged: dict[str, list[Candidate]] = {v.name: [] for v in spec.variables}
         for answer in answers:
             for name, found in _candidates(spec, answer.payload or {}, answer.chunk_index).items():

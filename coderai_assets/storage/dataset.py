@@ -104,7 +104,7 @@ def dataset_columns(spec: ProjectSpec) -> list[str]:
     """Metadata, then each variable's value (the model's), its final value with where that comes from (a
     reviewer's correction wins: `reviewer`; struck by a reviewer: `rejected`; else `model`), and its provenance
     (status, confidence, quote, ...)."""
-    entity = spec.extraction_unit == "entity"
+    entity = spec.per_entity
     columns = META_COLUMNS + (ENTITY_COLUMNS if entity else [])
     for v in spec.variables:
         columns += [v.name, *(f"{v.name}__{suffix}" for suffix in (*FINAL_SUFFIXES, *PROVENANCE_SUFFIXES))]
@@ -177,7 +177,7 @@ def iter_rows(
     """The dataset's rows as lists in `dataset_columns(spec)` order: one per document (or per entity); a failed
     or uncoded document still has its row, with its error code. The final values hold the corrections `scope`
     sees (storage/reviews.py)."""
-    entity = spec.extraction_unit == "entity"
+    entity = spec.per_entity
     names = [v.name for v in spec.variables]
     versions = {
         str(p.id): p.version

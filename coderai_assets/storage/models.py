@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from coderai_assets.engine.codebook import ExtractionUnit
 from coderai_assets.engine.variables import VariableSpec
 
 
@@ -42,11 +43,6 @@ class Base(DeclarativeBase):
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
     # Store the values (lower-case words), not the member names.
     return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
-
-
-class ExtractionUnit(enum.StrEnum):
-    document = "document"
-    entity = "entity"
 
 
 class DocumentStatus(enum.StrEnum):
@@ -473,6 +469,28 @@ class Review(Base):
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class AgentTaskKind(enum.StrEnum):
+    refine = "refine"  # the refiner (pipeline/refine.py)
+    suggest = "suggest"  # the co-pilot (pipeline/copilot.py)
+
+
+class AgentTaskStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def ended(self) -> bool:
+        return self in (AgentTaskStatus.succeeded, AgentTaskStatus.failed, AgentTaskStatus.canceled)
+
+
+def _words(cls: type[enum.Enum], length: int) -> Enum:
+    """An enum stored as its values in a plain VARCHAR column (no database type to migrate when one is added)."""
+    return Enum(cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
 class AgentTask(Timestamped, Base):
     """The refiner's or the co-pilot's work for a project (pipeline/agents.py): recorded by the API, done by a
     Dagster run the agent sensor launches, its result polled; `applied` is what a user accepted of it."""
@@ -486,8 +504,8 @@ class AgentTask(Timestamped, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     project_id: Mapped[uuid.UUID] = mapped_column()
-    kind: Mapped[str] = mapped_column(String(20))  # refine, suggest
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, succeeded, failed
+    kind: Mapped[AgentTaskKind] = mapped_column(_words(AgentTaskKind, 20))
+    status: Mapped[AgentTaskStatus] = mapped_column(_words(AgentTaskStatus, 20), default=AgentTaskStatus.queued)
     request: Mapped[dict[str, Any]] = mapped_column(JSONB)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     error_code: Mapped[str | None] = mapped_column(String(64))

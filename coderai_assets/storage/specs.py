@@ -37,7 +37,7 @@ def project_spec(session: Session, project: Project) -> ProjectSpec:
     return ProjectSpec(
         name=project.name,
         domain_description=project.domain_description,
-        extraction_unit=project.extraction_unit.value,
+        extraction_unit=project.extraction_unit,
         entity_description=project.entity_description,
         variables=tuple(v.spec for v in variables),
     )
