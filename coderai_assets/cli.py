@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 from pathlib import Path
 
 import typer
@@ -30,30 +28,26 @@ def migrate() -> None:
 @app.command("local-llm")
 def local_llm() -> None:
     """Serve the embedded SmolLM2 model through llama.cpp's OpenAI-compatible server (foreground)."""
+    import uvicorn
+    from llama_cpp.server.app import create_app
+    from llama_cpp.server.settings import ModelSettings, ServerSettings
+
     from coderai_assets.engine.llm import local_model_path
     from coderai_assets.engine.model_limits import resolve_limits
 
     settings = get_settings()
-    model = local_model_path(settings)
-    argv = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(model),
-        "--host",
-        settings.local_llm_host,
-        "--port",
-        str(settings.local_llm_port),
-        "--n_ctx",
-        str(resolve_limits(settings).context_tokens),
+    debug = settings.log_level == "debug"
+    server = ServerSettings(host=settings.local_llm_host, port=settings.local_llm_port)
+    model = ModelSettings(
+        model=str(local_model_path(settings)),
+        n_ctx=resolve_limits(settings).context_tokens,
         # One thread: the machine's other core runs the pipeline (docs/decisions.md: model calls).
-        "--n_threads",
-        "1",
-        "--n_threads_batch",
-        "1",
-    ]
-    os.execv(sys.executable, argv)
+        n_threads=1,
+        n_threads_batch=1,
+        verbose=debug,  # llama.cpp's model dump (about 2,000 lines) and timings of every call
+    )
+    app = create_app(server_settings=server, model_settings=[model])
+    uvicorn.run(app, host=server.host, port=server.port, log_level=settings.framework_log_level, access_log=debug)
 
 
 @app.command()

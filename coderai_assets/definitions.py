@@ -5,7 +5,9 @@ location loads without touching the database and nothing ever reloads it (docs/d
 
 from __future__ import annotations
 
-from dagster import Definitions
+import warnings
+
+from dagster import BetaWarning, Definitions
 
 from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
 from coderai_assets.defs.assets.documents import build_document_assets
@@ -16,6 +18,9 @@ from coderai_assets.defs.resources import default_resources
 from coderai_assets.defs.sensors.intake import build_intake_sensor
 from coderai_assets.defs.sensors.run_lifecycle import build_run_lifecycle_sensor
 from coderai_assets.settings import Settings, get_settings
+
+# Dagster's sensor decorator passes its own beta parameter and warns about it, in every process that loads this.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=BetaWarning)
 
 
 def build_definitions(settings: Settings, resources: dict[str, object]) -> Definitions:

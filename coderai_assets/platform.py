@@ -21,10 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME with the project's dagster.yaml, and a workspace pointing at this platform's code server."""
+    """DAGSTER_HOME with the project's dagster.yaml, and a workspace pointing at this platform's code server. The
+    instance's log level is CODERAI_LOG_LEVEL: a run worker prints its events at it (Dagster's dozen debug events
+    per step only at debug; every event is in the run's event log whatever the level)."""
     home = Path(settings.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    instance = (ROOT / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(
+        instance.replace("python_log_level: INFO", f"python_log_level: {settings.log_level.upper()}")
+    )
     (home / "workspace.yaml").write_text(
         (ROOT / "workspace.yaml")
         .read_text()
@@ -97,6 +102,8 @@ class Platform:
                     str(s.dagster_code_server_port),
                     "--location-name",
                     s.dagster_location,
+                    "--log-level",
+                    s.log_level,
                 ],
             ),
             Service(
@@ -109,10 +116,18 @@ class Platform:
                     s.dagster_host,
                     "-p",
                     str(s.dagster_port),
+                    "--log-level",
+                    s.framework_log_level,
+                    "--dagster-log-level",
+                    s.framework_log_level,
                 ],
                 f"http://{s.dagster_host}:{s.dagster_port}/server_info",
             ),
-            Service("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace]),
+            # The daemon logs every sensor tick at info (two lines per sensor every few seconds).
+            Service(
+                "dagster-daemon",
+                [str(bin_dir / "dagster-daemon"), "run", "-w", workspace, "--log-level", s.framework_log_level],
+            ),
         ]
         if with_api:
             services.append(
@@ -137,6 +152,9 @@ class Platform:
                         # ("none" is no address, so no connection is trusted; uvicorn's default trusts localhost).
                         "--forwarded-allow-ips",
                         s.trusted_proxies or "none",
+                        "--log-level",
+                        s.framework_log_level,
+                        *([] if s.log_level == "debug" else ["--no-access-log"]),
                     ],
                     f"http://{s.api_host}:{s.api_port}/api/v1/health",
                     # Each uvicorn worker keeps its metrics in files there; /metrics adds them up (api/metrics.py).

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     # Where Dagster keeps its instance folder (DAGSTER_HOME); the project's dagster.yaml is copied there.
     dagster_home: Path = Path("var/dagster_home")
 
+    # What `coderai up` and the run workers print: at `info`, what an operator needs (services started, each run
+    # started and finished with its counts, errors); the frameworks' own chatter (sensor ticks, every run event,
+    # access lines, llama.cpp's model dump) only at `debug`.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
     # LLM provider: `local` (embedded SmolLM2 served by llama.cpp), `openai`, `openai_compatible`,
     # or `factory` (any LangChain chat model returned by the callable named in `llm_factory`).
     llm_provider: Literal["local", "openai", "openai_compatible", "factory"] = "local"
@@ -198,6 +203,11 @@ class Settings(BaseSettings):
         if self.chunk_overlap_chars < 0:
             raise ValueError("CODERAI_CHUNK_OVERLAP_CHARS must be >= 0")
         return self
+
+    @property
+    def framework_log_level(self) -> str:
+        """The level of Dagster's daemon and webserver, uvicorn and llama.cpp: warnings, unless debugging."""
+        return "debug" if self.log_level == "debug" else "warning"
 
     @property
     def request_quotes(self) -> bool:

@@ -91,13 +91,17 @@ def build_document_assets(shard: Shard, settings: Settings):
             trace_parent=set_span_in_context(span),
         )
         counts = dict.fromkeys(keys, 0)
+        run_id = context.run.tags.get(RUN_TAG, "(an asset materialisation)")
+        context.log.info(f"run {run_id}: started, {len(context.partition_keys)} partition keys")
         try:
             with coder.heartbeat():  # through the export too: the lifecycle sensor fails a silent worker's run
                 for done in coder.code(list(context.partition_keys)):
                     counts[done.stage] += 1
                     yield AssetMaterialization(asset_key=keys[done.stage], partition=done.key, metadata=done.metadata)
-                context.log.info(", ".join(f"{stage}: {n}" for stage, n in counts.items()))
+                shown = ", ".join(f"{stage} {n}" for stage, n in counts.items())
+                context.log.info(f"run {run_id}: documents coded: {shown}")
                 for export in coder.finish():
+                    context.log.info(f"run {export.run_id}: exported {export.rows} rows")
                     partition = project_partition(export.project_id)
                     context.instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [partition])
                     yield AssetMaterialization(

@@ -39,6 +39,7 @@ def build_export_asset(shard: Shard):
             if run is not None:
                 run.status = RunStatus.succeeded
                 run.finished_at = utcnow()
+            context.log.info(f"run {run.id if run else '(latest values)'}: exported {result.row_count} rows")
             return MaterializeResult(
                 metadata={
                     "rows": result.row_count,

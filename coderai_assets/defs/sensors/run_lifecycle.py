@@ -100,6 +100,7 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
                 if run is None or project is None:
                     continue
                 shard = shards[min(project.shard, len(shards) - 1)]
+                was = run.status
                 step = run_states.follow(
                     run,
                     [view_of(r, retries) for r in records.values()],
@@ -113,6 +114,8 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
                     context.instance.report_run_failed(records[dagster_run_id].dagster_run, message)
                 if step.launch_export:
                     requests.append(_export_request(run, project, shard))
+                if run.status != was:
+                    context.log.warning(f"run {run.id} {run.status}: {run.error_code}: {run.error}")
         partitions = sorted({r.partition_key for r in requests if r.partition_key})
         return SensorResult(
             run_requests=requests,
