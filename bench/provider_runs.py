@@ -31,7 +31,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import bench_environment, check, login, run_workers, running_platform, wait_runs  # noqa: E402
+from bench.harness import bench_environment, check, login, run_workers, running_platform, wait_runs
 
 SIMULATOR_PORT = 18910
 RPM = 600

@@ -185,7 +185,7 @@ class Platform:
         self.metrics_dir.mkdir()
         env = child_env(self.settings)
         for service in self.plan(with_api=with_api):
-            out = None if foreground_logs else (self.log_dir / f"{service.name}.log").open("ab")  # noqa: SIM115
+            out = None if foreground_logs else (self.log_dir / f"{service.name}.log").open("ab")
             service.log = out
             service.process = subprocess.Popen(
                 service.argv,

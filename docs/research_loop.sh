@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The research loop through the API, as a researcher runs it against `make up` (the README shows this file;
-# tests/test_end_to_end.py runs it). Needs curl and python3. Settings: API, EMAIL, PASSWORD, CORPUS.
+# tests/platform/test_end_to_end.py runs it). Needs curl and python3. Settings: API, EMAIL, PASSWORD, CORPUS.
 set -euo pipefail
 api=${API:-http://127.0.0.1:8000/api/v1}
 EMAIL=${EMAIL:-researcher-$RANDOM$RANDOM@example.org}

@@ -136,3 +136,42 @@ def code_run(session_factory, settings):
         return list(coder.code(keys))
 
     return code
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral Dagster instance: the asset chain is materialised and the sensors ticked on it."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
+@pytest.fixture
+def app(database, settings):
+    from coderai_api.main import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture(scope="module")
+def owner_engine(database, settings):
+    """The database as its owner (migrations, catalog checks): row-level security does not bind it."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(settings.migration_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def long_files(tmp_path):
+    """Four reports of about 3,000 characters each, every paragraph distinct (no chunk is answered from the cache
+    of another)."""
+    files = []
+    for d in range(4):
+        paragraphs = [f"Report {d} paragraph {p}: " + f"marcher-{d}-{p} " * 25 for p in range(8)]
+        path = tmp_path / f"report_{d}.txt"
+        path.write_text("\n\n".join(paragraphs))
+        files.append(path)
+    return files

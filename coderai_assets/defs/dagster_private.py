@@ -1,5 +1,5 @@
 """Every use of Dagster's private API, in one module, with the Dagster version it was written against. An upgrade
-of Dagster then fails in one place (tests/test_dagster_private.py) instead of somewhere in a sensor or the code
+of Dagster then fails in one place (tests/platform/test_dagster_private.py) instead of somewhere in a sensor or the code
 server at run time.
 
 - The code server swaps the gRPC server class for one whose run workers are forked from a warm process

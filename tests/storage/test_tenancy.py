@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import NullPool
 
 from coderai_assets.engine.variables import VariableSpec, VariableType
 from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
@@ -120,8 +121,6 @@ def test_catalog_app_role_cannot_bypass_and_owns_nothing(owner_engine):
             )
         )
         assert definers == DEFINER_ALLOWLIST
-        # The application itself connects as that role.
-    assert True
 
 
 def test_application_connects_as_the_app_role(session_factory):
@@ -370,3 +369,65 @@ def test_foreign_keys_cannot_point_across_tenants(session_factory, owner_engine,
             """values (:id, :a, :p, '{"name": "x", "type": "text"}', 0, :now)""",
             {"id": uuid.uuid4(), "a": a, "p": b_project, "now": datetime.now(UTC)},
         )
+
+
+DEFINER_ROLE = "coderai_definer"
+
+
+def test_security_definer_functions_cannot_be_hijacked(owner_engine, settings, session_factory, tenant):
+    """The reproduction: as the app role, a temporary `invitations` table with a trigger, then the function that
+    accepts invitations. Before the fix it found the temporary table first and ran the trigger as the superuser.
+    Now the app role cannot create temporary tables, and even when an operator grants it that, the functions
+    use only qualified names and search pg_temp last, as a role that is no superuser."""
+    with owner_engine.connect() as connection:
+        definers = connection.execute(
+            text(
+                "select p.proname, r.rolname, r.rolsuper, p.proconfig from pg_proc p "
+                "join pg_roles r on r.oid = p.proowner where p.prosecdef and p.pronamespace = 'public'::regnamespace"
+            )
+        ).all()
+        app_role = connection.execute(
+            text(
+                "select rolsuper, rolbypassrls, rolcreatedb, rolcreaterole, rolinherit, rolreplication "
+                "from pg_roles where rolname = :r"
+            ),
+            {"r": APP_ROLE},
+        ).one()
+    assert definers and all(owner == DEFINER_ROLE and not superuser for _, owner, superuser, _ in definers)
+    assert all("search_path=pg_catalog, public, pg_temp" in (config or []) for *_, config in definers)
+    assert tuple(app_role) == (False, False, False, False, False, False)
+
+    with pytest.raises(DBAPIError, match="permission denied"), tenant_session(session_factory, None) as session:
+        session.execute(text("create temporary table invitations (x int)"))
+
+    database = settings.database_url.rsplit("/", 1)[1]
+    with owner_engine.connect() as connection:
+        connection.execute(text(f'grant temporary on database "{database}" to {APP_ROLE}'))
+        connection.commit()
+    # A connection of its own, closed at the end: temporary objects live as long as their connection.
+    engine = make_engine(settings.database_url, poolclass=NullPool)
+    try:
+        with tenant_session(make_session_factory(engine), None) as session:
+            session.execute(
+                text(
+                    "create temporary table invitations (token_hash text, accepted_at timestamptz, "
+                    "expires_at timestamptz, tenant_id uuid, role text); "
+                    "create temporary table hijacked (n int); "
+                    "create function pg_temp.mark() returns trigger language plpgsql as "
+                    "$$ begin insert into pg_temp.hijacked values (1); return new; end $$; "
+                    "create trigger t before update on pg_temp.invitations for each row "
+                    "execute function pg_temp.mark(); "
+                    "insert into pg_temp.invitations values ('h', null, now() + interval '1 day', :t, 'owner')"
+                ),
+                {"t": tenant},
+            )
+            joined = session.execute(
+                text("select * from coderai_accept_invitation(:u, 'h')"), {"u": uuid.uuid4()}
+            ).all()
+            assert joined == []  # the function read the real table, where no invitation has this token
+            assert session.scalar(text("select count(*) from pg_temp.hijacked")) == 0
+    finally:
+        engine.dispose()
+        with owner_engine.connect() as connection:
+            connection.execute(text(f'revoke temporary on database "{database}" from {APP_ROLE}'))
+            connection.commit()

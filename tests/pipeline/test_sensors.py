@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-from dagster import DagsterInstance, build_sensor_context, materialize
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
 from coderai_api.main import create_app
-from coderai_assets.definitions import build_definitions
 from coderai_assets.defs.partitions import (
     PROJECT_TAG,
     RANGE_END_TAG,
@@ -24,11 +21,12 @@ from coderai_assets.defs.partitions import (
     document_key,
     parse_document_key,
 )
-from coderai_assets.defs.resources import DatabaseResource, StorageResource, default_resources
+from coderai_assets.defs.resources import default_resources
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunKind, RunStatus
 from coderai_assets.storage.runs import create_run
-from tests.test_assets import FakeLLM, _project
+from tests.support.api import _client, login_as
+from tests.support.dagster import _code, _for, _project, _tick, definitions
 
 # The asset graph as reviewers should see it change: keys, their dependencies and groups, for one shard.
 GRAPH_ONE_SHARD = {
@@ -37,10 +35,6 @@ GRAPH_ONE_SHARD = {
     ("validated_rows",): ((("extractions",),), "coding"),
     ("export",): ((("validated_rows",),), "coding"),
 }
-
-
-def definitions(settings):
-    return build_definitions(settings, default_resources(settings))
 
 
 def graph(defs) -> dict:
@@ -52,12 +46,6 @@ def graph(defs) -> dict:
         )
         for key in asset_graph.get_all_asset_keys()
     }
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
 
 
 def test_the_asset_graph_is_one_chain_per_shard(settings):
@@ -79,41 +67,6 @@ def test_the_definitions_do_not_change_when_a_project_is_created(settings, sessi
     before = shape()
     _project(session_factory, tenant, settings, demo_files)
     assert shape() == before
-
-
-def _sensor(settings, name: str):
-    defs = definitions(settings)
-    return next(s for s in defs.get_repository_def().sensor_defs if s.name == name)
-
-
-def _tick(settings, instance, name: str = "intake"):
-    """One evaluation of a sensor, with what the daemon does after it: partitions added."""
-    context = build_sensor_context(instance=instance, resources={"db": DatabaseResource(url=settings.database_url)})
-    result = _sensor(settings, name)(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
-
-
-def _for(requests, run_id) -> list:
-    """The requests of one run: other tests' runs share the database, and the sensors see every tenant."""
-    return [r for r in requests if r.tags.get(RUN_TAG) == str(run_id)]
-
-
-def _code(settings, instance, request):
-    code_documents = next(
-        a for a in definitions(settings).assets if any(k.path[-1] == "validated_rows" for k in a.keys)
-    )
-    return materialize(
-        [code_documents],
-        instance=instance,
-        tags=dict(request.tags),
-        resources={
-            "db": DatabaseResource(url=settings.database_url),
-            "llm": FakeLLM(),
-            "files": StorageResource(root=str(settings.storage_dir)),
-        },
-    )
 
 
 def test_a_sample_of_random_documents_is_one_dagster_run(settings, session_factory, tenant, instance, demo_files):
@@ -295,3 +248,73 @@ def test_loading_the_definitions_does_not_import_langchain():
     code = "import sys, coderai_assets.definitions; print(sorted(m for m in sys.modules if m.startswith('langchain')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_orphans_are_never_made_or_are_swept(app, settings, session_factory):
+    """Partitions registered before an upload's commit outlived a failed commit; files of failed uploads stayed;
+    login attempts, sessions and refresh tokens grew forever. Now partitions come from committed rows only (the
+    intake sensor), a failed upload removes its files, and an hourly job sweeps the rest."""
+    import os
+    import time
+    from datetime import timedelta
+
+    from dagster import DagsterInstance
+
+    from coderai_assets.definitions import build_definitions
+    from coderai_assets.pipeline.housekeeping import ORPHAN_AGE_SECONDS, sweep
+    from coderai_assets.storage.files import LocalFileStorage
+    from coderai_assets.storage.models import AuthSession, LoginAttempt, RefreshToken, User, utcnow
+    from tests.support.dagster import _tick
+
+    storage = LocalFileStorage(settings.storage_dir)
+    with _client(app) as client:
+        tokens = login_as(client, f"orphans-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = tokens["workspace_id"]
+        project = client.post("/projects", json={"name": "Orphans"}).json()["id"]
+        good, empty = ("files", ("good.txt", b"A report.")), ("files", ("empty.txt", b""))
+        failed = client.post(f"/projects/{project}/documents", files=[good, empty])
+        assert (failed.status_code, failed.json()["code"]) == (422, "empty_file")
+        folder = storage.path(f"{workspace}/{project}/documents")
+        assert not folder.exists() or not any(folder.rglob("original"))
+    with DagsterInstance.ephemeral() as instance:
+        _tick(settings, instance)
+        assert not [k for k in instance.get_dynamic_partitions("documents") if k.startswith(uuid.UUID(project).hex)]
+
+    # What a failed commit would leave: a stored file with no row. Swept once it is an hour old, not before.
+    fresh, stale = (f"{workspace}/{project}/documents/{uuid.uuid4()}/original" for _ in range(2))
+    for key in (fresh, stale):
+        storage.write(key, b"orphan")
+    old = time.time() - ORPHAN_AGE_SECONDS - 60
+    os.utime(storage.path(stale).parent, (old, old))
+    with tenant_session(session_factory, None) as session:
+        user = User(email=f"old-{uuid.uuid4().hex[:8]}@example.org", password_hash=None)
+        session.add(user)
+        session.flush()
+        long_ago = utcnow() - timedelta(days=30)
+        ended = AuthSession(user_id=user.id, revoked_at=long_ago, created_at=long_ago)
+        live = AuthSession(user_id=user.id)
+        session.add_all([ended, live])
+        session.flush()
+        session.add(LoginAttempt(key=f"old:{user.id}", attempted_at=long_ago))
+        session.add(
+            RefreshToken(
+                jti_hash=uuid.uuid4().hex,
+                session_id=ended.id,
+                user_id=user.id,
+                workspace_id=uuid.UUID(workspace),
+                expires_at=long_ago,
+            )
+        )
+        ended_id, live_id, user_id = ended.id, live.id, user.id
+    swept = sweep(session_factory, settings, settings.storage_dir)
+    assert swept.files >= 1 and swept.login_attempts >= 1 and swept.refresh_tokens >= 1 and swept.sessions >= 1
+    assert not storage.path(stale).exists() and storage.path(fresh).exists()
+    with tenant_session(session_factory, None) as session:
+        assert session.get(AuthSession, ended_id) is None and session.get(AuthSession, live_id) is not None
+        assert not session.scalars(select(LoginAttempt).where(LoginAttempt.key == f"old:{user_id}")).all()
+    from coderai_assets.defs.resources import default_resources
+
+    definitions = build_definitions(settings, default_resources(settings))
+    (hourly,) = [s for s in definitions.schedules if s.name == "housekeeping_hourly"]
+    assert hourly.default_status.value == "RUNNING"  # Dagster's schedules are stopped unless told otherwise
+    assert definitions.get_job_def("housekeeping").execute_in_process().success

@@ -1,4 +1,4 @@
-"""The context window and prices follow the model (issue 9, item 6)."""
+"""The context window and prices follow the model: a known table, the server's answer, the settings."""
 
 from __future__ import annotations
 

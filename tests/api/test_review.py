@@ -5,79 +5,23 @@ from __future__ import annotations
 
 import uuid
 
-from dagster import materialize
 from fastapi.testclient import TestClient
 
 from coderai_api.main import create_app
-from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
 from coderai_assets.defs.resources import LLMResource
-from coderai_assets.engine.llm import Extractor
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.models import Project, RunKind
-from coderai_assets.storage.runs import create_run
-from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
-from tests.test_api import login_as
-from tests.test_assets import SHARD, _assets, _project, _register, _resources, instance  # noqa: F401
+from tests.support.api import login_as
+from tests.support.dagster import SHARD, _assets, _project, _register, _resources  # noqa: F401
+from tests.support.review import ANSWERS, coded_run, recode
 
-# Lyon's report named as Marseille, with no quote: the value is nowhere in the text.
-ANSWERS = {**PROTEST_ANSWERS, "LYON, 12 March 2024": {**PROTEST_ANSWERS["LYON, 12 March 2024"], "city": "Marseille"}}
 ANSWERS["LYON, 12 March 2024"] = {**ANSWERS["LYON, 12 March 2024"], "quotes": {"participants": "About 3,000 nurses"}}
-
-
-class MisreadingLLM(LLMResource):
-    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-        return Extractor(ToolCallingFakeModel(messages=iter([]), answers=ANSWERS), "fake/misreading")
-
-
-def recode(settings, session_factory, instance, tenant, project_id, doc_ids, llm=None) -> uuid.UUID:  # noqa: F811
-    """Another full run of the project, coded by `llm` (MisreadingLLM) with the codebook as it stands."""
-    with tenant_session(session_factory, tenant) as session:
-        run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
-    keys = _register(instance, project_id, doc_ids)
-    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
-    tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0], RANGE_END_TAG: ordered[-1]}
-    result = materialize(
-        _assets(settings, "validated_rows"),
-        instance=instance,
-        tags=tags,
-        resources=_resources(settings, llm or MisreadingLLM()),
-    )
-    assert result.success
-    return run_id
-
-
-def coded_run(
-    client,
-    settings,
-    session_factory,
-    instance,  # noqa: F811
-    files,
-    llm: LLMResource | None = None,
-) -> tuple[uuid.UUID, uuid.UUID, list[uuid.UUID]]:
-    """(project, run, documents): the demo reports coded by `llm` (MisreadingLLM) in the logged-in client's
-    workspace."""
-    tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
-    project_id, doc_ids = _project(session_factory, tenant, settings, files)
-    keys = _register(instance, project_id, doc_ids)
-    with tenant_session(session_factory, tenant) as session:
-        run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
-    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
-    tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant), RANGE_START_TAG: ordered[0]}
-    result = materialize(
-        _assets(settings, "validated_rows"),
-        instance=instance,
-        tags={**tags, RANGE_END_TAG: ordered[-1]},
-        resources=_resources(settings, llm or MisreadingLLM()),
-    )
-    assert result.success
-    return project_id, run_id, doc_ids
 
 
 def test_a_reviewer_reads_documents_values_and_text_of_a_run(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
@@ -130,12 +74,12 @@ def test_an_estimate_after_a_run_counts_what_the_cache_will_answer(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """The estimate matches earlier answers on the label the configured model records them with: after a run with
     the configured model, a full run of the same codebook is all cache, no call (it said every chunk a call)."""
-    from coderai_assets.defs.resources import LLMResource, llm_config
+    from coderai_assets.defs.resources import llm_config
 
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
         login_as(client, f"estimate-{uuid.uuid4().hex[:8]}@example.org")
@@ -150,7 +94,7 @@ def test_a_download_holds_the_feedback_as_it_stands_and_says_when_it_was_built(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """The run's export was written when it ended; a correction given afterwards is in the next download (the
@@ -208,7 +152,7 @@ def test_a_finished_reviews_verdicts_carry_to_a_later_runs_unchanged_values(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """Reviewed and done, then the city's definition edited and the project coded again: every verdict on a value

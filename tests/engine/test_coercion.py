@@ -79,3 +79,27 @@ def test_unsure_values_follow_the_if_uncertain_rule():
     assert guess.value == 300 and "best guess" in guess.message
     code = apply_uncertainty(v("integer", if_uncertain="code", uncertain_code="-99"), value, 0.2, 0.5)
     assert (code.value, code.status) == ("-99", "coerced")
+
+
+def test_a_catastrophic_pattern_on_model_output_is_an_invalid_value_in_bounded_time():
+    """`(a+)+$` on 24 characters took 0.63 s with `re`, four times longer per two more characters; a model
+    writes such values at will. Patterns run with a timeout, on values of bounded length."""
+    import time
+
+    from coderai_assets.engine.coercion import coerce_value
+    from coderai_assets.engine.patterns import MAX_VALUE_CHARS, TIMEOUT_SECONDS
+    from coderai_assets.engine.variables import VariableSpec
+
+    def coded(pattern: str, raw: str):
+        spec = VariableSpec(name="code", type="text", validation={"pattern": pattern})
+        start = time.perf_counter()
+        result = coerce_value(spec, raw)
+        return result, time.perf_counter() - start
+
+    for pattern, raw in [(r"(a+)+$", "a" * 40 + "b"), (r"(a|aa)+$", "a" * 40 + "b"), (r"(x+x+)+y", "x" * 1000)]:
+        result, seconds = coded(pattern, raw)
+        assert result.status == "invalid" and seconds < 20 * TIMEOUT_SECONDS, (pattern, result, seconds)
+    too_long, _ = coded(r"[a-z]+", "a" * (MAX_VALUE_CHARS + 1))
+    assert too_long.status == "invalid" and "too long" in too_long.message
+    ok, _ = coded(r"[A-Z]{2}", "FR")
+    assert ok.status == "ok" and ok.value == "FR"

@@ -4,16 +4,11 @@ on from what it committed: after a failed chunk (retry), and never coding a done
 from __future__ import annotations
 
 import threading
-import time
-from typing import Any
 
 import pytest
-from dagster import materialize
 from sqlalchemy import func, select
 
-from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
-from coderai_assets.defs.resources import LLMResource
-from coderai_assets.engine.llm import Extractor
+from coderai_assets.defs.partitions import RUN_TAG
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import (
     Extraction,
@@ -26,87 +21,15 @@ from coderai_assets.storage.models import (
     RunStatus,
 )
 from coderai_assets.storage.runs import cancel_run, create_run, retry_run, run_progress
-from tests.fakes import ToolCallingFakeModel
-from tests.test_assets import SHARD, _assets, _project, _register, _resources, instance  # noqa: F401
-
-ANSWER = {"city": "Lyon", "event_date": "2024-03-12", "participants": 10, "protest_type": "march", "violence": False}
-
-
-class SlowModel(ToolCallingFakeModel):
-    """Takes `delay` seconds a call, counts the calls in flight at once, and fails every call whose prompt holds
-    one of `failing` (a provider error the guard gave up on)."""
-
-    delay: float = 0.0
-    failing: list[str] = []
-    in_flight: int = 0
-    most_in_flight: int = 0
-    lock: Any = threading.Lock()
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
-        prompt = "\n".join(str(m.content) for m in messages)
-        with self.lock:
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            time.sleep(self.delay)
-            if any(marker in prompt for marker in self.failing):
-                raise RuntimeError("503 Service Unavailable")
-            return super()._generate(messages, stop, run_manager, **kwargs)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-
-def _llm(model: SlowModel) -> LLMResource:
-    class Slow(LLMResource):
-        def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-            return Extractor(model, "fake/slow")
-
-    return Slow()
-
-
-@pytest.fixture
-def long_files(tmp_path):
-    """Four reports of about 3,000 characters each, every paragraph distinct (no chunk is answered from the cache
-    of another)."""
-    files = []
-    for d in range(4):
-        paragraphs = [f"Report {d} paragraph {p}: " + f"marcher-{d}-{p} " * 25 for p in range(8)]
-        path = tmp_path / f"report_{d}.txt"
-        path.write_text("\n\n".join(paragraphs))
-        files.append(path)
-    return files
-
-
-def _run(session_factory, tenant, settings, instance, files):  # noqa: F811
-    project_id, doc_ids = _project(session_factory, tenant, settings, files)
-    keys = _register(instance, project_id, doc_ids)
-    with tenant_session(session_factory, tenant) as session:
-        run, _ = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)
-    return project_id, doc_ids, keys, run.id
-
-
-def _code(settings, instance, tenant, run_id, keys, model, tags=None):  # noqa: F811
-    ordered = [k for k in instance.get_dynamic_partitions(SHARD.partitions_name) if k in set(keys)]
-    return materialize(
-        _assets(settings, "validated_rows"),
-        instance=instance,
-        tags={
-            RUN_TAG: str(run_id),
-            WORKSPACE_TAG: str(tenant),
-            RANGE_START_TAG: ordered[0],
-            RANGE_END_TAG: ordered[-1],
-            **(tags or {}),
-        },
-        resources=_resources(settings, _llm(model)),
-    )
+from tests.support.dagster import SHARD, _assets, _project, _register, _resources  # noqa: F401
+from tests.support.runs import ANSWER, SlowModel, _code, _run
 
 
 def test_chunks_and_documents_are_asked_in_parallel_within_the_call_limit(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     settings = settings.model_copy(update={"chunk_chars": 1000, "llm_concurrency": 6, "document_concurrency": 2})
@@ -126,7 +49,7 @@ def test_a_retry_asks_only_the_chunks_without_an_answer_and_codes_each_document_
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     settings = settings.model_copy(update={"chunk_chars": 1000})
@@ -166,7 +89,7 @@ def test_a_retry_asks_only_the_chunks_without_an_answer_and_codes_each_document_
         assert progress["documents_validated"] == 4 and progress["llm_calls"] == run.llm_calls
 
 
-def test_a_cancelled_run_takes_no_new_document(session_factory, tenant, settings, instance, long_files):  # noqa: F811
+def test_a_cancelled_run_takes_no_new_document(session_factory, tenant, settings, instance, long_files):
     model = SlowModel(messages=iter([]), answers={"*": ANSWER})
     _, doc_ids, keys, run_id = _run(session_factory, tenant, settings, instance, long_files)
     with tenant_session(session_factory, tenant) as session:
@@ -180,7 +103,7 @@ def test_a_cancelled_run_takes_no_new_document(session_factory, tenant, settings
         assert retry_run(session, run).status == RunStatus.queued
 
 
-def test_two_full_runs_requested_at_once_one_is_refused(session_factory, tenant, settings, instance, long_files):  # noqa: F811
+def test_two_full_runs_requested_at_once_one_is_refused(session_factory, tenant, settings, instance, long_files):
     """Two requests racing for a project's full run: the database's unique index lets exactly one through."""
     from coderai_assets.errors import Conflict
 
@@ -214,7 +137,7 @@ def test_a_run_stops_at_its_cap_and_a_retry_goes_on_without_asking_twice(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     """A cap of about a third of the run: calls stop before the run spends past it, the run stops with
@@ -280,7 +203,7 @@ def test_a_workspace_over_its_monthly_budget_makes_no_call(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     from coderai_assets.storage.models import Tenant
@@ -305,7 +228,7 @@ def test_a_cancelled_run_is_retried_only_once_its_dagster_runs_have_ended(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     from coderai_assets.errors import Conflict
@@ -327,7 +250,7 @@ def test_a_run_stopped_while_its_last_document_waits_for_the_lock_stays_stopped(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     """Two document threads fail at once (the provider refused both, say): one stops the run; the other, which read
@@ -356,7 +279,7 @@ def test_a_started_dagster_run_whose_worker_went_silent_is_failed_for_a_retry(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     """The code server says within seconds when a run worker dies; when it does not, the worker's heartbeat does:
@@ -370,7 +293,7 @@ def test_a_started_dagster_run_whose_worker_went_silent_is_failed_for_a_retry(
     from coderai_assets.defs.resources import DatabaseResource
     from coderai_assets.pipeline.bookkeeping import record_beat
     from coderai_assets.storage.models import RunWorkerBeat
-    from tests.test_sensors import _sensor
+    from tests.support.dagster import _sensor
 
     @op
     def work() -> None: ...
@@ -403,7 +326,7 @@ def test_an_ended_runs_dagster_status_reaches_its_final_value_and_a_retry_goes_o
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
+    instance,
     long_files,
 ):
     """A run that failed (over its budget, say) while its Dagster run was still finishing: the status recorded then
@@ -413,7 +336,7 @@ def test_an_ended_runs_dagster_status_reaches_its_final_value_and_a_retry_goes_o
 
     from coderai_assets.defs.partitions import ATTEMPT_TAG
     from coderai_assets.defs.resources import DatabaseResource
-    from tests.test_sensors import _sensor
+    from tests.support.dagster import _sensor
 
     @op
     def work() -> None: ...
@@ -435,3 +358,37 @@ def test_an_ended_runs_dagster_status_reaches_its_final_value_and_a_retry_goes_o
         run = session.get(Run, run_id)
         assert run.dagster_status == {finished.run_id: "SUCCESS"} and run.status == RunStatus.failed
         assert retry_run(session, run).status == RunStatus.queued
+
+
+def test_a_projects_runs_never_overlap_and_documents_finishing_together_count_once(
+    settings, session_factory, tenant, demo_files
+):
+    """Two active runs of a project failed on `uq_chunks_document_index` (chunks are per document), and the last
+    documents of a sample finishing together left it `running`. The intake sensor now launches one run of a
+    project at a time, and counters are recomputed under the run row's lock."""
+    from dagster import DagsterInstance
+
+    from coderai_assets.storage.models import Project, Run, RunKind, RunStatus
+    from coderai_assets.storage.runs import create_run
+    from tests.support.dagster import _code, _for, _project, _tick
+
+    settings = settings.model_copy(update={"document_concurrency": 6})
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files * 3)  # 12 documents
+    with DagsterInstance.ephemeral() as instance:
+        _tick(settings, instance)
+        with tenant_session(session_factory, tenant) as session:
+            first = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        with tenant_session(session_factory, tenant) as session:
+            # A sample: a project has one full run at a time (the database refuses a second), not one run.
+            second = create_run(session, session.get(Project, project_id), RunKind.sample, 12, with_quotes=True)[0].id
+        requests = _tick(settings, instance).run_requests
+        assert len(_for(requests, first)) == 1 and _for(requests, second) == []
+        # Six documents at a time finish in any order; every one is counted, and the run ends.
+        assert _code(settings, instance, _for(requests, first)[0]).success
+        with tenant_session(session_factory, tenant) as session:
+            run = session.get(Run, first)
+            assert (run.status, run.documents_done, run.documents_failed) == (RunStatus.succeeded, len(doc_ids), 0)
+        (request,) = _for(_tick(settings, instance).run_requests, second)
+        assert _code(settings, instance, request).success
+        with tenant_session(session_factory, tenant) as session:
+            assert session.get(Run, second).status == RunStatus.succeeded

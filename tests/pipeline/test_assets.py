@@ -5,33 +5,24 @@ from __future__ import annotations
 import uuid
 
 import pandas as pd
-import pytest
-from dagster import DagsterInstance, materialize
+from dagster import materialize
 from sqlalchemy import select
 
 from coderai_api.projects.schemas import VariableUpdate
 from coderai_api.projects.service import update_variable
-from coderai_assets.definitions import build_definitions
 from coderai_assets.defs.partitions import (
-    PROJECTS_PARTITIONS,
     RANGE_END_TAG,
     RANGE_START_TAG,
     RUN_TAG,
     WORKSPACE_TAG,
-    Shard,
-    document_key,
-    project_partition,
 )
-from coderai_assets.defs.resources import DatabaseResource, LLMResource, StorageResource
+from coderai_assets.defs.resources import LLMResource
 from coderai_assets.engine.llm import Extractor
-from coderai_assets.engine.variables import VariableSpec, VariableType
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.files import LocalFileStorage
 from coderai_assets.storage.models import (
     Document,
     Export,
     Extraction,
-    ExtractionUnit,
     Project,
     Run,
     RunKind,
@@ -40,103 +31,7 @@ from coderai_assets.storage.models import (
 )
 from coderai_assets.storage.runs import create_run
 from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
-
-
-class FakeLLM(LLMResource):
-    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-        return Extractor(ToolCallingFakeModel(messages=iter([]), answers=PROTEST_ANSWERS), "fake/protest")
-
-
-@pytest.fixture
-def instance():
-    with DagsterInstance.ephemeral() as instance:
-        yield instance
-
-
-def _project(session_factory, tenant, settings, files) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    storage = LocalFileStorage(settings.storage_dir)
-    with tenant_session(session_factory, tenant) as session:
-        project = Project(
-            tenant_id=tenant,
-            name="Protests",
-            domain_description="Protest reports.",
-            extraction_unit=ExtractionUnit.document,
-        )
-        session.add(project)
-        session.flush()
-        for i, (name, type_, allowed) in enumerate(
-            [
-                ("city", VariableType.text, None),
-                ("event_date", VariableType.date, None),
-                ("participants", VariableType.integer, None),
-                ("protest_type", VariableType.category, ["march", "strike", "sit-in", "rally"]),
-                ("violence", VariableType.boolean, None),
-            ]
-        ):
-            session.add(
-                Variable.of(
-                    VariableSpec(name=name, type=type_, allowed_values=allowed),
-                    tenant_id=tenant,
-                    project_id=project.id,
-                    position=i,
-                )
-            )
-        ids = []
-        for path in files:
-            doc_id = uuid.uuid4()
-            key = f"{tenant}/{project.id}/documents/{doc_id}/original"
-            storage.write(key, path.read_bytes())
-            session.add(
-                Document(
-                    id=doc_id,
-                    tenant_id=tenant,
-                    project_id=project.id,
-                    file_name=path.name,
-                    size_bytes=path.stat().st_size,
-                    sha256=uuid.uuid4().hex * 2,
-                    storage_path=key,
-                )
-            )
-            ids.append(doc_id)
-        return project.id, ids
-
-
-SHARD = Shard(0, 1)
-
-
-def _resources(settings, llm=None) -> dict:
-    return {
-        "db": DatabaseResource(url=settings.database_url),
-        "llm": llm or FakeLLM(),
-        "files": StorageResource(root=str(settings.storage_dir)),
-    }
-
-
-def _assets(settings, name: str):
-    """The shard's document op (code_documents, materialising the three document assets) or its export."""
-    defs = build_definitions(settings, {})
-    return [a for a in defs.assets if any(k.path[-1] == name for k in a.keys)]
-
-
-def _register(instance, project_id, doc_ids) -> list[str]:
-    keys = [document_key(project_id, d) for d in doc_ids]
-    instance.add_dynamic_partitions(SHARD.partitions_name, keys)
-    return keys
-
-
-def _materialise(project_id, tenant, settings, instance, run_id, partition_key, which, llm=None, tags=None):
-    """`which`: "documents" (the three document assets) or "export"."""
-    run_tags = {RUN_TAG: str(run_id), WORKSPACE_TAG: str(tenant)} if run_id else {}
-    if which == "export":
-        instance.add_dynamic_partitions(PROJECTS_PARTITIONS, [project_partition(project_id)])
-        partition_key = project_partition(project_id)
-    return materialize(
-        _assets(settings, "export" if which == "export" else "validated_rows"),
-        instance=instance,
-        partition_key=partition_key,
-        tags={**run_tags, **(tags or {})},
-        resources=_resources(settings, llm),
-    )
+from tests.support.dagster import SHARD, _assets, _materialise, _project, _register, _resources
 
 
 def test_asset_chain_for_one_partition_then_export(session_factory, tenant, settings, instance, demo_files):
@@ -484,3 +379,62 @@ def test_a_bad_key_stops_the_run_with_a_code(session_factory, tenant, settings, 
         # No retry, and the documents after the first were never sent: they wait, pending, for a retry.
         assert len(model.prompts) == 1 and len(doc_ids) == 4
         assert (run.documents_done, run.documents_failed) == (0, 1)
+
+
+def test_one_bad_document_fails_alone(session_factory, tenant, settings, demo_files, monkeypatch):
+    """An integer answer of 10**400 raised OverflowError in coercion, and any unexpected exception escaped the
+    per-document loop and failed the run. Now the answer is an invalid value, and a defect met by one document
+    fails that document with `internal_error` while the others are coded and the run exports."""
+    from dagster import DagsterInstance
+
+    from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.engine.llm import Extractor
+    from coderai_assets.ingest import codes
+    from coderai_assets.pipeline import coding
+    from coderai_assets.storage.models import Document, Extraction, Project, Run, RunKind, RunStatus
+    from coderai_assets.storage.runs import create_run
+    from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
+    from tests.support.dagster import _materialise, _project, _register
+
+    answers = {k: dict(v) for k, v in PROTEST_ANSWERS.items()}
+    answers["LYON, 12 March 2024"]["participants"] = 10**400
+
+    class HugeNumbers(LLMResource):
+        def extractor(self, max_output_tokens=None):
+            return Extractor(ToolCallingFakeModel(messages=iter([]), answers=answers), "fake/huge")
+
+    real_validate = coding.validate_document
+
+    def validate(session, run, document, *args, **kwargs):
+        if document.file_name.startswith("porto"):
+            raise RuntimeError("a defect only this document meets")
+        return real_validate(session, run, document, *args, **kwargs)
+
+    monkeypatch.setattr(coding, "validate_document", validate)
+    project_id, doc_ids = _project(session_factory, tenant, settings, demo_files)
+    with DagsterInstance.ephemeral() as instance:
+        keys = _register(instance, project_id, doc_ids)
+        with tenant_session(session_factory, tenant) as session:
+            run_id = create_run(session, session.get(Project, project_id), RunKind.full, with_quotes=True)[0].id
+        tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+        result = _materialise(project_id, tenant, settings, instance, run_id, None, "documents", HugeNumbers(), tags)
+    assert result.success
+    with tenant_session(session_factory, tenant) as session:
+        run = session.get(Run, run_id)
+        documents = {d.file_name: d for d in session.scalars(select(Document).where(Document.id.in_(doc_ids)))}
+        porto = next(d for name, d in documents.items() if name.startswith("porto"))
+        assert (porto.status.value, porto.error_code) == ("failed", codes.INTERNAL_ERROR)
+        assert (run.status, run.documents_failed, run.documents_done) == (
+            RunStatus.succeeded,
+            1,
+            len(doc_ids) - 1,
+        )
+        lyon = next(d for name, d in documents.items() if name.startswith("lyon"))
+        value = session.scalars(
+            select(Extraction).where(
+                Extraction.run_id == run_id,
+                Extraction.document_id == lyon.id,
+                Extraction.variable_name == "participants",
+            )
+        ).one()
+        assert (value.status.value, value.value) == ("invalid", None)

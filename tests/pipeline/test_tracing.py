@@ -14,9 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import Run
 from coderai_assets.tracing import TRACEPARENT_TAG
-from tests.test_api import login_as
-from tests.test_assets import instance  # noqa: F401
-from tests.test_run_resilience import ANSWER, SlowModel, _code, _run, long_files  # noqa: F401
+from tests.support.api import login_as
+from tests.support.runs import ANSWER, SlowModel, _code, _run
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -55,8 +54,8 @@ def test_a_run_continues_the_trace_down_to_each_model_call(
     session_factory,
     tenant,
     settings,
-    instance,  # noqa: F811
-    long_files,  # noqa: F811
+    instance,
+    long_files,
 ):
     settings = settings.model_copy(update={"chunk_chars": 1000})
     model = SlowModel(messages=iter([]), answers={"*": ANSWER})

@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketDisconnect
 from coderai_api.main import create_app
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import AgentTask, Export, Run, RunKind, RunStatus
-from tests.test_hardening import _mailed_token
+from tests.support.api import _mailed_token
 
 PASSWORD = "correct horse battery"
 PUBLIC = {
@@ -25,7 +25,7 @@ PUBLIC = {
 SELF = {
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/me"),
-    ("POST", "/api/v1/auth/invitations/accept"),  # the token is the only id (tests/test_hardening.py, item 1)
+    ("POST", "/api/v1/auth/invitations/accept"),  # the token is the only id (tests/api/test_auth.py, invitations)
     ("GET", "/api/v1/workspaces"),
     ("POST", "/api/v1/workspaces"),
     ("GET", "/api/v1/projects"),

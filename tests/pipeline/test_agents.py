@@ -18,22 +18,15 @@ from sqlalchemy import select
 
 from coderai_api.main import create_app
 from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
-from coderai_assets.defs.resources import LLMResource
 from coderai_assets.engine.copilot import checked_suggestions, snake_case
 from coderai_assets.engine.llm import Answer, Extractor
 from coderai_assets.engine.refiner import proposed_definition, split_documents, verdict
 from coderai_assets.engine.variables import VariableSpec
-from tests.fakes import COPILOT_SUGGESTIONS, COUNTRIES, AnsweringExtractor, DatelineModel, dateline_model
+from tests.fakes import COPILOT_SUGGESTIONS, AnsweringExtractor, DatelineModel, dateline_model
 from tests.ports import free_port
-from tests.test_api import login_as
-from tests.test_assets import _resources, instance  # noqa: F401
-from tests.test_review import coded_run
-
-
-class DatelineLLM(LLMResource):
-    def extractor(self, max_output_tokens: int | None = None) -> Extractor:
-        return Extractor(dateline_model(), "fake/dateline")
-
+from tests.support.api import login_as
+from tests.support.dagster import _resources
+from tests.support.review import DatelineLLM, _do_tasks, _review_cities, coded_run
 
 # ---- the rules ------------------------------------------------------------------------------------------------
 
@@ -82,20 +75,6 @@ def test_suggestions_are_checked_named_and_their_quotes_located():
 # ---- through the API ------------------------------------------------------------------------------------------
 
 
-def _do_tasks(settings, instance, client) -> list[dict]:  # noqa: F811
-    """One tick of the agent sensor, and its Dagster runs done in process: the tasks as the API then shows them."""
-    job = build_agent_job(settings)
-    sensor = build_agent_sensor(job)
-    resources = _resources(settings, DatelineLLM())
-    with build_sensor_context(instance=instance, resources={"db": resources["db"]}) as context:
-        result = sensor(context)
-    done = []
-    for request in result.run_requests:
-        assert job.execute_in_process(instance=instance, tags=request.tags, resources=resources).success
-        done.append(client.get(f"/agent-tasks/{request.tags['coderai/agent_task_id']}").json())
-    return done
-
-
 def _run_here(client, session_factory, settings, task: dict, extractor_for, context_tokens: int = 8192) -> str:
     """The task done in this process (as the agent job's op does it) with `extractor_for`; its status."""
     from coderai_assets.engine.model_limits import ModelLimits
@@ -113,23 +92,11 @@ def _run_here(client, session_factory, settings, task: dict, extractor_for, cont
     )
 
 
-def _review_cities(client, run_id) -> None:
-    """The reviewer: every city wrong (the model gave the country), with the city; everything else correct."""
-    values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
-    truth = {country: city for city, country in COUNTRIES.items()}
-    for value in values:
-        if value["variable"] == "city" and value["value"] in truth:
-            body = {"verdict": "wrong", "corrected_value": truth[value["value"]], "note": "the city, not the country"}
-        else:
-            body = {"verdict": "correct"}
-        assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
-
-
 def test_the_refiner_proposes_scores_on_held_out_documents_and_applies_once(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
@@ -205,7 +172,7 @@ def test_a_refinement_that_does_not_help_on_held_out_documents_is_rejected(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """The reviewer marks a correct participants count wrong on one document: the refiner writes a proposal from
@@ -232,7 +199,7 @@ def test_a_refinement_that_does_not_help_on_held_out_documents_is_rejected(
 def test_the_copilot_suggests_variables_from_unparsed_uploads_and_the_user_picks(
     database,
     settings,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
@@ -271,7 +238,7 @@ def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     from coderai_assets.storage.db import tenant_session
@@ -302,7 +269,7 @@ def test_an_agent_task_that_fails_says_why_and_keeps_what_its_calls_cost(
 def test_a_task_whose_dagster_run_died_is_failed_by_the_sensor(
     database,
     settings,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
@@ -439,7 +406,7 @@ def test_a_cancelled_task_makes_no_further_call_and_keeps_its_cost(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
 
@@ -483,7 +450,7 @@ def simulator_url():
 
     import uvicorn
 
-    path = Path(__file__).resolve().parent.parent / "bench" / "llm_simulator.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "llm_simulator.py"
     spec = importlib.util.spec_from_file_location("llm_simulator", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -506,7 +473,7 @@ def test_the_agents_work_with_an_openai_compatible_server(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
     simulator_url,
 ):

@@ -11,7 +11,7 @@ import dagster
 
 from coderai_assets.defs import dagster_private
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_pinned_dagster_is_the_one_the_private_uses_were_read_in():

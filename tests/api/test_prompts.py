@@ -7,7 +7,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from coderai_api.main import create_app
-from tests.test_api import login_as
+from tests.support.api import login_as
 
 
 def test_versions_are_listed_compared_and_restored(database, settings, demo_files):

@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from coderai_api.main import create_app
+from coderai_assets.storage.db import tenant_session
+from tests.support.api import _client, login_as
 
 
 @pytest.fixture
@@ -24,13 +26,6 @@ def client(anonymous):
     """A client logged in as the owner of a fresh workspace (Authorization header set)."""
     login_as(anonymous, f"owner-{uuid.uuid4().hex[:8]}@example.org")
     return anonymous
-
-
-def login_as(client: TestClient, email: str, password: str = "correct horse battery") -> dict:
-    client.post("/auth/register", json={"email": email, "password": password})
-    tokens = client.post("/auth/login", json={"email": email, "password": password}).json()
-    client.headers["Authorization"] = f"Bearer {tokens['access_token']}"
-    return tokens
 
 
 @pytest.fixture
@@ -136,7 +131,6 @@ def test_openapi_lists_the_routes(client):
 
 
 def test_websocket_streams_run_progress_until_it_ends(client, project, session_factory):
-    from coderai_assets.storage.db import tenant_session
     from coderai_assets.storage.models import Run, RunKind, RunStatus
 
     tenant_id = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
@@ -419,3 +413,60 @@ def test_a_categorys_code_for_absent_must_be_one_of_its_values(client, project):
     assert "absent_value" in refused.json()["message"]
     created = client.post(f"/projects/{pid}/variables", json={**body, "absent_value": "none"})
     assert created.status_code == 201 and created.json()["absent_value"] == "none"
+
+
+def test_two_owners_demoting_each_other_leave_one(app):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _client(app) as alice, _client(app) as bob:
+        login_as(bob, bob_email := f"bob-{uuid.uuid4().hex[:8]}@example.org")
+        tokens = login_as(alice, f"alice-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = tokens["workspace_id"]
+        joined = alice.post(f"/workspaces/{workspace}/members", json={"email": bob_email, "role": "owner"}).json()
+        bob_tokens = bob.post(
+            "/auth/login", json={"email": bob_email, "password": "correct horse battery", "workspace_id": workspace}
+        ).json()
+        bob.headers["Authorization"] = f"Bearer {bob_tokens['access_token']}"
+        alice_id = alice.get("/auth/me").json()["id"]
+        demotions = [
+            (alice, f"/workspaces/{workspace}/members/{joined['user_id']}"),
+            (bob, f"/workspaces/{workspace}/members/{alice_id}"),
+        ]
+        with ThreadPoolExecutor(2) as pool:
+            statuses = sorted(pool.map(lambda d: d[0].patch(d[1], json={"role": "editor"}).status_code, demotions))
+        members = alice.get(f"/workspaces/{workspace}/members").json()
+        if any(m["user_id"] == alice_id and m["role"] != "owner" for m in members):
+            members = bob.get(f"/workspaces/{workspace}/members").json()
+        assert [m["role"] for m in members if m["status"] == "member"].count("owner") == 1
+        assert statuses == [200, 422]
+
+
+def test_the_schema_says_what_the_server_enforces_and_the_server_does_what_the_path_says(app):
+    """What a schema fuzzer found: a NUL character answered 500; schema-valid requests were refused (a category
+    without allowed values, reserved email domains); workspace routes ignored the workspace in the path; 405
+    answers lacked Allow."""
+    with _client(app) as client:
+        login_as(client, f"fuzz-{uuid.uuid4().hex[:8]}@example.test")  # a special-use domain: a valid address
+        nul = client.post("/projects", json={"name": "bad\x00name"})
+        assert (nul.status_code, nul.json()["code"]) == (422, "invalid_request")
+        project = client.post("/projects", json={"name": "Fuzz"}).json()["id"]
+        nul_variable = client.post(
+            f"/projects/{project}/variables", json={"name": "v", "type": "text", "allowed_values": ["a\x00"]}
+        )
+        assert nul_variable.status_code == 422
+
+        schema = client.get("http://test/openapi.json").json()["components"]["schemas"]
+        rules = schema["VariableCreate"]["allOf"]
+        assert {"if": {"properties": {"type": {"const": "category"}}, "required": ["type"]}}.items() <= rules[0].items()
+        assert rules[0]["then"]["required"] == ["allowed_values"]
+        assert schema["RunCreate"]["then"]["required"] == ["sample_size"]
+
+        created = client.post("/workspaces", json={"name": "Second"}).json()
+        members = client.get(f"/workspaces/{created['id']}/members")
+        assert members.status_code == 200 and [m["role"] for m in members.json()] == ["owner"]
+        stranger = client.get(f"/workspaces/{uuid.uuid4()}/members")
+        assert (stranger.status_code, stranger.json()["code"]) == (404, "workspace_not_found")
+
+        not_allowed = client.put(f"/projects/{project}")
+        assert not_allowed.status_code == 405 and "GET" in not_allowed.headers["Allow"]
+        assert not_allowed.json()["code"] == "method_not_allowed"

@@ -10,18 +10,15 @@ import pandas as pd
 from fastapi.testclient import TestClient
 
 from coderai_api.main import create_app
-from tests.test_agents import DatelineLLM, _do_tasks, _review_cities
-from tests.test_api import login_as
-from tests.test_assets import instance  # noqa: F401
-from tests.test_feedback import _member
-from tests.test_review import coded_run
+from tests.support.api import _member, login_as
+from tests.support.review import DatelineLLM, _do_tasks, _review_cities, coded_run
 
 
 def test_an_editor_who_has_not_reviewed_sees_only_their_own_feedback(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """Alice reviews alone and is done: a reviewer set of one, all done. Carol, an editor with no verdict yet, could
@@ -51,7 +48,7 @@ def test_nothing_team_wide_is_told_from_another_reviewers_blind_answers(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """Bob has reviewed the cities (all wrong) and is not done; Alice has reviewed nothing. Her refinement learns
@@ -107,12 +104,12 @@ def test_two_reviewers_finishing_at_once_complete_the_review_and_carry_its_verdi
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """Each finishing alone would see the other not done yet: the review's completion (and the carrying of its
     verdicts to a run coded meanwhile) would be lost."""
-    from tests.test_review import recode
+    from tests.support.review import recode
 
     app = create_app(settings)
     with TestClient(app, base_url="http://test/api/v1") as alice:
@@ -136,7 +133,7 @@ def test_two_downloads_at_once_after_a_correction_build_one_export(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     from coderai_assets.storage.db import tenant_session

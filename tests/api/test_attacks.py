@@ -8,12 +8,15 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from coderai_api.main import create_app
-from tests.test_api import login_as
+from coderai_assets.storage.db import tenant_session
+from tests.support.api import _client, _raw_request, login_as
 
 ATTACK_PATTERNS = ["(?:a{1000}){1000}", "(?:(?:a{1000}){1000}){4}", "a{100000}", "(?:ab|cd){50000}", "x" * 1001]
 
@@ -175,14 +178,115 @@ def test_one_account_owns_a_bounded_number_of_workspaces(database, settings):
 def test_dagster_run_slots_are_shared_fairly_between_workspaces():
     """The run queue caps each workspace's Dagster runs (agent tasks and runs carry the workspace tag) below the
     platform's, so one workspace's burst leaves slots for the others."""
-    from pathlib import Path
 
     import yaml
 
     from coderai_assets.storage.partition_keys import WORKSPACE_TAG
 
-    config = yaml.safe_load((Path(__file__).resolve().parent.parent / "dagster.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "dagster.yaml").read_text())
     coordinator = config["run_coordinator"]["config"]
     (limit,) = [t for t in coordinator["tag_concurrency_limits"] if t["key"] == WORKSPACE_TAG]
     assert limit["value"] == {"applyLimitPerUniqueValue": True}
     assert 1 <= limit["limit"] < coordinator["max_concurrent_runs"]
+
+
+def test_bodies_are_limited_and_an_anonymous_body_is_never_read(app, settings, session_factory):
+    mib = b"x" * (1024 * 1024)
+    with _client(app) as client:
+        tokens = login_as(client, f"limits-{uuid.uuid4().hex[:8]}@example.org")
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        project = client.post("/projects", json={"name": "Limits"}).json()["id"]
+        upload = f"/api/v1/projects/{project}/documents"
+
+        # 50 MiB anonymous upload: 401 before a byte is read (before the fix: read in full, then 401).
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            upload,
+            {"Content-Length": str(50 * len(mib)), "Content-Type": "multipart/form-data; boundary=b"},
+            [mib] * 50,
+        )
+        assert (status, read) == (401, 0)
+        # A declared length over the route's limit: 413 before reading, with a token or without one.
+        status, body, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/projects",
+            {**auth, "Content-Length": str(2 * len(mib)), "Content-Type": "application/json"},
+            [mib, mib],
+        )
+        assert (status, read) == (413, 0) and b"request_too_large" in body
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/auth/login",
+            {"Content-Length": str(2 * len(mib)), "Content-Type": "application/json"},
+            [mib, mib],
+        )
+        assert (status, read) == (413, 0)
+        # No declared length (chunked): cut off once the limit is passed, not read to the end.
+        status, _, read = _raw_request(
+            client,
+            "POST",
+            "/api/v1/projects",
+            {**auth, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+            [mib] * 20,
+        )
+        assert status == 413 and read < 20
+        # More files than an upload may carry: refused, nothing stored.
+        files = [("files", (f"f{i}.txt", f"report {i}".encode())) for i in range(settings.max_files_per_upload + 1)]
+        refused = client.post(f"/projects/{project}/documents", files=files)
+        assert (refused.status_code, refused.json()["code"]) == (400, "invalid_body")
+        assert client.get(f"/projects/{project}/documents").json() == []
+        # Within the limits an upload works.
+        assert client.post(f"/projects/{project}/documents", files=files[:2]).status_code == 201
+
+
+def test_workspace_quotas_hold_even_for_requests_racing_each_other(database, settings, session_factory):
+    """Open registration could load the whole platform: projects, documents, runs and WebSockets had no bound per
+    workspace. Each is a setting; counts are taken under the workspace's row lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.websockets import WebSocketDisconnect
+
+    from coderai_assets.storage.models import Run, RunKind, RunStatus
+
+    small = settings.model_copy(
+        update={"quota_projects": 3, "quota_documents": 3, "quota_active_runs": 1, "quota_websockets": 1}
+    )
+    with TestClient(create_app(small), base_url="http://test/api/v1") as client:
+        tokens = login_as(client, f"quota-{uuid.uuid4().hex[:8]}@example.org")
+
+        def create(i):
+            return client.post("/projects", json={"name": f"p{i}"}).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(create, range(6)))
+        assert sorted(statuses) == [201, 201, 201, 409, 409, 409]
+        refused = client.post("/projects", json={"name": "one more"})
+        assert (refused.status_code, refused.json()["code"]) == (409, "quota_exceeded")
+
+        project = client.get("/projects").json()[0]["id"]
+        files = [("files", (f"r{i}.txt", f"report {i}".encode())) for i in range(4)]
+        assert client.post(f"/projects/{project}/documents", files=files).status_code == 409
+        assert client.get(f"/projects/{project}/documents").json() == []
+        assert client.post(f"/projects/{project}/documents", files=files[:3]).status_code == 201
+
+        assert client.post(f"/projects/{project}/runs", json={"kind": "full"}).status_code == 202
+        second = client.post(f"/projects/{project}/runs", json={"kind": "full"})
+        assert (second.status_code, second.json()["code"]) == (409, "quota_exceeded")
+
+        tenant_id = uuid.UUID(tokens["workspace_id"])
+        with tenant_session(session_factory, tenant_id) as session:
+            run = session.scalars(select(Run).where(Run.tenant_id == tenant_id)).one()
+            assert (run.kind, run.status) == (RunKind.full, RunStatus.queued)
+            run_id = str(run.id)
+        protocols = ["bearer", tokens["access_token"]]
+        with client.websocket_connect(f"ws://test/ws/jobs/{run_id}", subprotocols=protocols) as first:
+            assert first.receive_json()["status"] == "queued"
+            with client.websocket_connect(f"ws://test/ws/jobs/{run_id}", subprotocols=protocols) as second_ws:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    second_ws.receive_json()
+                assert closed.value.code == 4429
+        with tenant_session(session_factory, tenant_id) as session:  # no queued run left for the sensor tests
+            session.get(Run, uuid.UUID(run_id)).status = RunStatus.failed

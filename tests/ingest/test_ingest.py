@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,42 @@ def test_hostile_corpus_files_all_end_with_a_code(corpus):
                 assert outcome.error_code == codes.UNSAFE_ARCHIVE
             if "zip-bomb" in path.name:
                 assert outcome.error_code == codes.ARCHIVE_BOMB
+
+
+def test_the_parse_child_is_a_boundary(monkeypatch, tmp_path):
+    """The child inherits no secret, replies in JSON that is read only up to a cap, and refuses text over the cap
+    (a 100 MiB TXT became about 10 GB of grounding index in the run worker). As root, it runs as nobody in a
+    network namespace of its own."""
+    import os
+
+    from coderai_assets.ingest import codes, sandbox
+    from coderai_assets.ingest.sandbox import ParseLimits, ParseWorker
+    from coderai_assets.ingest.worker import code_readable_by_others
+
+    monkeypatch.setenv("CODERAI_SECRET_KEY", "parent-secret-0123456789")
+    monkeypatch.setenv("CODERAI_LLM_API_KEY", "sk-parent")
+    limits = ParseLimits(timeout_seconds=60, cpu_seconds=60, memory_bytes=1024**3, max_text_chars=10_000)
+    with ParseWorker(limits) as worker:
+        isolation = worker.start()
+        environment = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environment if v.startswith(b"CODERAI_") or b"secret" in v.lower()]
+        if os.geteuid() == 0:
+            # A network of its own always; `nobody` when the Python it imports from is readable by any user.
+            assert os.readlink(f"/proc/{worker.pid}/ns/net") != os.readlink("/proc/self/ns/net")
+            uid = "65534" if code_readable_by_others() else "0"
+            assert isolation == ["network namespace"] + (["user nobody"] if uid != "0" else [])
+            assert f"\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\n" in Path(f"/proc/{worker.pid}/status").read_text()
+        ok = worker.parse(b"A short report about a strike in Porto.")
+        assert ok.ok and ok.parsed.text == "A short report about a strike in Porto."
+        too_long = worker.parse(b"word " * 5_000)
+        assert (too_long.ok, too_long.error_code) == (False, codes.TOO_LARGE)
+        # A reply over what the text cap allows is not read, and the child is not used again.
+        monkeypatch.setattr(sandbox, "reply_limit", lambda chars: 10)
+        refused = worker.parse(b"A short report about a strike in Porto.")
+        assert (refused.ok, refused.error_code) == (False, codes.TOO_LARGE)
+    # Stored files are the owner's alone, so a child running as another user cannot read them.
+    from coderai_assets.storage.files import LocalFileStorage
+
+    storage = LocalFileStorage(tmp_path)
+    storage.write("t/p/documents/d/original", b"x")
+    assert oct(os.stat(storage.path("t/p/documents/d/original")).st_mode & 0o777) == "0o600"

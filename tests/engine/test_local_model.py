@@ -81,8 +81,8 @@ def test_the_refiner_works_with_the_embedded_model(local_settings, database, set
     from coderai_assets.pipeline.agents import run_task
     from coderai_assets.storage.db import tenant_session
     from tests.fakes import COUNTRIES
-    from tests.test_api import login_as
-    from tests.test_review import coded_run
+    from tests.support.api import login_as
+    from tests.support.review import coded_run
 
     class Embedded(LLMResource):
         def extractor(self, max_output_tokens: int | None = None) -> Extractor:

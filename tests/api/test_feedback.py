@@ -9,21 +9,8 @@ import uuid
 from fastapi.testclient import TestClient
 
 from coderai_api.main import create_app
-from tests.test_api import login_as
-from tests.test_assets import instance  # noqa: F401
-from tests.test_review import coded_run
-
-
-def _member(app, owner: TestClient, role: str) -> TestClient:
-    """Another account, made a member of the owner's workspace with `role`, acting in it."""
-    email = f"{role}-{uuid.uuid4().hex[:8]}@example.org"
-    other = TestClient(app, base_url="http://test/api/v1")
-    other.__enter__()
-    login_as(other, email)
-    workspace = owner.get("/auth/me").json()["workspaces"][0]["id"]
-    assert owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": role}).status_code == 201
-    other.headers["X-Workspace-Id"] = workspace
-    return other
+from tests.support.api import _member, login_as
+from tests.support.review import coded_run
 
 
 def _values(client, run_id) -> dict[tuple[str, str], dict]:
@@ -35,7 +22,7 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     app = create_app(settings)
@@ -121,7 +108,7 @@ def test_one_reviewers_answers_sent_at_once_leave_one_current_answer(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     app = create_app(settings)
@@ -151,7 +138,7 @@ def test_agreement_per_variable_and_the_reliability_gate_of_a_full_run(
     database,
     settings,
     session_factory,
-    instance,  # noqa: F811
+    instance,
     demo_files,
 ):
     """Two reviewers code the run; the figures per variable; a full run is refused while a variable is under the

@@ -9,9 +9,11 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
 from coderai_api.main import create_app
+from coderai_assets.storage.db import tenant_session
+from tests.support.api import _client, _mailed_token, login_as
 
 PASSWORD = "correct horse battery"
 
@@ -198,3 +200,152 @@ def test_unknown_fields_cannot_set_tenant_or_role(client):
 def test_public_routes_need_no_token(client):
     assert client.get("/health").status_code == 200
     assert client.get("http://test/openapi.json").status_code == 200
+
+
+def test_invitation_takeover_registering_the_address_does_not_join(app, session_factory):
+    """An owner invites an address without an account. A stranger registers that address first: before the fix
+    they joined as owner; now only the single-use token mailed to the address joins, once."""
+    stranger_email = f"invitee-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as owner, _client(app) as stranger, _client(app) as invitee:
+        login_as(owner, f"owner-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = owner.get("/workspaces").json()[0]["id"]
+        invited = owner.post(f"/workspaces/{workspace}/members", json={"email": stranger_email, "role": "owner"})
+        assert invited.status_code == 201 and invited.json()["status"] == "invited"
+
+        login_as(stranger, stranger_email)
+        assert workspace not in {w["id"] for w in stranger.get("/workspaces").json()}
+        guessed = stranger.post("/auth/invitations/accept", json={"token": "x" * 43})
+        assert (guessed.status_code, guessed.json()["code"]) == (404, "invitation_not_found")
+
+        token = _mailed_token(session_factory, workspace, stranger_email)
+        login_as(invitee, f"real-{uuid.uuid4().hex[:8]}@example.org")  # whoever holds the mail
+        accepted = invitee.post("/auth/invitations/accept", json={"token": token})
+        assert accepted.status_code == 200 and accepted.json() == {
+            "id": workspace,
+            "name": accepted.json()["name"],
+            "role": "owner",
+        }
+        again = stranger.post("/auth/invitations/accept", json={"token": token})
+        assert (again.status_code, again.json()["code"]) == (404, "invitation_not_found")
+        assert workspace not in {w["id"] for w in stranger.get("/workspaces").json()}
+
+
+def test_inviting_again_replaces_the_link(app, session_factory):
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as owner, _client(app) as invitee:
+        login_as(owner, f"owner-{uuid.uuid4().hex[:8]}@example.org")
+        workspace = owner.get("/workspaces").json()[0]["id"]
+        owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": "viewer"})
+        first = _mailed_token(session_factory, workspace, email)
+        owner.post(f"/workspaces/{workspace}/members", json={"email": email, "role": "editor"})
+        second = _mailed_token(session_factory, workspace, email)
+        login_as(invitee, f"holder-{uuid.uuid4().hex[:8]}@example.org")
+        assert invitee.post("/auth/invitations/accept", json={"token": first}).status_code == 404
+        assert invitee.post("/auth/invitations/accept", json={"token": second}).json()["role"] == "editor"
+
+
+def test_parallel_wrong_passwords_are_counted_and_cannot_lock_the_owner_out(app, settings):
+    """20 wrong passwords at once were all checked against a limit of 5 (counted before any was recorded), and
+    the owner's right password then got 429. Now each attempt counts the others, and failures from another client
+    never block the owner's own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coderai_api.auth.service import client_key
+
+    email = f"victim-{uuid.uuid4().hex[:8]}@example.org"
+    with TestClient(app, base_url="http://test/api/v1", client=("203.0.113.7", 1)) as attacker:
+        attacker.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+
+        def wrong(_):
+            return attacker.post("/auth/login", json={"email": email, "password": "wrong password"}).status_code
+
+        with ThreadPoolExecutor(20) as pool:
+            statuses = list(pool.map(wrong, range(20)))
+    # Before the fix: 20 x 401. (One more may pass if the burst outlasts the first, one-second delay.)
+    assert settings.login_max_failures_per_account <= statuses.count(401) <= settings.login_max_failures_per_account + 1
+    assert statuses.count(401) + statuses.count(429) == 20
+    with TestClient(app, base_url="http://test/api/v1", client=("198.51.100.9", 1)) as owner:
+        assert owner.post("/auth/login", json={"email": email, "password": "correct horse battery"}).status_code == 200
+    # IPv6 clients are one client per /64; IPv4-mapped addresses are their IPv4 address.
+    assert client_key("2001:db8:1:2:aaaa::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("::ffff:203.0.113.7") == "203.0.113.7"
+
+
+def test_forwarded_addresses_are_believed_only_from_configured_proxies(settings, tmp_path):
+    from coderai_assets.platform import Platform
+
+    def api_command(trusted: str) -> list[str]:
+        platform = Platform(settings.model_copy(update={"trusted_proxies": trusted}), tmp_path)
+        return next(s for s in platform.plan(with_api=True) if s.name == "api").argv
+
+    untrusted = api_command("")
+    assert untrusted[untrusted.index("--forwarded-allow-ips") + 1] == "none"
+    trusted = api_command("10.0.0.2,10.1.0.0/16")
+    assert trusted[trusted.index("--forwarded-allow-ips") + 1] == "10.0.0.2,10.1.0.0/16"
+
+
+def test_two_refreshes_at_once_get_the_same_successor_pair(app):
+    """Two tabs (or a retry after a lost response) refreshing with the same token: one got 401 and the session
+    ended. Within the grace window both get the same successor pair, and the session lives on."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _client(app) as client:
+        tokens = login_as(client, f"tabs-{uuid.uuid4().hex[:8]}@example.org")
+
+        def refresh(_):
+            return client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(refresh, range(4)))
+        assert [a.status_code for a in answers] == [200] * 4
+        pairs = {(a.json()["access_token"], a.json()["refresh_token"]) for a in answers}
+        assert len(pairs) == 1
+        access, successor = pairs.pop()
+        headers = {"Authorization": f"Bearer {access}"}
+        assert client.get("/projects", headers=headers).status_code == 200
+        # The successor rotates on, once.
+        assert client.post("/auth/refresh", json={"refresh_token": successor}).status_code == 200
+
+
+def test_registration_tells_nobody_who_is_a_user_and_never_fails_on_a_race(app, session_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coderai_assets.storage.models import User
+
+    email = f"taken-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as client:
+        first = client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+        again = client.post("/auth/register", json={"email": email, "password": "another password!"})
+        assert (first.status_code, first.json()) == (again.status_code, again.json()) == (202, first.json())
+        racing = f"race-{uuid.uuid4().hex[:8]}@example.org"
+
+        def register(_):
+            return client.post("/auth/register", json={"email": racing, "password": "correct horse battery"})
+
+        with ThreadPoolExecutor(5) as pool:
+            assert {r.status_code for r in pool.map(register, range(5))} == {202}  # before: one 500
+        # The first password stands: the second registration changed nothing.
+        assert client.post("/auth/login", json={"email": email, "password": "another password!"}).status_code == 401
+    with tenant_session(session_factory, None) as session:
+        assert len(session.scalars(select(User).where(User.email == racing)).all()) == 1
+
+
+def test_secrets_are_not_printed_and_old_password_hashes_are_renewed(app, settings, session_factory):
+    from argon2 import PasswordHasher
+
+    from coderai_api.auth.passwords import needs_rehash
+    from coderai_assets.storage.models import User
+
+    shown = repr(settings) + str(settings.model_dump(mode="json"))
+    assert settings.secret_key.get_secret_value() not in shown
+    email = f"old-hash-{uuid.uuid4().hex[:8]}@example.org"
+    with _client(app) as client:
+        client.post("/auth/register", json={"email": email, "password": "correct horse battery"})
+        with tenant_session(session_factory, None) as session:
+            user = session.scalars(select(User).where(User.email == email)).one()
+            user.password_hash = PasswordHasher(time_cost=1, memory_cost=8 * 1024).hash("correct horse battery")
+            assert needs_rehash(user.password_hash)
+        assert client.post("/auth/login", json={"email": email, "password": "correct horse battery"}).status_code == 200
+    with tenant_session(session_factory, None) as session:
+        renewed = session.scalars(select(User.password_hash).where(User.email == email)).one()
+    assert not needs_rehash(renewed) and renewed.startswith("$argon2id$v=19$m=19456,t=2,p=1$")

@@ -20,8 +20,7 @@ from coderai_assets.engine.provider import (
     classify,
     retry_after_seconds,
 )
-
-REDIS_URL = "redis://127.0.0.1:6379/15"
+from tests.support.redis import REDIS_URL, redis_or_skip
 
 
 def _error(status: int, *, headers: dict[str, str] | None = None, code: str | None = None) -> openai.APIStatusError:
@@ -32,17 +31,6 @@ def _error(status: int, *, headers: dict[str, str] | None = None, code: str | No
         status, openai.APIStatusError
     )
     return cls("test", response=response, body=body)
-
-
-def _redis_or_skip():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("Redis is not reachable at 127.0.0.1:6379 (the shared limit needs it)")
-    return client
 
 
 class Sleeps(list):
@@ -151,7 +139,7 @@ def _calls_before_waiting(guard: ProviderGuard, workspace: str, limit: int = 100
 
 
 def test_separate_processes_share_one_limit_through_redis():
-    _redis_or_skip()
+    redis_or_skip("the limit shared through Redis")
     key = uuid.uuid4().hex[:16]
     config = GuardConfig(provider_key=key, storage_url=REDIS_URL, requests_per_minute=30)
     # Two guards with their own connections and breakers stand for two run workers.
@@ -162,7 +150,7 @@ def test_separate_processes_share_one_limit_through_redis():
 
 
 def test_each_active_workspace_gets_its_share_and_a_lone_one_gets_all():
-    _redis_or_skip()
+    redis_or_skip("the limit shared through Redis")
     config = GuardConfig(provider_key=uuid.uuid4().hex[:16], storage_url=REDIS_URL, requests_per_minute=20)
     guard = _blocking(ProviderGuard(config))
     assert _calls_before_waiting(guard, "alone", limit=12) == 12  # alone: more than half
@@ -248,7 +236,7 @@ def test_run_workers_add_to_one_set_of_counters_through_redis():
 
     from coderai_assets.engine.metrics import Metrics
 
-    _redis_or_skip()
+    redis_or_skip("the limit shared through Redis")
     first, second = (Metrics(redis.Redis.from_url(REDIS_URL)) for _ in range(2))
     label = uuid.uuid4().hex[:8]
     before = first.snapshot().get(f"documents|outcome={label}", 0.0)
