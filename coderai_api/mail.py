@@ -10,12 +10,12 @@ import uuid
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import MailMessage, utcnow
+from coderai_assets.storage.repositories import accounts
 
 log = logging.getLogger("coderai.mail")
 
@@ -40,9 +40,7 @@ def send_pending(factory: sessionmaker[Session], settings: Settings, tenant_id: 
     """Sends the workspace's unsent mail; the number sent."""
     sent = 0
     with tenant_session(factory, tenant_id) as session:
-        pending = session.scalars(
-            select(MailMessage).where(MailMessage.sent_at.is_(None)).with_for_update(skip_locked=True)
-        )
+        pending = accounts.unsent_mail(session)
         for message in pending:
             if not settings.smtp_url.get_secret_value():
                 if settings.env != "production":

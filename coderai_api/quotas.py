@@ -10,12 +10,12 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_api.errors import HTTPError
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import AgentTask, Document, Project, Run, RunStatus, Tenant
+from coderai_assets.storage.models import RunStatus
+from coderai_assets.storage.repositories import accounts, agent_tasks, documents, projects, runs
 
 ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
 
@@ -26,7 +26,7 @@ class QuotaExceeded(HTTPError):
 
 
 def _lock(session: Session, tenant_id: uuid.UUID) -> None:
-    session.execute(select(Tenant.id).where(Tenant.id == tenant_id).with_for_update())
+    accounts.lock_workspace(session, tenant_id)
 
 
 def _check(used: int, adding: int, limit: int, what: str) -> None:
@@ -36,13 +36,13 @@ def _check(used: int, adding: int, limit: int, what: str) -> None:
 
 def check_projects(session: Session, settings: Settings, tenant_id: uuid.UUID) -> None:
     _lock(session, tenant_id)
-    used = session.scalar(select(func.count()).select_from(Project).where(Project.tenant_id == tenant_id)) or 0
+    used = projects.count_of_tenant(session, tenant_id)
     _check(used, 1, settings.quota_projects, "projects")
 
 
 def check_documents(session: Session, settings: Settings, tenant_id: uuid.UUID, adding: int) -> None:
     _lock(session, tenant_id)
-    used = session.scalar(select(func.count()).select_from(Document).where(Document.tenant_id == tenant_id)) or 0
+    used = documents.count_of_tenant(session, tenant_id)
     _check(used, adding, settings.quota_documents, "documents")
 
 
@@ -51,15 +51,8 @@ def check_active_runs(session: Session, settings: Settings, tenant_id: uuid.UUID
     run slots and the model's rate limit (40 co-pilot tasks queued in 1.7 s slowed another workspace's sample
     tenfold)."""
     _lock(session, tenant_id)
-    runs = session.scalar(
-        select(func.count()).select_from(Run).where(Run.tenant_id == tenant_id, Run.status.in_(ACTIVE))
-    )
-    tasks = session.scalar(
-        select(func.count())
-        .select_from(AgentTask)
-        .where(AgentTask.tenant_id == tenant_id, AgentTask.status.in_(("queued", "running")))
-    )
-    _check((runs or 0) + (tasks or 0), 1, settings.quota_active_runs, "runs and agent tasks under way")
+    under_way = runs.active_count(session, tenant_id) + agent_tasks.open_count(session, tenant_id)
+    _check(under_way, 1, settings.quota_active_runs, "runs and agent tasks under way")
 
 
 class WebSocketSlots:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_api.agents.schemas import AcceptRequest, AgentTaskRead, RefineRequest, SuggestRequest
@@ -17,7 +16,6 @@ from coderai_api.feedback.service import is_coder, scope_of
 from coderai_api.projects.schemas import VariableCreate, VariableUpdate
 from coderai_api.projects.service import (
     create_variable,
-    list_variables,
     record_codebook,
     update_variable,
     variable_read,
@@ -29,7 +27,8 @@ from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Document, Feedback, Project, utcnow
+from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Project, utcnow
+from coderai_assets.storage.repositories import agent_tasks, documents, feedback, projects
 from coderai_assets.storage.reviews import visible
 from coderai_assets.storage.specs import ensure_prompt_version, lock_project, project_spec
 
@@ -52,18 +51,15 @@ def _record(
 
 def request_suggestions(session: Session, project: Project, principal: Principal, body: SuggestRequest) -> AgentTask:
     if body.document_ids:
-        found = session.scalar(
-            select(func.count()).where(Document.project_id == project.id, Document.id.in_(body.document_ids))
-        )
-        if found != len(set(body.document_ids)):
+        if documents.count(session, project, list(body.document_ids)) != len(set(body.document_ids)):
             raise NotFound("A document to read is not in the project.", code="document_not_found")
-    elif not session.scalar(select(func.count()).where(Document.project_id == project.id)):
+    elif not documents.count(session, project):
         raise Conflict("The project has no documents: upload a few first.", code="no_documents")
     return _record(session, project, principal, AgentTaskKind.suggest, body.model_dump(mode="json"))
 
 
 def _check_variables(session: Session, project: Project, names: list[str]) -> None:
-    unknown = sorted(set(names) - {v.spec.name for v in list_variables(session, project)})
+    unknown = sorted(set(names) - {v.spec.name for v in projects.variables(session, project)})
     if unknown:
         raise InvalidInput(f"Unknown variables: {', '.join(unknown)}.", code="unknown_variable")
 
@@ -73,14 +69,7 @@ def request_refinement(session: Session, project: Project, principal: Principal,
     It learns only from the feedback the requester may see (their own, while the review is not complete)."""
     run = reviewed_run(session, project, body.run_id)
     scope = scope_of(session, principal, run.id)
-    reviewed = session.scalar(
-        visible(
-            select(func.count(func.distinct(Feedback.document_id))).where(
-                Feedback.run_id == run.id, Feedback.superseded_at.is_(None)
-            ),
-            scope,
-        )
-    )
+    reviewed = session.scalar(visible(feedback.reviewed_documents_of_run(run), scope))
     if (reviewed or 0) < 2:
         raise Conflict(
             f"The run has feedback on {reviewed or 0} document(s); the refiner needs at least two, one to write "
@@ -134,19 +123,14 @@ def shown_to(principal: Principal, task: AgentTask) -> AgentTask | dict[str, Any
 
 
 def get_task(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False) -> AgentTask:
-    query = select(AgentTask).where(AgentTask.id == task_id, AgentTask.tenant_id == tenant_id)
-    task = session.scalars(query.with_for_update() if lock else query).first()
+    task = agent_tasks.get(session, tenant_id, task_id, lock=lock)
     if task is None:
         raise NotFound("No such agent task.", code="agent_task_not_found")
     return task
 
 
 def list_tasks(session: Session, project: Project) -> list[AgentTask]:
-    return list(
-        session.scalars(
-            select(AgentTask).where(AgentTask.project_id == project.id).order_by(AgentTask.created_at.desc())
-        )
-    )
+    return agent_tasks.of_project(session, project)
 
 
 def cancel(session: Session, principal: Principal, task_id: uuid.UUID) -> AgentTask:
@@ -174,7 +158,7 @@ def accept(
         raise Conflict(f"The task is {task.status}: nothing to accept yet.", code="agent_task_not_ready")
     if task.applied is not None:
         raise Conflict("The task was accepted already.", code="agent_task_applied")
-    project = session.scalars(select(Project).where(Project.id == task.project_id)).one()
+    project = projects.of_task(session, task)
     lock_project(session, project)
     if task.kind == AgentTaskKind.refine:
         return _accept_refinement(session, principal, task, project, body, with_quotes)
@@ -197,7 +181,7 @@ def _accept_refinement(
         )
     proposals = {p.variable: p for p in result.proposals}
     chosen = _chosen(body, list(proposals))
-    live = {v.spec.name: v for v in list_variables(session, project)}
+    live = {v.spec.name: v for v in projects.variables(session, project)}
     changed = []
     for name in chosen:
         definition = {k: v for k, v in proposals[name].definition.items() if k != "name"}

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +20,7 @@ from coderai_api.errors import HTTPError
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import remember_tenant, tenant_session
 from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
+from coderai_assets.storage.repositories import accounts
 
 
 class TooManyAttempts(HTTPError):
@@ -72,7 +73,7 @@ def register(factory: sessionmaker[Session], email: str, password: str, display_
     try:
         # The new workspace's id is the transaction's tenant, so its rows pass the row-level security checks.
         with tenant_session(factory, workspace_id) as session:
-            if session.scalar(select(User.id).where(func.lower(User.email) == email)) is not None:
+            if accounts.email_taken(session, email):
                 return
             user = User(email=email, password_hash=password_hash, display_name=display_name)
             session.add(user)
@@ -145,12 +146,8 @@ def claim_attempt(session: Session, settings: Settings, keys: list[ThrottleKey])
         session.execute(text("select pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": name})
     wait = 0
     for key in keys:
-        count, latest = session.execute(
-            select(func.count(), func.max(LoginAttempt.attempted_at)).where(
-                LoginAttempt.key == key.key, LoginAttempt.attempted_at > since
-            )
-        ).one()
-        if count >= key.free:
+        count, latest = accounts.attempts_since(session, key.key, since)
+        if count >= key.free and latest is not None:  # no attempt yet: nothing to wait for
             delay = min(key.max_delay, 2 ** min(count - key.free, 20))
             wait = max(wait, int((latest + timedelta(seconds=delay) - now).total_seconds() + 0.999))
     if wait > 0:
@@ -173,7 +170,7 @@ def login(
     keys = throttle_keys(settings, email, address)
     with tenant_session(factory, None) as session:
         claimed = claim_attempt(session, settings, keys)
-        user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
+        user = accounts.user_by_email(session, email)
         password_hash = user.password_hash if user else None
     # Committed: the attempt counts as a failure while the (slow) hash is checked, outside any lock.
     ok = verify_password(password_hash, password) and user is not None
@@ -265,11 +262,7 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
         if row is None:
             # Waited for the row lock of a refresh of the same token, or came later: within the grace window
             # the successor pair is answered again (not stored again).
-            used = session.execute(
-                select(
-                    RefreshToken.session_id, RefreshToken.user_id, RefreshToken.workspace_id, RefreshToken.used_at
-                ).where(RefreshToken.jti_hash == digest)
-            ).first()
+            used = accounts.refresh_token_use(session, digest)
             grace = timedelta(seconds=settings.refresh_grace_seconds)
             if used is not None and used.used_at is not None and now - used.used_at <= grace:
                 row = used
@@ -287,7 +280,7 @@ def refresh(factory: sessionmaker[Session], settings: Settings, token: str) -> T
                     rotation=(claims.jti, row.used_at),
                     store=fresh,
                 )
-        known = session.scalar(select(RefreshToken.session_id).where(RefreshToken.jti_hash == digest))
+        known = accounts.refresh_token_session(session, digest)
     if known is not None and row is None:
         # A used token came back: someone holds a copy. End the whole family (docs/decisions.md: tokens).
         revoke_session(factory, known, "refresh_reuse")

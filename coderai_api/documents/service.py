@@ -6,13 +6,13 @@ import hashlib
 import re
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import InvalidInput, NotFound
 from coderai_assets.ingest import codes
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Document, Project
+from coderai_assets.storage.repositories import documents
 
 # Control characters: PostgreSQL cannot store NUL, and none belongs in a name a user reads.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -33,9 +33,7 @@ def add_document(
     if len(data) > max_bytes:
         raise InvalidInput(f"{file_name}: {len(data)} bytes is over the limit of {max_bytes}.", code=codes.TOO_LARGE)
     digest = hashlib.sha256(data).hexdigest()
-    existing = session.scalars(
-        select(Document).where(Document.project_id == project.id, Document.sha256 == digest)
-    ).first()
+    existing = documents.by_content(session, project, digest)
     if existing is not None:
         return existing, True
     document_id = uuid.uuid4()
@@ -56,32 +54,22 @@ def add_document(
 
 
 def list_documents(session: Session, project: Project) -> list[Document]:
-    return list(
-        session.scalars(select(Document).where(Document.project_id == project.id).order_by(Document.created_at))
-    )
+    return documents.of_project(session, project)
 
 
 def get_document(session: Session, project: Project, document_id: uuid.UUID) -> tuple[Document, int | None]:
     """The document (its text left unloaded) and the length of its parsed text."""
-    row = session.execute(
-        select(Document, func.length(Document.text)).where(
-            Document.id == document_id, Document.project_id == project.id
-        )
-    ).first()
-    if row is None:
+    found = documents.with_text_length(session, project, document_id)
+    if found is None:
         raise NotFound("No such document in the project.", code="document_not_found")
-    return row[0], row[1]
+    return found
 
 
 def document_text(
     session: Session, project: Project, document_id: uuid.UUID, offset: int, limit: int
 ) -> tuple[str, int]:
-    """Characters offset..offset+limit of the parsed text, cut by PostgreSQL (a text may be 5 million characters)."""
-    row = session.execute(
-        select(func.substr(Document.text, offset + 1, limit), func.length(Document.text)).where(
-            Document.id == document_id, Document.project_id == project.id
-        )
-    ).first()
+    """Characters offset..offset+limit of the parsed text (a text may be 5 million characters)."""
+    row = documents.text_slice(session, project, document_id, offset, limit)
     if row is None:
         raise NotFound("No such document in the project.", code="document_not_found")
     if row[1] is None:

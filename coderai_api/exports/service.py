@@ -9,34 +9,21 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.errors import NotFound
 from coderai_assets.storage.dataset import export_runs, write_export
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Export, Project, Run
+from coderai_assets.storage.repositories import exports
 from coderai_assets.storage.reviews import feedback_state, team_scope
 
 
 def find_export(session: Session, project: Project, run_id: uuid.UUID | None) -> Export:
-    query = select(Export).where(Export.project_id == project.id)
-    if run_id is not None:
-        query = query.where(Export.run_id == run_id)
-    export = session.scalars(query.order_by(Export.created_at.desc())).first()
+    export = exports.latest(session, project, run_id)
     if export is None:
         raise NotFound("No export yet: it is written when a run finishes.", code="export_not_found")
     return export
-
-
-def _matching(session: Session, export: Export, state: str, scope: uuid.UUID | None) -> Export | None:
-    query = select(Export).where(
-        Export.project_id == export.project_id,
-        Export.feedback_state == state,
-        Export.feedback_scope.is_(None) if scope is None else Export.feedback_scope == scope,
-    )
-    query = query.where(Export.run_id.is_(None) if export.run_id is None else Export.run_id == export.run_id)
-    return session.scalars(query.order_by(Export.created_at.desc()).limit(1)).first()
 
 
 def current_export(
@@ -47,10 +34,10 @@ def current_export(
     run = session.get(Run, latest.run_id) if latest.run_id else None
     runs = export_runs(session, project, run)
     state, scope = feedback_state(session, runs), team_scope(session, runs, reader)
-    found = _matching(session, latest, state, scope)
+    found = exports.built_with(session, latest, state, scope)
     if found is not None:
         return found
     key = f"export:{latest.run_id or project.id}:{scope}"
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
-    found = _matching(session, latest, state, scope)  # built by a download that held the lock before
+    exports.lock_building(session, key)
+    found = exports.built_with(session, latest, state, scope)  # built by a download that held the lock before
     return found or write_export(session, storage, project, run, None, reader=reader)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
@@ -26,6 +25,7 @@ from coderai_assets.storage.models import (
     Run,
     utcnow,
 )
+from coderai_assets.storage.repositories import feedback, values
 from coderai_assets.storage.reviews import EVERYONE, reader_scope, review_complete, visible
 from coderai_assets.storage.specs import version_spec
 
@@ -40,8 +40,7 @@ def scope_of(session: Session, principal: Principal, run_id: uuid.UUID) -> uuid.
 
 
 def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lock: bool = False) -> Extraction:
-    query = select(Extraction).where(Extraction.id == value_id, Extraction.tenant_id == tenant_id)
-    value = session.scalars(query.with_for_update() if lock else query).first()
+    value = values.get(session, tenant_id, value_id, lock=lock)
     if value is None:
         raise NotFound("No such value.", code="value_not_found")
     return value
@@ -49,8 +48,7 @@ def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lo
 
 def _review(session: Session, principal: Principal, run_id: uuid.UUID, *, lock: bool = False) -> Review:
     """The caller's review of the run, opened now if it was not (they are then one of its reviewers)."""
-    query = select(Review).where(Review.run_id == run_id, Review.user_id == principal.user_id)
-    review = session.scalars(query.with_for_update() if lock else query).first()
+    review = feedback.review_of(session, run_id, principal.user_id, lock=lock)
     if review is None:
         review = Review(tenant_id=principal.tenant_id, run_id=run_id, user_id=principal.user_id)
         session.add(review)
@@ -109,15 +107,11 @@ def give_feedback(
     has_correction = verdict == "wrong" and has_correction
     stored = _corrected(session, value, corrected) if has_correction else None
     now = utcnow()
-    current = session.scalars(
-        select(Feedback).where(
-            Feedback.extraction_id == value.id, Feedback.user_id == principal.user_id, Feedback.superseded_at.is_(None)
-        )
-    ).first()
+    current = feedback.current_verdict(session, value, principal.user_id)
     if current is not None:
         current.superseded_at = now
         session.flush()
-    feedback = Feedback(
+    answer = Feedback(
         tenant_id=principal.tenant_id,
         extraction_id=value.id,
         run_id=value.run_id,
@@ -129,16 +123,14 @@ def give_feedback(
         has_correction=has_correction,
         comment=note,
     )
-    session.add(feedback)
+    session.add(answer)
     session.flush()
-    return feedback
+    return answer
 
 
 def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) -> dict:
     value = get_value(session, principal.tenant_id, value_id)
-    rows = session.scalars(
-        select(Feedback).where(Feedback.extraction_id == value.id).order_by(Feedback.created_at)
-    ).all()
+    rows = feedback.history_of(session, value)
     mine = [f for f in rows if f.user_id == principal.user_id]
     everyone = scope_of(session, principal, value.run_id) is EVERYONE
     others = [
@@ -156,20 +148,15 @@ def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) 
 
 def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
     """The current feedback on the run's values the caller may see (storage/reviews.py)."""
-    query = select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
-    query = visible(query, scope_of(session, principal, run.id))
+    query = visible(feedback.current_of_run(run), scope_of(session, principal, run.id))
     return list(session.scalars(query.order_by(Feedback.created_at)))
 
 
 def add_entity_feedback(session: Session, principal: Principal, run: Run, body) -> EntityFeedback:
-    entities = session.execute(
-        select(Extraction.entity_index, func.count())
-        .where(Extraction.run_id == run.id, Extraction.document_id == body.document_id)
-        .group_by(Extraction.entity_index)
-    ).all()
+    entities = values.entities_of(session, run, body.document_id)
     if not entities:
         raise NotFound("The run has no values for that document.", code="document_not_found")
-    if body.kind == "spurious" and body.entity_index not in {e for e, _ in entities}:
+    if body.kind == "spurious" and body.entity_index not in entities:
         raise InvalidInput(f"The document has no entity {body.entity_index} in this run.", code="entity_not_found")
     _open_review(session, principal, run.id)
     row = EntityFeedback(
@@ -190,21 +177,15 @@ def add_entity_feedback(session: Session, principal: Principal, run: Run, body) 
 
 
 def entity_feedback(session: Session, principal: Principal, run: Run) -> list[EntityFeedback]:
-    query = select(EntityFeedback).where(EntityFeedback.run_id == run.id)
+    query = feedback.entity_verdicts_of_run(run)
     if scope_of(session, principal, run.id) is not EVERYONE:
         query = query.where(EntityFeedback.user_id == principal.user_id)
     return list(session.scalars(query.order_by(EntityFeedback.created_at)))
 
 
 def review_status(session: Session, run: Run) -> dict:
-    counts = dict(
-        session.execute(
-            select(Feedback.user_id, func.count())
-            .where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
-            .group_by(Feedback.user_id)
-        ).all()
-    )
-    reviews = session.scalars(select(Review).where(Review.run_id == run.id).order_by(Review.created_at)).all()
+    counts = feedback.verdicts_per_reviewer(session, run)
+    reviews = feedback.reviews_of(session, run)
     return {
         "reviewers": [
             {
@@ -229,7 +210,7 @@ def start_review(session: Session, principal: Principal, run: Run) -> dict:
 def _lock_reviews(session: Session, run: Run) -> None:
     """The run's reviews, changed one transaction at a time: two reviewers finishing at once would each see the
     other not done yet, and neither would carry the completed review's verdicts."""
-    session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"review:{run.id}", 0))))
+    feedback.lock_reviews(session, run)
 
 
 def finish_review(session: Session, principal: Principal, run: Run) -> dict:

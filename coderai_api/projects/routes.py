@@ -16,6 +16,7 @@ from coderai_api.projects.schemas import (
     VariableRead,
     VariableUpdate,
 )
+from coderai_assets.storage.repositories import projects
 
 router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPONSES)
 
@@ -62,7 +63,7 @@ def create_variable(
 @router.get("/{project_id}/variables", response_model=list[VariableRead])
 def list_variables(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
     project = service.get_project(session, principal.tenant_id, project_id)
-    return [service.variable_read(v) for v in service.list_variables(session, project)]
+    return [service.variable_read(v) for v in projects.variables(session, project)]
 
 
 @router.patch("/{project_id}/variables/{variable_id}", response_model=VariableRead)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -13,18 +12,19 @@ from coderai_assets.engine.patterns import PatternError, compile_pattern
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.storage.models import Project, Variable
 from coderai_assets.storage.partition_keys import shard_for
+from coderai_assets.storage.repositories import projects
 from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:
-    project = session.scalars(select(Project).where(Project.id == project_id, Project.tenant_id == tenant_id)).first()
+    project = projects.get(session, tenant_id, project_id)
     if project is None:
         raise NotFound("No such project.", code="project_not_found")
     return project
 
 
 def list_projects(session: Session, tenant_id: uuid.UUID) -> list[Project]:
-    return list(session.scalars(select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at)))
+    return projects.of_tenant(session, tenant_id)
 
 
 def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate, *, shards: int) -> Project:
@@ -42,14 +42,6 @@ def update_project(session: Session, project: Project, body: ProjectUpdate) -> P
             setattr(project, field, value)
     session.flush()
     return project
-
-
-def list_variables(session: Session, project: Project) -> list[Variable]:
-    return list(
-        session.scalars(
-            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
-        )
-    )
 
 
 def variable_read(variable: Variable) -> VariableRead:
@@ -73,15 +65,13 @@ def create_variable(session: Session, project: Project, body: VariableCreate) ->
     """Under the project's lock, so two creates of one name at once are one 201 and one 409 `variable_exists`,
     and each edit of the codebook is a prompt version of its own at once (its diff can be read before a run)."""
     lock_project(session, project)
-    existing = {v.name for v in list_variables(session, project)}
+    existing = {v.name for v in projects.variables(session, project)}
     if body.name in existing:
         raise Conflict(f"The project already has a variable {body.name!r}.", code="variable_exists")
     _check(body, existing)
     position = body.position
     if position is None:
-        position = (
-            session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0
-        ) + 1
+        position = projects.last_position(session, project) + 1
     definition = body.definition()
     if not definition.display_name:
         definition = definition.model_copy(update={"display_name": body.name.replace("_", " ").capitalize()})
@@ -96,9 +86,7 @@ def create_variable(session: Session, project: Project, body: VariableCreate) ->
 
 
 def get_variable(session: Session, project: Project, variable_id: uuid.UUID) -> Variable:
-    variable = session.scalars(
-        select(Variable).where(Variable.id == variable_id, Variable.project_id == project.id)
-    ).first()
+    variable = projects.variable(session, project, variable_id)
     if variable is None:
         raise NotFound("No such variable.", code="variable_not_found")
     return variable
@@ -112,7 +100,7 @@ def update_variable(session: Session, project: Project, variable_id: uuid.UUID, 
         checked = VariableCreate.model_validate({**variable.definition, "position": variable.position, **changes})
     except ValueError as exc:
         raise InvalidInput(f"The edited variable is not valid: {exc}", code="invalid_variable") from exc
-    _check(checked, {v.name for v in list_variables(session, project) if v.id != variable.id})
+    _check(checked, {v.name for v in projects.variables(session, project) if v.id != variable.id})
     variable.definition = checked.definition().stored()
     variable.position = checked.position if checked.position is not None else variable.position
     try:
@@ -126,7 +114,7 @@ def update_variable(session: Session, project: Project, variable_id: uuid.UUID, 
 def delete_variable(session: Session, project: Project, variable_id: uuid.UUID) -> None:
     lock_project(session, project)
     variable = get_variable(session, project, variable_id)
-    dependants = [v.name for v in list_variables(session, project) if v.spec.depends_on == variable.name]
+    dependants = [v.name for v in projects.variables(session, project) if v.spec.depends_on == variable.name]
     if dependants:
         raise Conflict(f"Variables depend on {variable.name!r}: {', '.join(dependants)}.", code="variable_in_use")
     session.delete(variable)
@@ -138,5 +126,5 @@ def record_codebook(session: Session, project: Project, *, with_quotes: bool) ->
     prompt version, made at once, so that its diff can be read before any run; one per request, however many
     variables it changed. Nothing while the project has no variables (there is no codebook to compile)."""
     lock_project(session, project)
-    if list_variables(session, project):
+    if projects.variables(session, project):
         ensure_prompt_version(session, project, with_quotes)

@@ -7,28 +7,21 @@ import difflib
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.errors import NotFound
-from coderai_assets.storage.models import ExtractionUnit, Project, PromptVersion, Run, Variable
-from coderai_assets.storage.specs import ensure_prompt_version, project_variables, version_spec
+from coderai_assets.storage.models import ExtractionUnit, Project, PromptVersion, Variable
+from coderai_assets.storage.repositories import projects
+from coderai_assets.storage.repositories import runs as run_rows
+from coderai_assets.storage.specs import ensure_prompt_version, version_spec
 
 _PROJECT_FIELDS = ("domain_description", "extraction_unit", "entity_description")
 
 
 def list_versions(session: Session, project: Project) -> list[dict]:
-    runs = dict(
-        session.execute(
-            select(Run.prompt_version_id, func.count())
-            .where(Run.project_id == project.id)
-            .group_by(Run.prompt_version_id)
-        ).all()
-    )
-    versions = session.scalars(
-        select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
-    )
+    runs = run_rows.per_prompt_version(session, project)
+    versions = projects.prompt_versions(session, project)
     return [
         {
             "id": v.id,
@@ -42,9 +35,7 @@ def list_versions(session: Session, project: Project) -> list[dict]:
 
 
 def get_version(session: Session, project: Project, number: int) -> PromptVersion:
-    version = session.scalars(
-        select(PromptVersion).where(PromptVersion.project_id == project.id, PromptVersion.version == number)
-    ).first()
+    version = projects.prompt_version(session, project, number)
     if version is None:
         raise NotFound(f"The project has no prompt version {number}.", code="prompt_version_not_found")
     return version
@@ -110,7 +101,7 @@ def restore(session: Session, project: Project, number: int, *, with_quotes: boo
     so its chunks are answered from the cache."""
     version = get_version(session, project, number)
     spec, ids = version_spec(session, version)
-    live = {v.id: v for v in project_variables(session, project)}
+    live = {v.id: v for v in projects.variables(session, project)}
     wanted = {ids.get(v.name) or uuid.uuid4(): v for v in spec.variables}
     for variable_id, variable in live.items():
         if variable_id not in wanted:

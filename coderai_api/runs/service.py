@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.model_limits import ModelLimits, model_label, resolve_limits
@@ -13,6 +12,7 @@ from coderai_assets.pipeline import estimate
 from coderai_assets.settings import Settings
 from coderai_assets.storage import runs as stored
 from coderai_assets.storage.models import Project, Run, RunKind
+from coderai_assets.storage.repositories import runs
 from coderai_assets.storage.runs import ACTIVE, choose_documents, create_run
 from coderai_assets.tracing import current_context_carrier
 
@@ -36,14 +36,14 @@ def start_run(
 
 
 def get_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
-    run = session.scalars(select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id)).first()
+    run = runs.get(session, tenant_id, run_id)
     if run is None:
         raise NotFound("No such run.", code="run_not_found")
     return run
 
 
 def list_runs(session: Session, project: Project) -> list[Run]:
-    return list(session.scalars(select(Run).where(Run.project_id == project.id).order_by(Run.created_at.desc())))
+    return runs.of_project(session, project)
 
 
 def run_view(session: Session, run: Run) -> dict:

@@ -6,7 +6,6 @@ import secrets
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_api.auth import tokens
@@ -23,10 +22,9 @@ from coderai_assets.storage.models import (
     Membership,
     Role,
     Tenant,
-    User,
-    WorkspaceSpend,
     utcnow,
 )
+from coderai_assets.storage.repositories import accounts
 
 
 def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
@@ -40,7 +38,7 @@ def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: s
     creating many would multiply them). Counted under the user row's lock: two creates at once cannot both pass."""
     workspace_id = uuid.uuid4()
     with tenant_session(factory, workspace_id) as session:
-        session.execute(select(User.id).where(User.id == user_id).with_for_update())
+        accounts.lock_user(session, user_id)
         owned = sum(1 for w in workspaces_of(session, user_id) if w.role == Role.owner)
         if owned >= limit:
             raise QuotaExceeded(f"The account owns {owned} workspaces, its quota; ask an operator for more.")
@@ -51,12 +49,8 @@ def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: s
 
 
 def list_members(session: Session) -> list[MemberRead]:
-    members = session.execute(
-        select(Membership.user_id, User.email, Membership.role)
-        .join(User, User.id == Membership.user_id)
-        .order_by(Membership.created_at)
-    ).all()
-    invited = session.scalars(select(Invitation).where(Invitation.accepted_at.is_(None))).all()
+    members = accounts.members(session)
+    invited = accounts.open_invitations(session)
     return [MemberRead(user_id=m.user_id, email=m.email, role=m.role, status="member") for m in members] + [
         MemberRead(user_id=None, email=i.email, role=i.role, status="invited") for i in invited
     ]
@@ -64,7 +58,7 @@ def list_members(session: Session) -> list[MemberRead]:
 
 def invite(session: Session, settings: Settings, principal: Principal, email: str, role: Role) -> MemberRead:
     email = normalise_email(email)
-    user = session.scalars(select(User).where(func.lower(User.email) == email)).first()
+    user = accounts.user_by_email(session, email)
     if user is not None:
         if session.get(Membership, (principal.tenant_id, user.id)) is not None:
             raise Conflict("Already a member.", code="already_member")
@@ -74,7 +68,7 @@ def invite(session: Session, settings: Settings, principal: Principal, email: st
     # A single-use token, mailed to the address: only its holder can accept (POST /auth/invitations/accept).
     # Inviting again replaces the token, so an earlier link stops working.
     token = secrets.token_urlsafe(32)
-    invitation = session.scalars(select(Invitation).where(func.lower(Invitation.email) == email)).first()
+    invitation = accounts.invitation_for(session, email)
     if invitation is None:
         invitation = Invitation(tenant_id=principal.tenant_id, email=email, invited_by=principal.user_id, role=role)
         session.add(invitation)
@@ -109,9 +103,7 @@ def _membership(session: Session, principal: Principal, user_id: uuid.UUID) -> M
 def _keep_an_owner(session: Session, membership: Membership) -> None:
     # The owners' rows locked: two owners demoting each other at once are served one after the other, and the
     # second sees one owner left (counted without a lock, both saw two and the workspace kept none).
-    owners = len(
-        session.scalars(select(Membership.user_id).where(Membership.role == Role.owner).with_for_update()).all()
-    )
+    owners = len(accounts.lock_owners(session))
     if membership.role == Role.owner and owners == 1:
         raise InvalidInput("A workspace keeps at least one owner.", code="last_owner")
 
@@ -122,7 +114,7 @@ def change_role(session: Session, principal: Principal, user_id: uuid.UUID, role
         _keep_an_owner(session, membership)
     membership.role = role
     session.flush()
-    email = session.scalar(select(User.email).where(User.id == user_id)) or ""
+    email = accounts.email_of(session, user_id)
     return MemberRead(user_id=user_id, email=email, role=role, status="member")
 
 
@@ -135,9 +127,7 @@ def remove_member(session: Session, principal: Principal, user_id: uuid.UUID) ->
 
 def spending(session: Session, settings: Settings, tenant_id: uuid.UUID) -> dict:
     month = this_month()
-    spent = session.scalar(
-        select(WorkspaceSpend.spent_usd).where(WorkspaceSpend.tenant_id == tenant_id, WorkspaceSpend.month == month)
-    )
+    spent = accounts.month_spent(session, tenant_id, month)
     tenant = session.get(Tenant, tenant_id)
     own = tenant.monthly_budget_usd if tenant is not None else None
     return {

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.budget import answer_tokens
@@ -23,6 +22,7 @@ from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
 from coderai_assets.pipeline.spending import month_spent, record_workspace_spend
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, utcnow
+from coderai_assets.storage.repositories import agent_tasks
 
 SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
 
@@ -41,7 +41,7 @@ def task_gate(
 
     def gate(input_tokens: int, output_tokens: int) -> None:
         with scope(tenant_id) as session:
-            if session.scalar(select(AgentTask.status).where(AgentTask.id == task_id)) == AgentTaskStatus.canceled:
+            if agent_tasks.status(session, task_id) == AgentTaskStatus.canceled:
                 raise Canceled("the task was cancelled")
             month, cap = month_spent(session, tenant_id, default_cap)
         so_far = prices.cost(tally.input_tokens, tally.output_tokens)
@@ -115,7 +115,8 @@ def run_task(
     except Exception as exc:  # recorded, not raised: a retry of the Dagster run would not fare better
         error = ("internal_error", f"{type(exc).__name__}: {exc}")
     with scope(tenant_id) as session:
-        task = session.scalars(select(AgentTask).where(AgentTask.id == task_id).with_for_update()).one()
+        task = agent_tasks.get(session, tenant_id, task_id, lock=True)
+        assert task is not None  # the same task, read at the start of this function
         if tally.calls:
             task.llm_calls, task.input_tokens, task.output_tokens = tally.calls, tally.input_tokens, tally.output_tokens
             task.cost_usd = prices.cost(tally.input_tokens, tally.output_tokens)

@@ -16,7 +16,7 @@ from coderai_assets.engine.llm import Extractor
 from coderai_assets.errors import CoderAIError, Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.refine import Tally
 from coderai_assets.storage.models import Document, Project
-from coderai_assets.storage.specs import project_variables
+from coderai_assets.storage.repositories import projects
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def suggest(
         if not documents:
             raise Conflict("The project has no documents: upload a few first.", code="no_documents")
         read = [(str(d.id), d.file_name, d.text, d.storage_path) for d in documents]
-        existing = [v.spec.name for v in project_variables(session, project)]
+        existing = [v.spec.name for v in projects.variables(session, project)]
         framing = {
             "name": project.name,
             "domain_description": project.domain_description,

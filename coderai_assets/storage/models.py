@@ -68,6 +68,10 @@ class RunStatus(enum.StrEnum):
     canceled = "canceled"  # stopped by a user (POST /runs/{id}/cancel)
 
 
+# A run queued or under way: a project has at most one full run so.
+ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
+
+
 class RunDocumentStatus(enum.StrEnum):
     pending = "pending"
     done = "done"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from coderai_assets.errors import Conflict, InvalidInput
 from coderai_assets.storage.models import (
+    ACTIVE,
     Document,
     Project,
     Run,
@@ -23,7 +24,6 @@ from coderai_assets.storage.models import (
 )
 from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
-ACTIVE = (RunStatus.queued, RunStatus.running, RunStatus.exporting)
 # Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
 _DAGSTER_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
 

@@ -18,22 +18,13 @@ from coderai_assets.engine.codebook import (
 from coderai_assets.storage.models import (
     Project,
     PromptVersion,
-    Variable,
 )
-
-
-def project_variables(session: Session, project: Project) -> list[Variable]:
-    """The live variables, in the codebook's order."""
-    return list(
-        session.scalars(
-            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
-        )
-    )
+from coderai_assets.storage.repositories import projects
 
 
 def project_spec(session: Session, project: Project) -> ProjectSpec:
     """The live specification: what the next prompt version is compiled from. A run reads its version's."""
-    variables = project_variables(session, project)
+    variables = projects.variables(session, project)
     return ProjectSpec(
         name=project.name,
         domain_description=project.domain_description,
@@ -58,7 +49,7 @@ def ensure_prompt_version(session: Session, project: Project, with_quotes: bool 
     latest = session.scalars(
         select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
     ).first()
-    ids = {v.name: str(v.id) for v in project_variables(session, project)}
+    ids = {v.name: str(v.id) for v in projects.variables(session, project)}
     if latest is not None and latest.variables_hash == codebook.variables_hash:
         if latest.spec is None:  # a version from before snapshots: it gets one now, as it is unchanged
             latest.spec = spec_to_json(spec, ids)
@@ -86,7 +77,7 @@ def version_spec(session: Session, version: PromptVersion) -> tuple[ProjectSpec,
         return spec, {name: uuid.UUID(i) for name, i in ids.items()}
     project = session.get(Project, version.project_id)
     assert project is not None
-    return project_spec(session, project), {v.name: v.id for v in project_variables(session, project)}
+    return project_spec(session, project), {v.name: v.id for v in projects.variables(session, project)}
 
 
 def codebook_of(version: PromptVersion) -> Codebook:

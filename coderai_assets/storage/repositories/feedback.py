@@ -1,0 +1,67 @@
+"""Feedback (the reviewers' verdicts on values and on entities) and reviews (who reviews a run, and who is done).
+Which of them a reader may see is storage/reviews.py's `visible`, applied by the caller."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.storage.models import EntityFeedback, Extraction, Feedback, Review, Run
+
+
+def review_of(session: Session, run_id: uuid.UUID, user_id: uuid.UUID, *, lock: bool = False) -> Review | None:
+    query = select(Review).where(Review.run_id == run_id, Review.user_id == user_id)
+    return session.scalars(query.with_for_update() if lock else query).first()
+
+
+def reviews_of(session: Session, run: Run) -> list[Review]:
+    """Oldest first."""
+    return list(session.scalars(select(Review).where(Review.run_id == run.id).order_by(Review.created_at)))
+
+
+def current_verdict(session: Session, value: Extraction, user_id: uuid.UUID) -> Feedback | None:
+    """The reviewer's verdict on the value that no later one has replaced."""
+    return session.scalars(
+        select(Feedback).where(
+            Feedback.extraction_id == value.id, Feedback.user_id == user_id, Feedback.superseded_at.is_(None)
+        )
+    ).first()
+
+
+def history_of(session: Session, value: Extraction) -> list[Feedback]:
+    """Every verdict on the value, replaced ones too, oldest first."""
+    return list(
+        session.scalars(select(Feedback).where(Feedback.extraction_id == value.id).order_by(Feedback.created_at))
+    )
+
+
+def current_of_run(run: Run) -> Select:
+    """The run's current verdicts, as a query the caller narrows to what the reader may see."""
+    return select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+
+
+def reviewed_documents_of_run(run: Run) -> Select:
+    """How many of the run's documents have a current verdict, as a query the caller narrows to a reader."""
+    return select(func.count(func.distinct(Feedback.document_id))).where(
+        Feedback.run_id == run.id, Feedback.superseded_at.is_(None)
+    )
+
+
+def entity_verdicts_of_run(run: Run) -> Select:
+    return select(EntityFeedback).where(EntityFeedback.run_id == run.id)
+
+
+def verdicts_per_reviewer(session: Session, run: Run) -> dict[uuid.UUID | None, int]:
+    rows = session.execute(
+        select(Feedback.user_id, func.count())
+        .where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+        .group_by(Feedback.user_id)
+    ).all()
+    return {user_id: count for user_id, count in rows}
+
+
+def lock_reviews(session: Session, run: Run) -> None:
+    """The run's reviews, changed one transaction at a time (an advisory lock to the end of the transaction)."""
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"review:{run.id}", 0))))

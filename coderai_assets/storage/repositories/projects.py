@@ -1,0 +1,60 @@
+"""Projects and their variables."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coderai_assets.storage.models import AgentTask, Project, PromptVersion, Variable
+
+
+def get(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
+    return session.scalars(select(Project).where(Project.id == project_id, Project.tenant_id == tenant_id)).first()
+
+
+def of_tenant(session: Session, tenant_id: uuid.UUID) -> list[Project]:
+    return list(session.scalars(select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at)))
+
+
+def variables(session: Session, project: Project) -> list[Variable]:
+    """The live variables, in the codebook's order."""
+    return list(
+        session.scalars(
+            select(Variable).where(Variable.project_id == project.id).order_by(Variable.position, Variable.created_at)
+        )
+    )
+
+
+def variable(session: Session, project: Project, variable_id: uuid.UUID) -> Variable | None:
+    return session.scalars(
+        select(Variable).where(Variable.id == variable_id, Variable.project_id == project.id)
+    ).first()
+
+
+def last_position(session: Session, project: Project) -> int:
+    return session.scalar(select(func.max(Variable.position)).where(Variable.project_id == project.id)) or 0
+
+
+def of_task(session: Session, task: AgentTask) -> Project:
+    return session.scalars(select(Project).where(Project.id == task.project_id)).one()
+
+
+def count_of_tenant(session: Session, tenant_id: uuid.UUID) -> int:
+    return session.scalar(select(func.count()).select_from(Project).where(Project.tenant_id == tenant_id)) or 0
+
+
+def prompt_versions(session: Session, project: Project) -> list[PromptVersion]:
+    """Newest first."""
+    return list(
+        session.scalars(
+            select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
+        )
+    )
+
+
+def prompt_version(session: Session, project: Project, number: int) -> PromptVersion | None:
+    return session.scalars(
+        select(PromptVersion).where(PromptVersion.project_id == project.id, PromptVersion.version == number)
+    ).first()
