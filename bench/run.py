@@ -232,13 +232,13 @@ def scratch_project(domain: str, variables: list[dict], documents: list[tuple[st
     from sqlalchemy.engine import make_url
 
     from coderai_assets.database_setup import ensure_database, run_migrations
+    from coderai_assets.domain.runs import create_run
     from coderai_assets.engine.variables import VariableSpec
     from coderai_assets.settings import get_settings
     from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session
     from coderai_assets.storage.files import LocalFileStorage
     from coderai_assets.storage.models import Document, Project, RunKind, Tenant, Variable
     from coderai_assets.storage.partition_keys import document_key
-    from coderai_assets.storage.runs import create_run
 
     settings = get_settings()
     name = f"coderai_bench_{uuid.uuid4().hex[:8]}"
@@ -407,7 +407,7 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
         code = (
             "import resource, sys, time, uuid\n"
             "from pathlib import Path\n"
-            "from coderai_assets.storage.dataset import write_export\n"
+            "from coderai_assets.domain.dataset import write_export\n"
             "from coderai_assets.storage.db import make_engine, make_session_factory, tenant_session\n"
             "from coderai_assets.storage.models import Project, Run\n"
             "from coderai_assets.storage.files import LocalFileStorage\n"
@@ -424,7 +424,7 @@ def bench_export(n_rows: int = 10_000, n_variables: int = 50) -> None:
             [sys.executable, "-c", code, *map(str, argv)], capture_output=True, text=True, check=True, cwd=ROOT
         )
         rows, seconds, peak = out.stdout.split()
-    from coderai_assets.storage.dataset import FINAL_SUFFIXES, META_COLUMNS, PROVENANCE_SUFFIXES
+    from coderai_assets.domain.dataset import FINAL_SUFFIXES, META_COLUMNS, PROVENANCE_SUFFIXES
 
     cells = int(rows) * (len(META_COLUMNS) + n_variables * (1 + len(FINAL_SUFFIXES) + len(PROVENANCE_SUFFIXES)))
     print(f"== export: {rows} rows x {n_variables} variables ({cells:,} cells), CSV + XLSX, from the database ==")
@@ -510,10 +510,10 @@ def bench_cuad_eval(n_contracts: int = 20) -> None:
     import pandas as pd
 
     from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.domain.dataset import build_rows
     from coderai_assets.engine.evaluation import evaluate, write_report
     from coderai_assets.engine.llm import Extractor, build_chat_model
     from coderai_assets.engine.variables import VariableSpec
-    from coderai_assets.storage.dataset import build_rows
     from coderai_assets.storage.db import tenant_session
     from coderai_assets.storage.models import Project, Run
 

@@ -22,6 +22,8 @@ from coderai_api.projects.service import (
 )
 from coderai_api.prompts.service import diff
 from coderai_api.runs.service import model_limits
+from coderai_assets.domain.reviews import visible
+from coderai_assets.domain.specs import ensure_prompt_version, lock_project, project_spec
 from coderai_assets.engine.codebook import variables_hash
 from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
@@ -29,8 +31,6 @@ from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_r
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Project, utcnow
 from coderai_assets.storage.repositories import agent_tasks, documents, feedback, projects
-from coderai_assets.storage.reviews import visible
-from coderai_assets.storage.specs import ensure_prompt_version, lock_project, project_spec
 
 
 def _record(

@@ -1,7 +1,7 @@
 """Finding the export to download: the one of a given run, or of the project's latest, as the feedback stands.
 
 A run's export files are written when it ends; reviewers give feedback afterwards. A download compares the
-feedback an export was built with (storage/reviews.py `feedback_state`, and whose) with the feedback now, and
+feedback an export was built with (domain/reviews.py `feedback_state`, and whose) with the feedback now, and
 builds a new export when they differ, so a downloaded dataset always holds the corrections made until then. Two
 downloads at once build it once: the second waits on a lock, then finds the first's."""
 
@@ -11,12 +11,12 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.dataset import export_runs, write_export
+from coderai_assets.domain.reviews import feedback_state, team_scope
 from coderai_assets.errors import NotFound
-from coderai_assets.storage.dataset import export_runs, write_export
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Export, Project, Run
 from coderai_assets.storage.repositories import exports
-from coderai_assets.storage.reviews import feedback_state, team_scope
 
 
 def find_export(session: Session, project: Project, run_id: uuid.UUID | None) -> Export:

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
 from coderai_api.feedback.service import scope_of
+from coderai_assets.domain import reviews
+from coderai_assets.domain.reviews import EVERYONE, latest_reviewed_run, review_complete
 from coderai_assets.errors import Conflict
-from coderai_assets.storage import reviews
 from coderai_assets.storage.models import Project, Run, utcnow
-from coderai_assets.storage.reviews import EVERYONE, latest_reviewed_run, review_complete
 
 
 def run_agreement(

@@ -1,7 +1,7 @@
 """Reviewers' feedback on a run's values and entities, with history and double coding.
 
 Double coding: a reviewer's review of a run starts when they open it (their first feedback, or POST .../review)
-and ends when they say it is done; what each reader sees follows storage/reviews.py (blind until every reviewer
+and ends when they say it is done; what each reader sees follows domain/reviews.py (blind until every reviewer
 is done). A finished review is locked: its verdicts change only after the reviewer reopens it, which hides the
 others' answers again until it is done once more. An edit supersedes the earlier answer, which stays as history."""
 
@@ -12,9 +12,11 @@ import uuid
 from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
+from coderai_assets.domain.carry import carry_to_later_runs
+from coderai_assets.domain.reviews import EVERYONE, reader_scope, review_complete, visible
+from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.coercion import coerce_value
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
-from coderai_assets.storage.carry import carry_to_later_runs
 from coderai_assets.storage.models import (
     EntityFeedback,
     Extraction,
@@ -26,8 +28,6 @@ from coderai_assets.storage.models import (
     utcnow,
 )
 from coderai_assets.storage.repositories import feedback, values
-from coderai_assets.storage.reviews import EVERYONE, reader_scope, review_complete, visible
-from coderai_assets.storage.specs import version_spec
 
 
 def is_coder(principal: Principal) -> bool:
@@ -147,7 +147,7 @@ def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) 
 
 
 def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
-    """The current feedback on the run's values the caller may see (storage/reviews.py)."""
+    """The current feedback on the run's values the caller may see (domain/reviews.py)."""
     query = visible(feedback.current_of_run(run), scope_of(session, principal, run.id))
     return list(session.scalars(query.order_by(Feedback.created_at)))
 
@@ -215,7 +215,7 @@ def _lock_reviews(session: Session, run: Run) -> None:
 
 def finish_review(session: Session, principal: Principal, run: Run) -> dict:
     """The caller's review is done, and locked. When it completes the run's review, its verdicts carry to the
-    unchanged values of later runs (storage/carry.py)."""
+    unchanged values of later runs (domain/carry.py)."""
     _lock_reviews(session, run)
     review = _review(session, principal, run.id, lock=True)
     if review.done_at is None:

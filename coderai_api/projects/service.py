@@ -8,12 +8,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
+from coderai_assets.domain.specs import ensure_prompt_version, lock_project
 from coderai_assets.engine.patterns import PatternError, compile_pattern
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.storage.models import Project, Variable
 from coderai_assets.storage.partition_keys import shard_for
 from coderai_assets.storage.repositories import projects
-from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
 
 def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project:

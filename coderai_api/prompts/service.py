@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.specs import ensure_prompt_version, version_spec
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.errors import NotFound
 from coderai_assets.storage.models import ExtractionUnit, Project, PromptVersion, Variable
 from coderai_assets.storage.repositories import projects
 from coderai_assets.storage.repositories import runs as run_rows
-from coderai_assets.storage.specs import ensure_prompt_version, version_spec
 
 _PROJECT_FIELDS = ("domain_description", "extraction_unit", "entity_description")
 

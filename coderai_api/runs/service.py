@@ -6,14 +6,14 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain import runs as stored
+from coderai_assets.domain.runs import ACTIVE, choose_documents, create_run
 from coderai_assets.engine.model_limits import ModelLimits, model_label, resolve_limits
 from coderai_assets.errors import NotFound
 from coderai_assets.pipeline import estimate
 from coderai_assets.settings import Settings
-from coderai_assets.storage import runs as stored
 from coderai_assets.storage.models import Project, Run, RunKind
 from coderai_assets.storage.repositories import runs
-from coderai_assets.storage.runs import ACTIVE, choose_documents, create_run
 from coderai_assets.tracing import current_context_carrier
 
 

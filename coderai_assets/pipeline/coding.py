@@ -23,6 +23,9 @@ from opentelemetry.context import Context
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.dataset import write_export
+from coderai_assets.domain.runs import run_for_materialisation
+from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.llm import Extractor
@@ -45,12 +48,9 @@ from coderai_assets.pipeline.parse import parse_document
 from coderai_assets.pipeline.spending import SpendingGate
 from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.settings import Settings
-from coderai_assets.storage.dataset import write_export
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import Document, Project, PromptVersion, Run, RunDocument, RunStatus, utcnow
 from coderai_assets.storage.partition_keys import RUN_TAG, WORKSPACE_TAG, parse_document_key
-from coderai_assets.storage.runs import run_for_materialisation
-from coderai_assets.storage.specs import version_spec
 from coderai_assets.tracing import tracer
 
 log = logging.getLogger(__name__)

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.specs import project_spec
 from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import compile_codebook
 from coderai_assets.engine.model_limits import ModelLimits
 from coderai_assets.engine.spending import Prices
 from coderai_assets.storage.models import Document, DocumentChunk, LlmAnswer, Project, PromptVersion
-from coderai_assets.storage.specs import project_spec
 
 # A typical answer when the project has none yet: tokens per variable (a value, its quote and confidence, or the
 # value alone), plus the JSON around them.

@@ -278,7 +278,7 @@ def plan_extraction(
     with_quotes: bool = True,
 ) -> ExtractionPlan | None:
     """The chunks of the document that still need a call; chunks answered from the cache get their answer here.
-    `spec` is the prompt version's (storage/specs.py `version_spec`): the calls are compiled from it. None when
+    `spec` is the prompt version's (domain/specs.py `version_spec`): the calls are compiled from it. None when
     the document failed (recorded with its code)."""
     if document_failed_in_run(session, run, document):
         return None

@@ -23,6 +23,8 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.reviews import latest_feedback, latest_reviewed_run, reviewer_value
+from coderai_assets.domain.specs import project_spec
 from coderai_assets.engine.agreement import UNKNOWN, agreement, coded_alike
 from coderai_assets.engine.codebook import ProjectSpec, variables_hash
 from coderai_assets.engine.grounding import Aligner
@@ -47,8 +49,6 @@ from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
 from coderai_assets.pipeline.validate import code_record, ground_value, records_of
 from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
-from coderai_assets.storage.reviews import latest_feedback, latest_reviewed_run, reviewer_value
-from coderai_assets.storage.specs import project_spec
 
 PROPOSAL_TOKENS = 250  # a proposal's answer, typically: a description, a few examples and a reason
 CONTEXT_CHARS = 300  # of text each side of a wrong value, shown to the model
@@ -61,7 +61,7 @@ class RefineOptions:
     variables: tuple[str, ...] = ()  # only these; every weak one when empty
     held_out_fraction: float = 0.5
     seed: int = 0
-    # Whose feedback it learns from and scores on (storage/reviews.py): everybody's (None) once every review of
+    # Whose feedback it learns from and scores on (domain/reviews.py): everybody's (None) once every review of
     # the run is complete, else the requester's own, so a refinement never shows one reviewer another's answers.
     feedback_scope: uuid.UUID | None = None
     with_quotes: bool = True

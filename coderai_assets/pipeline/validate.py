@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.carry import carry_verdicts
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.engine.coercion import Coerced, apply_dependencies, apply_uncertainty, coerce_value
 from coderai_assets.engine.grounding import (
@@ -27,7 +28,6 @@ from coderai_assets.engine.grounding import (
 from coderai_assets.engine.normalise import entity_key
 from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
-from coderai_assets.storage.carry import carry_verdicts
 from coderai_assets.storage.models import (
     Document,
     DocumentChunk,

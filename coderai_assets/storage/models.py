@@ -432,7 +432,7 @@ class Feedback(Timestamped, Base):
     has_correction: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     comment: Mapped[str] = mapped_column(Text, default="")
     superseded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # A verdict carried to a later run's unchanged value (storage/carry.py): the reviewer's original verdict and
+    # A verdict carried to a later run's unchanged value (domain/carry.py): the reviewer's original verdict and
     # the run it was given in.
     carried_from_id: Mapped[uuid.UUID | None] = mapped_column()
     carried_from_run_id: Mapped[uuid.UUID | None] = mapped_column()
@@ -543,7 +543,7 @@ class Export(Timestamped, Base):
     xlsx_path: Mapped[str] = mapped_column(String(1000))
     row_count: Mapped[int] = mapped_column(Integer)
     dagster_run_id: Mapped[str | None] = mapped_column(String(64))
-    # The feedback it was built with (storage/reviews.py `feedback_state`) and whose (None: every reviewer's; a
+    # The feedback it was built with (domain/reviews.py `feedback_state`) and whose (None: every reviewer's; a
     # user: that reviewer's own, the review being incomplete): a download rebuilds it when either differs.
     feedback_state: Mapped[str | None] = mapped_column(String(200))
     feedback_scope: Mapped[uuid.UUID | None] = mapped_column()

@@ -145,7 +145,7 @@ def test_agreement_per_variable_and_the_reliability_gate_of_a_full_run(
     threshold, and starts with an override whose reason the export's about sheet carries."""
     import pandas as pd
 
-    from coderai_assets.storage.dataset import write_export
+    from coderai_assets.domain.dataset import write_export
     from coderai_assets.storage.db import tenant_session
     from coderai_assets.storage.files import LocalFileStorage
     from coderai_assets.storage.models import Project, Run

@@ -321,6 +321,7 @@ class Claims(AnsweringExtractor):
 
 
 def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_factory, tenant, settings, code_run):
+    from coderai_assets.domain.runs import create_run
     from coderai_assets.engine.variables import VariableType
     from coderai_assets.pipeline.refine import RefineOptions, Tally, refine
     from coderai_assets.storage.db import tenant_session
@@ -334,7 +335,6 @@ def test_the_refiner_matches_entities_of_held_out_documents_by_name(session_fact
         RunKind,
         Variable,
     )
-    from coderai_assets.storage.runs import create_run
 
     storage, extractor = LocalFileStorage(settings.storage_dir), Claims()
     texts = ["A bombing in Lima and a later one. A kidnapping in Quito.", "An arson in Cusco. A shooting in Cali."]

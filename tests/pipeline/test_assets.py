@@ -17,6 +17,7 @@ from coderai_assets.defs.partitions import (
     WORKSPACE_TAG,
 )
 from coderai_assets.defs.resources import LLMResource
+from coderai_assets.domain.runs import create_run
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import (
@@ -29,7 +30,6 @@ from coderai_assets.storage.models import (
     RunStatus,
     Variable,
 )
-from coderai_assets.storage.runs import create_run
 from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
 from tests.support.dagster import SHARD, _assets, _materialise, _project, _register, _resources
 
@@ -388,11 +388,11 @@ def test_one_bad_document_fails_alone(session_factory, tenant, settings, demo_fi
     from dagster import DagsterInstance
 
     from coderai_assets.defs.resources import LLMResource
+    from coderai_assets.domain.runs import create_run
     from coderai_assets.engine.llm import Extractor
     from coderai_assets.ingest import codes
     from coderai_assets.pipeline import coding
     from coderai_assets.storage.models import Document, Extraction, Project, Run, RunKind, RunStatus
-    from coderai_assets.storage.runs import create_run
     from tests.fakes import PROTEST_ANSWERS, ToolCallingFakeModel
     from tests.support.dagster import _materialise, _project, _register
 

@@ -6,6 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
+from coderai_assets.domain.runs import create_run
 from coderai_assets.engine.llm import Answer
 from coderai_assets.engine.variables import IfMultiple, VariableSpec, VariableType
 from coderai_assets.storage.db import tenant_session
@@ -20,7 +21,6 @@ from coderai_assets.storage.models import (
     RunKind,
     Variable,
 )
-from coderai_assets.storage.runs import create_run
 from tests.fakes import AnsweringExtractor
 
 FILLER = "The weather was mild and the streets were quiet for most of the day. " * 4
@@ -245,7 +245,7 @@ def test_a_clause_only_in_the_last_chunk_is_exported_true_with_that_chunks_quote
     that has it. The document is coded true, grounded in that chunk; a clause no chunk has is coded false."""
     import pandas as pd
 
-    from coderai_assets.storage.dataset import write_export
+    from coderai_assets.domain.dataset import write_export
 
     clause = "Licensee shall not assign this Agreement without the prior written consent of Licensor."
     text = f"This License Agreement is made between the parties. {FILLER}{FILLER}{FILLER}{clause} {FILLER}"

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from coderai_assets.defs.partitions import RUN_TAG
+from coderai_assets.domain.runs import cancel_run, create_run, retry_run, run_progress
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import (
     Extraction,
@@ -20,7 +21,6 @@ from coderai_assets.storage.models import (
     RunKind,
     RunStatus,
 )
-from coderai_assets.storage.runs import cancel_run, create_run, retry_run, run_progress
 from tests.support.dagster import SHARD, _assets, _project, _register, _resources  # noqa: F401
 from tests.support.runs import ANSWER, SlowModel, _code, _run
 
@@ -368,8 +368,8 @@ def test_a_projects_runs_never_overlap_and_documents_finishing_together_count_on
     project at a time, and counters are recomputed under the run row's lock."""
     from dagster import DagsterInstance
 
+    from coderai_assets.domain.runs import create_run
     from coderai_assets.storage.models import Project, Run, RunKind, RunStatus
-    from coderai_assets.storage.runs import create_run
     from tests.support.dagster import _code, _for, _project, _tick
 
     settings = settings.model_copy(update={"document_concurrency": 6})

@@ -22,9 +22,9 @@ from coderai_assets.defs.partitions import (
     parse_document_key,
 )
 from coderai_assets.defs.resources import default_resources
+from coderai_assets.domain.runs import create_run
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import Document, Project, Run, RunDocument, RunKind, RunStatus
-from coderai_assets.storage.runs import create_run
 from tests.support.api import _client, login_as
 from tests.support.dagster import _code, _for, _project, _tick, definitions
 

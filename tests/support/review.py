@@ -10,10 +10,10 @@ from dagster import build_sensor_context, materialize
 from coderai_assets.defs.agents import build_agent_job, build_agent_sensor
 from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
 from coderai_assets.defs.resources import LLMResource
+from coderai_assets.domain.runs import create_run
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import Project, RunKind
-from coderai_assets.storage.runs import create_run
 from tests.fakes import (
     COUNTRIES,
     PROTEST_ANSWERS,

@@ -10,13 +10,13 @@ from dagster import materialize
 
 from coderai_assets.defs.partitions import RANGE_END_TAG, RANGE_START_TAG, RUN_TAG, WORKSPACE_TAG
 from coderai_assets.defs.resources import LLMResource
+from coderai_assets.domain.runs import create_run
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.storage.db import tenant_session
 from coderai_assets.storage.models import (
     Project,
     RunKind,
 )
-from coderai_assets.storage.runs import create_run
 from tests.fakes import ToolCallingFakeModel
 from tests.support.dagster import SHARD, _assets, _project, _register, _resources
 

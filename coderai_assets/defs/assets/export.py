@@ -6,8 +6,8 @@ from dagster import AllPartitionMapping, AssetDep, AssetExecutionContext, Materi
 
 from coderai_assets.defs.partitions import RUN_TAG, WORKSPACE_TAG, Shard, projects_partitions
 from coderai_assets.defs.resources import DatabaseResource, StorageResource
+from coderai_assets.domain.dataset import write_export
 from coderai_assets.pipeline.coding import project_tenant
-from coderai_assets.storage.dataset import write_export
 from coderai_assets.storage.models import Project, Run, RunStatus, utcnow
 
 

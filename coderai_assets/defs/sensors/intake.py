@@ -43,6 +43,7 @@ from coderai_assets.defs.partitions import (
     document_key,
 )
 from coderai_assets.defs.resources import DatabaseResource
+from coderai_assets.domain.runs import create_auto_run
 from coderai_assets.storage.models import (
     Document,
     Project,
@@ -53,7 +54,6 @@ from coderai_assets.storage.models import (
     Tenant,
     utcnow,
 )
-from coderai_assets.storage.runs import create_auto_run
 from coderai_assets.tracing import TRACEPARENT_TAG
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one

@@ -1,5 +1,5 @@
 """Feedback (the reviewers' verdicts on values and on entities) and reviews (who reviews a run, and who is done).
-Which of them a reader may see is storage/reviews.py's `visible`, applied by the caller."""
+Which of them a reader may see is domain/reviews.py's `visible`, applied by the caller."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ Double coding is blind. A run's reviewers are everybody who opened its review (w
 `POST /runs/{id}/review`); until every one of them is done, each reader sees only their own feedback, and so do the
 figures, the gate, the refiner and the export they ask for. Once all are done, everybody's feedback shows, except to
 an editor who is not among the reviewers (they could still start coding): they see their own until they finish a
-review of the run. Verdicts carried from a finished review of an earlier run (storage/carry.py) were blind there,
+review of the run. Verdicts carried from a finished review of an earlier run (domain/carry.py) were blind there,
 and show to everybody.
 
 A scope says whose feedback a reader sees: EVERYONE, or one user's id (their own, and carried verdicts); NOBODY is
@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.agreement import UNKNOWN, agreement
 from coderai_assets.storage.models import EntityFeedback, Extraction, Feedback, Project, PromptVersion, Review, Run
-from coderai_assets.storage.specs import version_spec
 
 REJECTED = "rejected"  # a wrong verdict without a correction: the final value is empty
 EVERYONE: uuid.UUID | None = None

@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.reviews import all_done
+from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.normalise import entity_key
 from coderai_assets.storage.models import Extraction, Feedback, PromptVersion, Run, utcnow
-from coderai_assets.storage.reviews import all_done
-from coderai_assets.storage.specs import version_spec
 
 
 def _record_key(value: Extraction) -> str:

@@ -10,6 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.specs import ensure_prompt_version, lock_project
 from coderai_assets.errors import Conflict, InvalidInput
 from coderai_assets.storage.models import (
     ACTIVE,
@@ -22,7 +23,6 @@ from coderai_assets.storage.models import (
     RunStatus,
     utcnow,
 )
-from coderai_assets.storage.specs import ensure_prompt_version, lock_project
 
 # Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
 _DAGSTER_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})

@@ -14,6 +14,17 @@ from typing import Any
 from sqlalchemy import Uuid, select, text
 from sqlalchemy.orm import Session
 
+from coderai_assets.domain.reviews import (
+    EVERYONE,
+    corrections,
+    feedback_as_of,
+    feedback_sheet,
+    feedback_state,
+    latest_reviewed_run,
+    run_agreement,
+    team_scope,
+)
+from coderai_assets.domain.specs import project_spec, version_spec
 from coderai_assets.engine.codebook import ProjectSpec, codebook_rows
 from coderai_assets.storage.export_writer import write_dataset
 from coderai_assets.storage.files import FileStorage
@@ -27,17 +38,6 @@ from coderai_assets.storage.models import (
     RunDocument,
     RunDocumentStatus,
 )
-from coderai_assets.storage.reviews import (
-    EVERYONE,
-    corrections,
-    feedback_as_of,
-    feedback_sheet,
-    feedback_state,
-    latest_reviewed_run,
-    run_agreement,
-    team_scope,
-)
-from coderai_assets.storage.specs import project_spec, version_spec
 
 META_COLUMNS = [
     "document_id",
@@ -176,7 +176,7 @@ def iter_rows(
 ) -> Iterator[list[Any]]:
     """The dataset's rows as lists in `dataset_columns(spec)` order: one per document (or per entity); a failed
     or uncoded document still has its row, with its error code. The final values hold the corrections `scope`
-    sees (storage/reviews.py)."""
+    sees (domain/reviews.py)."""
     entity = spec.per_entity
     names = [v.name for v in spec.variables]
     versions = {
@@ -351,7 +351,7 @@ def write_export(
 def agreement_sheet(
     session: Session, run: Run, project: Project, scope: uuid.UUID | None = EVERYONE
 ) -> list[dict[str, Any]]:
-    """The agreement figures of the run (storage/reviews.py) as rows, from the feedback `scope` sees: the model
+    """The agreement figures of the run (domain/reviews.py) as rows, from the feedback `scope` sees: the model
     against the reviewers, then each pair of reviewers (only once every review is complete). A run nobody
     reviewed (a full run, usually) reports those of the reviewed run before it, the sample the reliability gate
     read; `reviewed_run_id` says which."""
