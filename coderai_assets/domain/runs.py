@@ -23,6 +23,7 @@ from coderai_assets.storage.models import (
     RunStatus,
     utcnow,
 )
+from coderai_assets.storage.repositories import runs
 
 # Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
 _DAGSTER_ENDED = frozenset({"SUCCESS", "FAILURE", "CANCELED"})
@@ -131,10 +132,6 @@ def run_for_materialisation(
     return run
 
 
-def run_documents(session: Session, run: Run) -> list[uuid.UUID]:
-    return list(session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id)).all())
-
-
 def accepted_full_run(session: Session, project: Project) -> Run | None:
     """The latest full run that has not failed: its prompt version is the one new uploads are coded with."""
     return session.scalars(
@@ -183,7 +180,7 @@ def create_auto_run(session: Session, project: Project, document_ids: list[uuid.
 def lock_run(session: Session, run: Run) -> None:
     """The run row's lock, as the stages take it (pipeline/bookkeeping.py): a cancel or retry and a document
     finishing at the same time see each other's commits."""
-    session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
+    runs.lock(session, run.id)
     session.refresh(run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from coderai_assets.storage.models import (
     RunWorkerBeat,
     utcnow,
 )
+from coderai_assets.storage.repositories import runs
 
 
 def run_document(session: Session, run: Run, document: Document) -> RunDocument:
@@ -54,26 +55,12 @@ def refresh_run_counts(session: Session, run: Run) -> None:
     at the run hold a key-share lock on it, which FOR UPDATE would wait for in the other transactions (a
     deadlock between two documents finishing at once, seen with four threads)."""
     session.flush()
-    session.execute(select(Run.id).where(Run.id == run.id).with_for_update(key_share=True))
+    runs.lock(session, run.id)
     # The status as the transaction that held the lock before left it, not as this session first read it: a run
     # another document's thread stopped (failed, `budget_exceeded`) while this one waited must not be moved on to
     # exporting, and so to succeeded, by the last document to fail (seen once in CI).
     session.refresh(run, attribute_names=["status"])
-    # One query while the lock is held: every document of the run waits for it.
-    totals = session.execute(
-        select(
-            func.count(),
-            func.count().filter(RunDocument.status == RunDocumentStatus.done),
-            func.count().filter(RunDocument.status == RunDocumentStatus.failed),
-            func.count().filter(RunDocument.status == RunDocumentStatus.pending),
-            func.coalesce(func.sum(RunDocument.llm_calls), 0),
-            func.coalesce(func.sum(RunDocument.input_tokens), 0),
-            func.coalesce(func.sum(RunDocument.output_tokens), 0),
-            func.coalesce(func.sum(RunDocument.cached_calls), 0),
-            func.coalesce(func.sum(RunDocument.values_ungrounded), 0),
-            func.coalesce(func.sum(RunDocument.partly_cached_calls), 0),
-        ).where(RunDocument.run_id == run.id)
-    ).one()
+    totals = runs.document_totals(session, run.id)
     run.documents_total, run.documents_done, run.documents_failed = totals[0], totals[1], totals[2]
     run.llm_calls, run.input_tokens, run.output_tokens, run.cached_calls = (int(t) for t in totals[4:8])
     run.values_ungrounded, run.partly_cached_calls = int(totals[8]), int(totals[9])

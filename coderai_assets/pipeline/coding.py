@@ -20,7 +20,7 @@ from queue import Empty, Queue
 from threading import Event, Thread
 
 from opentelemetry.context import Context
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.dataset import write_export
@@ -49,8 +49,9 @@ from coderai_assets.pipeline.spending import SpendingGate
 from coderai_assets.pipeline.validate import validate_document
 from coderai_assets.settings import Settings
 from coderai_assets.storage.files import FileStorage
-from coderai_assets.storage.models import Document, Project, PromptVersion, Run, RunDocument, RunStatus, utcnow
+from coderai_assets.storage.models import Document, Project, PromptVersion, Run, RunStatus, utcnow
 from coderai_assets.storage.partition_keys import RUN_TAG, WORKSPACE_TAG, parse_document_key
+from coderai_assets.storage.repositories import runs
 from coderai_assets.tracing import tracer
 
 log = logging.getLogger(__name__)
@@ -167,9 +168,7 @@ class DocumentCoder:
                 return None  # another project's document inside this run's key range
             if self.dagster_run_id not in (run.dagster_run_ids or []):
                 run.dagster_run_ids = [*(run.dagster_run_ids or []), self.dagster_run_id]
-            members: set[uuid.UUID] | None = set(
-                session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))
-            )
+            members: set[uuid.UUID] | None = set(runs.document_ids(session, run.id))
         elif tagged:
             return None
         else:
@@ -321,7 +320,7 @@ class DocumentCoder:
             if p is None:
                 continue
             with self.session(p.tenant_id) as session:
-                session.execute(select(Run.id).where(Run.id == p.run_id).with_for_update(key_share=True))
+                runs.lock(session, p.run_id)
                 run, project = session.get(Run, p.run_id), session.get(Project, p.id)
                 if run is None or project is None or run.status != RunStatus.exporting:
                     continue

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-
 from coderai_assets.engine.copilot import checked_suggestions, copilot_prompt, suggestion_schema
 from coderai_assets.engine.llm import Extractor
 from coderai_assets.errors import CoderAIError, Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.refine import Tally
-from coderai_assets.storage.models import Document, Project
+from coderai_assets.storage.models import Project
+from coderai_assets.storage.repositories import documents as document_rows
 from coderai_assets.storage.repositories import projects
 
 
@@ -39,10 +38,7 @@ def suggest(
         project = session.get(Project, project_id)
         if project is None:
             raise NotFound("No such project.", code="project_not_found")
-        query = select(Document).where(Document.project_id == project.id)
-        if options.document_ids:
-            query = query.where(Document.id.in_(options.document_ids))
-        documents = list(session.scalars(query.order_by(Document.created_at).limit(options.documents)))
+        documents = document_rows.first_of_project(session, project, list(options.document_ids), options.documents)
         if options.document_ids and len(documents) < len(set(options.document_ids)):
             raise InvalidInput("A document to read is not in the project.", code="document_not_found")
         if not documents:

@@ -13,7 +13,6 @@ import math
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.specs import project_spec
@@ -21,7 +20,8 @@ from coderai_assets.engine import budget
 from coderai_assets.engine.codebook import compile_codebook
 from coderai_assets.engine.model_limits import ModelLimits
 from coderai_assets.engine.spending import Prices
-from coderai_assets.storage.models import Document, DocumentChunk, LlmAnswer, Project, PromptVersion
+from coderai_assets.storage.models import Document, Project
+from coderai_assets.storage.repositories import answers, documents
 
 # A typical answer when the project has none yet: tokens per variable (a value, its quote and confidence, or the
 # value alone), plus the JSON around them.
@@ -77,46 +77,21 @@ def estimate_run(
     prompt = round(sum(budget.prompt_tokens(book) for book in plan.books) / groups)
     per_call = max(1, n_variables // groups)
     answer_cap = budget.answer_tokens(per_call, max_output_tokens)
-    observed_calls, observed_output = session.execute(
-        select(func.coalesce(func.sum(LlmAnswer.calls), 0), func.coalesce(func.sum(LlmAnswer.output_tokens), 0))
-        .join(Document, Document.id == LlmAnswer.document_id)
-        .where(Document.project_id == project.id, LlmAnswer.calls > 0, LlmAnswer.model == model_name)
-    ).one()
+    observed_calls, observed_output = answers.observed_output(session, project, model_name)
     if observed_calls >= MIN_OBSERVED:
         answer, basis = min(answer_cap, round(observed_output / observed_calls)), "observed"
     else:
         typical = ANSWER_OVERHEAD_TOKENS + TYPICAL_ANSWER_TOKENS[with_quotes] * per_call
         answer, basis = min(answer_cap, typical), "typical"
     # The chunks the cache answers: those of the same model and unchanged codebook (the same prompt version).
-    version = session.scalars(
-        select(PromptVersion.id).where(
-            PromptVersion.project_id == project.id, PromptVersion.variables_hash == codebook.variables_hash
-        )
-    ).first()
+    version = answers.version_for_hash(session, project, codebook.variables_hash)
     answered: dict[uuid.UUID, int] = {}
     if use_cache and version is not None and document_ids:
-        answered = dict(
-            session.execute(
-                select(LlmAnswer.document_id, func.count(func.distinct(LlmAnswer.chunk_index)))
-                .where(
-                    LlmAnswer.prompt_version_id == version,
-                    LlmAnswer.model == model_name,
-                    LlmAnswer.payload.is_not(None),
-                    LlmAnswer.document_id.in_(document_ids),
-                )
-                .group_by(LlmAnswer.document_id)
-            ).all()
-        )
-    rows = session.execute(select(Document, func.length(Document.text)).where(Document.id.in_(document_ids))).all()
+        answered = answers.answered_chunks(session, version, model_name, list(document_ids))
+    rows = documents.with_text_lengths(session, list(document_ids))
     # A parsed document's chunks as stored (the next run parses it again the same way unless the chunk size
     # changed).
-    stored = dict(
-        session.execute(
-            select(DocumentChunk.document_id, func.count())
-            .where(DocumentChunk.document_id.in_(document_ids))
-            .group_by(DocumentChunk.document_id)
-        ).all()
-    )
+    stored = documents.chunk_counts(session, list(document_ids))
     chunks = cached = calls = text_tokens = parsed = 0
     for document, length in rows:
         chars = length if length is not None else _guessed_chars(document)

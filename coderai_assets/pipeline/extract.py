@@ -15,7 +15,6 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine import budget
@@ -44,6 +43,7 @@ from coderai_assets.storage.models import (
     Run,
     RunDocument,
 )
+from coderai_assets.storage.repositories import answers, documents
 
 LLM_FAILED = "llm_failed"
 PROMPT_TOO_LARGE = "prompt_too_large"
@@ -69,21 +69,6 @@ def chunk_key(model_name: str, chunk_text: str) -> str:
     return hashlib.sha256(f"{model_name}\x00{chunk_text}".encode()).hexdigest()
 
 
-def earlier_chunk_answer(session: Session, key: str) -> LlmAnswer | None:
-    """The latest usable answer for the same model and text, whatever the prompt version."""
-    return session.scalars(
-        select(LlmAnswer)
-        .where(
-            LlmAnswer.chunk_key == key,
-            LlmAnswer.payload.is_not(None),
-            LlmAnswer.error.is_(None),
-            LlmAnswer.variable_hashes.is_not(None),
-        )
-        .order_by(LlmAnswer.created_at.desc())
-        .limit(1)
-    ).first()
-
-
 def _reusable(earlier: LlmAnswer | None, hashes: dict[str, str]) -> set[str]:
     if earlier is None or not isinstance(earlier.payload, dict):
         return set()
@@ -100,16 +85,6 @@ def _merge_payloads(earlier: dict[str, Any], reused: set[str], fresh: dict[str, 
     if quotes or "quotes" in fresh or "quotes" in earlier:
         merged["quotes"] = quotes
     return merged
-
-
-def cached_answer(session: Session, key: str) -> LlmAnswer | None:
-    # Row-level security keeps the cache inside the tenant.
-    return session.scalars(
-        select(LlmAnswer)
-        .where(LlmAnswer.cache_key == key, LlmAnswer.payload.is_not(None), LlmAnswer.error.is_(None))
-        .order_by(LlmAnswer.created_at.desc())
-        .limit(1)
-    ).first()
 
 
 def _ask(extractor: Extractor, books: list[Codebook], chunk: ChunkText, parts: int, file_name: str) -> Answer:
@@ -282,9 +257,7 @@ def plan_extraction(
     the document failed (recorded with its code)."""
     if document_failed_in_run(session, run, document):
         return None
-    chunks = session.scalars(
-        select(DocumentChunk).where(DocumentChunk.document_id == document.id).order_by(DocumentChunk.index)
-    ).all()
+    chunks = documents.chunks(session, document.id)
     if not chunks:
         fail_document(session, run, document, codes.NO_TEXT, "the document has no parsed chunks")
         return None
@@ -316,7 +289,7 @@ def plan_extraction(
         key, ckey = keys[chunk.index], chunk_key(extractor.model_name, chunk.text)
         if chunk.index in committed:
             continue
-        earlier = cached_answer(session, key) if use_cache else None
+        earlier = answers.cached(session, key) if use_cache else None
         if earlier is not None:
             session.add(_cached_copy(plan, chunk.index, earlier, key, ckey))
             continue
@@ -329,15 +302,10 @@ def plan_extraction(
 def _committed_answers(session: Session, run: Run, document: Document, keys: dict[int, str]) -> set[int]:
     """The chunks whose answer this run committed before a crash and that answer the same call: they stand. Any
     other answer of this run for the document is dropped."""
-    committed = {
-        a.chunk_index: a
-        for a in session.scalars(
-            select(LlmAnswer).where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
-        )
-    }
+    committed = {a.chunk_index: a for a in answers.of_document(session, run.id, document.id)}
     stale = [a.id for i, a in committed.items() if keys.get(i) != a.cache_key]
     if stale:
-        session.execute(delete(LlmAnswer).where(LlmAnswer.id.in_(stale)))
+        answers.drop(session, stale)
     return {i for i, a in committed.items() if keys.get(i) == a.cache_key}
 
 
@@ -364,7 +332,7 @@ def _chunk_call(
 ) -> ChunkCall:
     """The calls a chunk needs: the plan's, or, when an earlier answer for the same text holds some variables
     whose definition is unchanged, the calls for the other variables only."""
-    prior = earlier_chunk_answer(session, ckey) if asking.partial else None
+    prior = answers.latest_for_text(session, ckey) if asking.partial else None
     reused = _reusable(prior, plan.hashes)
     books: list[Codebook] | None = None if asking.plan.entities else list(asking.plan.books)
     if reused:
@@ -402,13 +370,7 @@ def store_chunk(session: Session, plan: ExtractionPlan, result: ChunkResult) -> 
     """Commits one chunk's answer with the document's counters in its run and what it cost (the caller's
     transaction)."""
     call, answer = result.call, result.answer
-    session.execute(
-        delete(LlmAnswer).where(
-            LlmAnswer.run_id == plan.run_id,
-            LlmAnswer.document_id == plan.document_id,
-            LlmAnswer.chunk_index == call.chunk.index,
-        )
-    )
+    answers.drop_chunk(session, plan.run_id, plan.document_id, call.chunk.index)
     session.add(
         LlmAnswer(
             tenant_id=plan.tenant_id,
@@ -441,15 +403,9 @@ def _count_answers(session: Session, run: Run | None, document: Document | None,
     if row is None:
         assert run is not None and document is not None
         row = run_document(session, run, document)
-    calls, cached, partly, input_tokens, output_tokens = session.execute(
-        select(
-            func.coalesce(func.sum(LlmAnswer.calls), 0),
-            func.count().filter(LlmAnswer.cached),
-            func.count().filter(LlmAnswer.reused_variables > 0, LlmAnswer.calls > 0),
-            func.coalesce(func.sum(LlmAnswer.input_tokens), 0),
-            func.coalesce(func.sum(LlmAnswer.output_tokens), 0),
-        ).where(LlmAnswer.run_id == row.run_id, LlmAnswer.document_id == row.document_id)
-    ).one()
+    calls, cached, partly, input_tokens, output_tokens = answers.totals_of_document(
+        session, row.run_id, row.document_id
+    )
     row.llm_calls, row.cached_calls, row.partly_cached_calls = int(calls), int(cached), int(partly)
     row.input_tokens, row.output_tokens = int(input_tokens), int(output_tokens)
 

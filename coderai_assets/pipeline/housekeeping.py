@@ -19,12 +19,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
-from sqlalchemy import CursorResult, Delete, delete, exists, or_, select
+from sqlalchemy import CursorResult, Delete, delete, exists, or_
 from sqlalchemy.orm import Session, sessionmaker
 
 from coderai_assets.settings import Settings
 from coderai_assets.storage.db import tenant_session
-from coderai_assets.storage.models import AuthSession, Document, LoginAttempt, RefreshToken, utcnow
+from coderai_assets.storage.models import AuthSession, LoginAttempt, RefreshToken, utcnow
+from coderai_assets.storage.repositories import documents
 
 ORPHAN_AGE_SECONDS = 3600
 
@@ -83,7 +84,7 @@ def sweep_files(factory: sessionmaker[Session], root: Path, swept: Swept, min_ag
         if not folders:
             continue
         with tenant_session(factory, tenant_id) as session:
-            known = set(session.scalars(select(Document.id).where(Document.id.in_([d for d, _ in folders]))))
+            known = documents.existing(session, [d for d, _ in folders])
         for document_id, folder in folders:
             if document_id not in known:
                 shutil.rmtree(folder, ignore_errors=True)

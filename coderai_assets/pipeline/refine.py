@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.reviews import latest_feedback, latest_reviewed_run, reviewer_value
@@ -48,7 +47,8 @@ from coderai_assets.errors import Conflict, LLMError, NotFound
 from coderai_assets.pipeline.estimate import estimate_run
 from coderai_assets.pipeline.extract import ChunkText, ask_chunk
 from coderai_assets.pipeline.validate import code_record, ground_value, records_of
-from coderai_assets.storage.models import Document, DocumentChunk, Project, Run
+from coderai_assets.storage.models import Document, Project, Run
+from coderai_assets.storage.repositories import documents
 
 PROPOSAL_TOKENS = 250  # a proposal's answer, typically: a description, a few examples and a reason
 CONTEXT_CHARS = 300  # of text each side of a wrong value, shown to the model
@@ -134,21 +134,14 @@ def reviewed_run(session: Session, project: Project, run_id: uuid.UUID | None) -
 
 def _context(session: Session, document_id: str, around: int | None, needle: Any) -> str:
     """Text around the model's quote, else around the reviewer's value where the text has it, else the start."""
-    text_length = session.scalar(select(func.length(Document.text)).where(Document.id == uuid.UUID(document_id)))
-    if not text_length:
+    document = uuid.UUID(document_id)
+    if not documents.text_length(session, document):
         return ""
     start = around
     if start is None and isinstance(needle, str | int | float) and str(needle).strip():
-        found = session.scalar(
-            select(func.strpos(func.lower(Document.text), str(needle).lower())).where(
-                Document.id == uuid.UUID(document_id)
-            )
-        )
-        start = found - 1 if found else None
+        start = documents.find_in_text(session, document, str(needle))
     start = max(0, (start or 0) - CONTEXT_CHARS)
-    window = session.scalar(
-        select(func.substr(Document.text, start + 1, 2 * CONTEXT_CHARS)).where(Document.id == uuid.UUID(document_id))
-    )
+    window = documents.text_window(session, document, start, 2 * CONTEXT_CHARS)
     return " ".join((window or "").split())
 
 
@@ -173,18 +166,14 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
         for feedback, value in latest_feedback(session, run.id, options.feedback_scope)
         if value.variable_name in live  # a variable deleted since is not refined
     ]
-    documents = sorted({r.document_id for r in reviewed})
-    names = dict(
-        session.execute(
-            select(Document.id, Document.file_name).where(Document.id.in_([uuid.UUID(d) for d in documents]))
-        ).all()
-    )
-    by_file_name = sorted(documents, key=lambda d: (names.get(uuid.UUID(d), ""), d))
+    reviewed_documents = sorted({r.document_id for r in reviewed})
+    names = documents.file_names(session, [uuid.UUID(d) for d in reviewed_documents])
+    by_file_name = sorted(reviewed_documents, key=lambda d: (names.get(uuid.UUID(d), ""), d))
     try:
         train, held_out = split_documents(by_file_name, options.held_out_fraction, options.seed)
     except ValueError as exc:
         raise Conflict(
-            f"The run has feedback on {len(documents)} document(s); the refiner needs at least two: {exc}.",
+            f"The run has feedback on {len(reviewed_documents)} document(s); the refiner needs at least two: {exc}.",
             code="too_few_reviewed_documents",
         ) from exc
     types = {v.name: v.type.value for v in spec.variables}
@@ -219,9 +208,7 @@ def prepare(session: Session, project: Project, options: RefineOptions) -> Prepa
     for document_id in held_out:
         document = session.get(Document, uuid.UUID(document_id))
         assert document is not None
-        chunks = session.scalars(
-            select(DocumentChunk).where(DocumentChunk.document_id == document.id).order_by(DocumentChunk.index)
-        ).all()
+        chunks = documents.chunks(session, document.id)
         prepared.documents[document_id] = HeldOut(
             document_id,
             document.file_name,

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.spending import Prices, Spent, check_caps
-from coderai_assets.storage.models import Run, Tenant, WorkspaceSpend, utcnow
+from coderai_assets.storage.models import Run, WorkspaceSpend, utcnow
+from coderai_assets.storage.repositories import accounts, runs
 
 SessionScope = Callable[[uuid.UUID | None], AbstractContextManager[Session]]
 
@@ -46,17 +46,13 @@ def record_workspace_spend(session: Session, tenant_id: uuid.UUID, cost: float) 
 
 def month_spent(session: Session, tenant_id: uuid.UUID, default_month_cap: float | None) -> tuple[float, float | None]:
     """(what the workspace spent this month, its monthly cap or None)."""
-    cap = session.scalar(select(Tenant.monthly_budget_usd).where(Tenant.id == tenant_id))
-    month = session.scalar(
-        select(WorkspaceSpend.spent_usd).where(
-            WorkspaceSpend.tenant_id == tenant_id, WorkspaceSpend.month == this_month()
-        )
-    )
+    cap = accounts.monthly_budget(session, tenant_id)
+    month = accounts.month_spent(session, tenant_id, this_month())
     return month or 0.0, cap if cap is not None else default_month_cap
 
 
 def spent(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID, default_month_cap: float | None) -> Spent:
-    run_spent, run_cap = session.execute(select(Run.spent_usd, Run.max_cost_usd).where(Run.id == run_id)).one()
+    run_spent, run_cap = runs.spend(session, run_id)
     month, month_cap = month_spent(session, tenant_id, default_month_cap)
     return Spent(run_spent or 0.0, run_cap, month, month_cap)
 
@@ -80,11 +76,7 @@ class SpendingGate:
     CAPS_SECONDS = 5.0
 
     def _has_caps(self, session: Session) -> bool:
-        run_cap, month_cap = session.execute(
-            select(Run.max_cost_usd, Tenant.monthly_budget_usd)
-            .join(Tenant, Tenant.id == Run.tenant_id)
-            .where(Run.id == self.run_id)
-        ).one()
+        run_cap, month_cap = runs.caps(session, self.run_id)
         return run_cap is not None or month_cap is not None or self.default_month_cap is not None
 
     def __call__(self, input_tokens: int, output_tokens: int) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.carry import carry_verdicts
@@ -30,15 +30,14 @@ from coderai_assets.engine.variables import VariableSpec
 from coderai_assets.pipeline.bookkeeping import document_failed_in_run, fail_document, refresh_run_counts, run_document
 from coderai_assets.storage.models import (
     Document,
-    DocumentChunk,
     DocumentStatus,
     Extraction,
-    LlmAnswer,
     PromptVersion,
     Run,
     RunDocumentStatus,
     ValueStatus,
 )
+from coderai_assets.storage.repositories import answers, documents
 
 LLM_UNPARSEABLE = "llm_unparseable"
 
@@ -360,18 +359,12 @@ def validate_document(
     if document_failed_in_run(session, run, document):
         return 0
     session.execute(delete(Extraction).where(Extraction.run_id == run.id, Extraction.document_id == document.id))
-    answers = session.scalars(
-        select(LlmAnswer)
-        .where(LlmAnswer.run_id == run.id, LlmAnswer.document_id == document.id)
-        .order_by(LlmAnswer.chunk_index)
-    ).all()
-    usable = [a for a in answers if a.payload is not None]
-    if answers and not usable:
-        fail_document(session, run, document, LLM_UNPARSEABLE, answers[0].error or "no answer could be parsed")
+    stored = answers.of_document(session, run.id, document.id)
+    usable = [a for a in stored if a.payload is not None]
+    if stored and not usable:
+        fail_document(session, run, document, LLM_UNPARSEABLE, stored[0].error or "no answer could be parsed")
         return 0
-    chunks = {
-        c.index: c for c in session.scalars(select(DocumentChunk).where(DocumentChunk.document_id == document.id)).all()
-    }
+    chunks = {c.index: c for c in documents.chunks(session, document.id)}
     aligner = Aligner(document.text or "")
     records = records_of(spec, usable, aligner, chunks)
     ungrounded = 0

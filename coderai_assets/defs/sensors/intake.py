@@ -27,7 +27,7 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 
 from coderai_assets.defs.partitions import (
     ATTEMPT_TAG,
@@ -48,12 +48,12 @@ from coderai_assets.storage.models import (
     Document,
     Project,
     Run,
-    RunDocument,
     RunDocumentStatus,
     RunStatus,
     Tenant,
     utcnow,
 )
+from coderai_assets.storage.repositories import runs
 from coderai_assets.tracing import TRACEPARENT_TAG
 
 INTAKE_BATCH = 10_000  # uploads registered per tick; the rest wait for the next one
@@ -157,13 +157,7 @@ def launch_queued_runs(
             if instance.get_run_ids(RunsFilter(tags=attempt), limit=1):
                 continue  # launched already, waiting in Dagster's queue
             # Only what is left to do: a retry (a new attempt) leaves the done documents out.
-            documents = list(
-                session.scalars(
-                    select(RunDocument.document_id).where(
-                        RunDocument.run_id == run.id, RunDocument.status == RunDocumentStatus.pending
-                    )
-                )
-            )
+            documents = runs.document_ids(session, run.id, RunDocumentStatus.pending)
             if not documents:
                 run.status, run.error, run.finished_at = RunStatus.failed, "the run has no documents", utcnow()
                 continue

@@ -8,7 +8,6 @@ and the re-execution goes on from what is committed)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from functools import partial
 
 from dagster import (
@@ -22,7 +21,7 @@ from dagster import (
     SensorResult,
     sensor,
 )
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from coderai_assets.defs.dagster_private import AUTO_RETRY_RUN_ID_TAG, WILL_RETRY_TAG
 from coderai_assets.defs.partitions import (
@@ -38,7 +37,8 @@ from coderai_assets.defs.partitions import (
 from coderai_assets.defs.resources import DatabaseResource
 from coderai_assets.pipeline import run_states
 from coderai_assets.pipeline.run_states import DagsterRunView
-from coderai_assets.storage.models import Project, Run, RunWorkerBeat
+from coderai_assets.storage.models import Project, Run
+from coderai_assets.storage.repositories import runs
 
 _FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # A failed Dagster run whose failure is not yet tagged with Dagster's retry decision: the tag follows the failure
@@ -105,7 +105,7 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
                     run,
                     [view_of(r, retries) for r in records.values()],
                     shard.export_job,
-                    partial(_beats, session, run.id),
+                    partial(runs.worker_beats, session, run.id),
                     worker_timeout_seconds,
                 )
                 for dagster_run_id in step.cancel:
@@ -127,16 +127,6 @@ def build_run_lifecycle_sensor(shards: list[Shard], export_jobs: list, worker_ti
         )
 
     return run_lifecycle
-
-
-def _beats(session, run_id, dagster_run_ids: list[str]) -> dict[str, datetime]:
-    """The last heartbeat of each of these Dagster runs' workers (pipeline/coding.py writes them)."""
-    rows = session.execute(
-        select(RunWorkerBeat.dagster_run_id, RunWorkerBeat.beat_at).where(
-            RunWorkerBeat.run_id == run_id, RunWorkerBeat.dagster_run_id.in_(dagster_run_ids)
-        )
-    )
-    return dict(rows.all())
 
 
 def _export_request(run: Run, project: Project, shard: Shard) -> RunRequest:

@@ -105,3 +105,8 @@ def unsent_mail(session: Session) -> list[MailMessage]:
     return list(
         session.scalars(select(MailMessage).where(MailMessage.sent_at.is_(None)).with_for_update(skip_locked=True))
     )
+
+
+def monthly_budget(session: Session, tenant_id: uuid.UUID) -> float | None:
+    """The workspace's own monthly budget (None: the default applies)."""
+    return session.scalar(select(Tenant.monthly_budget_usd).where(Tenant.id == tenant_id))

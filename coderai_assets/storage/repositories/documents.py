@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.storage.models import Document, Project
+from coderai_assets.storage.models import Document, DocumentChunk, Project
 
 
 def by_content(session: Session, project: Project, sha256: str) -> Document | None:
@@ -54,3 +54,60 @@ def count(session: Session, project: Project, among: list[uuid.UUID] | None = No
 
 def count_of_tenant(session: Session, tenant_id: uuid.UUID) -> int:
     return session.scalar(select(func.count()).select_from(Document).where(Document.tenant_id == tenant_id)) or 0
+
+
+def chunks(session: Session, document_id: uuid.UUID) -> list[DocumentChunk]:
+    """The document's parsed chunks, in order."""
+    return list(
+        session.scalars(
+            select(DocumentChunk).where(DocumentChunk.document_id == document_id).order_by(DocumentChunk.index)
+        )
+    )
+
+
+def chunk_counts(session: Session, document_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    rows = session.execute(
+        select(DocumentChunk.document_id, func.count())
+        .where(DocumentChunk.document_id.in_(document_ids))
+        .group_by(DocumentChunk.document_id)
+    ).all()
+    return {document_id: count for document_id, count in rows}
+
+
+def with_text_lengths(session: Session, document_ids: list[uuid.UUID]) -> list[tuple[Document, int | None]]:
+    rows = session.execute(select(Document, func.length(Document.text)).where(Document.id.in_(document_ids))).all()
+    return [(document, length) for document, length in rows]
+
+
+def file_names(session: Session, document_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    rows = session.execute(select(Document.id, Document.file_name).where(Document.id.in_(document_ids))).all()
+    return {document_id: name for document_id, name in rows}
+
+
+def text_length(session: Session, document_id: uuid.UUID) -> int | None:
+    return session.scalar(select(func.length(Document.text)).where(Document.id == document_id))
+
+
+def find_in_text(session: Session, document_id: uuid.UUID, needle: str) -> int | None:
+    """Where `needle` first stands in the text, case aside (0-based), found by PostgreSQL."""
+    found = session.scalar(
+        select(func.strpos(func.lower(Document.text), needle.lower())).where(Document.id == document_id)
+    )
+    return found - 1 if found else None
+
+
+def text_window(session: Session, document_id: uuid.UUID, start: int, length: int) -> str | None:
+    return session.scalar(select(func.substr(Document.text, start + 1, length)).where(Document.id == document_id))
+
+
+def existing(session: Session, document_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these documents exist (in any workspace the session may see)."""
+    return set(session.scalars(select(Document.id).where(Document.id.in_(document_ids))))
+
+
+def first_of_project(session: Session, project: Project, among: list[uuid.UUID], limit: int) -> list[Document]:
+    """The project's first `limit` documents by upload, of `among` when given."""
+    query = select(Document).where(Document.project_id == project.id)
+    if among:
+        query = query.where(Document.id.in_(among))
+    return list(session.scalars(query.order_by(Document.created_at).limit(limit)))

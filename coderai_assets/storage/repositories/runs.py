@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.storage.models import ACTIVE, Document, Project, Run, RunDocument, RunDocumentStatus
+from coderai_assets.storage.models import (
+    ACTIVE,
+    Document,
+    Project,
+    Run,
+    RunDocument,
+    RunDocumentStatus,
+    RunWorkerBeat,
+    Tenant,
+)
 
 
 def get(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run | None:
@@ -43,3 +54,64 @@ def documents_query(run: Run, status: RunDocumentStatus | None) -> Select:
         .order_by(Document.created_at, Document.id)
     )
     return query.where(RunDocument.status == status) if status is not None else query
+
+
+def lock(session: Session, run_id: uuid.UUID) -> None:
+    """The run row's lock to the end of the transaction, in key-share mode: the stages' rows
+    that point at the run hold a key-share lock on it, which FOR UPDATE would wait for (a deadlock between two
+    documents finishing at once, seen with four threads). A cancel or retry and a document finishing at the same
+    time see each other's commits."""
+    session.execute(select(Run.id).where(Run.id == run_id).with_for_update(key_share=True))
+
+
+def document_ids(session: Session, run_id: uuid.UUID, status: RunDocumentStatus | None = None) -> list[uuid.UUID]:
+    """The run's documents (with this status, when given)."""
+    query = select(RunDocument.document_id).where(RunDocument.run_id == run_id)
+    if status is not None:
+        query = query.where(RunDocument.status == status)
+    return list(session.scalars(query).all())
+
+
+def document_totals(session: Session, run_id: uuid.UUID) -> Any:
+    """The run's documents: all, done, failed, pending; their calls, input and output tokens, cached calls,
+    ungrounded values and partly cached calls. One query: every document of the run waits for it under the lock."""
+    return session.execute(
+        select(
+            func.count(),
+            func.count().filter(RunDocument.status == RunDocumentStatus.done),
+            func.count().filter(RunDocument.status == RunDocumentStatus.failed),
+            func.count().filter(RunDocument.status == RunDocumentStatus.pending),
+            func.coalesce(func.sum(RunDocument.llm_calls), 0),
+            func.coalesce(func.sum(RunDocument.input_tokens), 0),
+            func.coalesce(func.sum(RunDocument.output_tokens), 0),
+            func.coalesce(func.sum(RunDocument.cached_calls), 0),
+            func.coalesce(func.sum(RunDocument.values_ungrounded), 0),
+            func.coalesce(func.sum(RunDocument.partly_cached_calls), 0),
+        ).where(RunDocument.run_id == run_id)
+    ).one()
+
+
+def spend(session: Session, run_id: uuid.UUID) -> tuple[float | None, float | None]:
+    """What the run spent, and its cap."""
+    spent, cap = session.execute(select(Run.spent_usd, Run.max_cost_usd).where(Run.id == run_id)).one()
+    return spent, cap
+
+
+def caps(session: Session, run_id: uuid.UUID) -> tuple[float | None, float | None]:
+    """The run's cap and its workspace's monthly budget."""
+    run_cap, month_cap = session.execute(
+        select(Run.max_cost_usd, Tenant.monthly_budget_usd)
+        .join(Tenant, Tenant.id == Run.tenant_id)
+        .where(Run.id == run_id)
+    ).one()
+    return run_cap, month_cap
+
+
+def worker_beats(session: Session, run_id: uuid.UUID, dagster_run_ids: list[str]) -> dict[str, datetime]:
+    """The last heartbeat of each of these Dagster runs' workers (pipeline/coding.py writes them)."""
+    rows = session.execute(
+        select(RunWorkerBeat.dagster_run_id, RunWorkerBeat.beat_at).where(
+            RunWorkerBeat.run_id == run_id, RunWorkerBeat.dagster_run_id.in_(dagster_run_ids)
+        )
+    )
+    return {dagster_run_id: beat_at for dagster_run_id, beat_at in rows.all()}
