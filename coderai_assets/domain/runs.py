@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import uuid
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +22,7 @@ from coderai_assets.storage.models import (
     RunStatus,
     utcnow,
 )
+from coderai_assets.storage.repositories import documents as document_rows
 from coderai_assets.storage.repositories import runs
 
 # Dagster run statuses after which nothing of the run is left running (as the lifecycle sensor records them).
@@ -37,20 +37,14 @@ def _one_full_run() -> Conflict:
 
 
 def active_full_run(session: Session, project: Project) -> Run | None:
-    return session.scalars(
-        select(Run).where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status.in_(ACTIVE)).limit(1)
-    ).first()
+    return runs.active_full(session, project)
 
 
 def choose_documents(
     session: Session, project: Project, kind: RunKind, sample_size: int | None, seed: int | None
 ) -> list[Document]:
     """The documents a run covers: all the project's, or a random sample (the same for the same seed)."""
-    documents = list(
-        session.scalars(
-            select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
-        ).all()
-    )
+    documents = document_rows.in_upload_order(session, project)
     if not documents:
         raise InvalidInput("The project has no documents to run on.", code="no_documents")
     if kind == RunKind.sample:
@@ -115,7 +109,7 @@ def run_for_materialisation(
         if dagster_run_id not in (run.dagster_run_ids or []):
             run.dagster_run_ids = [*(run.dagster_run_ids or []), dagster_run_id]
         return run
-    run = session.scalars(select(Run).where(Run.dagster_run_ids.contains([dagster_run_id]))).first()
+    run = runs.by_dagster_run(session, dagster_run_id)
     if run is None:
         version = ensure_prompt_version(session, project, with_quotes)
         run = Run(
@@ -134,12 +128,7 @@ def run_for_materialisation(
 
 def accepted_full_run(session: Session, project: Project) -> Run | None:
     """The latest full run that has not failed: its prompt version is the one new uploads are coded with."""
-    return session.scalars(
-        select(Run)
-        .where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status != RunStatus.failed)
-        .order_by(Run.created_at.desc())
-        .limit(1)
-    ).first()
+    return runs.latest_unfailed_full(session, project)
 
 
 def create_auto_run(session: Session, project: Project, document_ids: list[uuid.UUID]) -> Run | None:
@@ -148,17 +137,7 @@ def create_auto_run(session: Session, project: Project, document_ids: list[uuid.
     accepted = accepted_full_run(session, project)
     if accepted is None or not document_ids:
         return None
-    covered = set(
-        session.scalars(
-            select(RunDocument.document_id)
-            .join(Run, Run.id == RunDocument.run_id)
-            .where(
-                Run.project_id == project.id,
-                Run.kind.in_([RunKind.full, RunKind.auto]),
-                RunDocument.document_id.in_(document_ids),
-            )
-        )
-    )
+    covered = runs.coded_by_full_or_auto(session, project, document_ids)
     fresh = [d for d in document_ids if d not in covered]
     if not fresh:
         return None
@@ -204,11 +183,7 @@ def retry_run(session: Session, run: Run) -> Run:
     if any(status not in _DAGSTER_ENDED for status in (run.dagster_status or {}).values()):
         # A cancelled run whose Dagster runs are still being stopped: a retry now would code documents twice.
         raise Conflict("The run is still stopping; retry it in a few seconds.", code="run_stopping")
-    redo = list(
-        session.scalars(
-            select(RunDocument).where(RunDocument.run_id == run.id, RunDocument.status != RunDocumentStatus.done)
-        )
-    )
+    redo = runs.unfinished_documents(session, run)
     if not redo:
         raise Conflict("Every document of the run is done: nothing to retry.", code="nothing_to_retry")
     for row in redo:
@@ -226,21 +201,9 @@ def retry_run(session: Session, run: Run) -> Run:
 
 def run_progress(session: Session, run: Run) -> dict[str, int | float | None]:
     """Where the run is, from its documents' rows as each chunk and stage is committed (one aggregate query)."""
-    done, failed = RunDocumentStatus.done, RunDocumentStatus.failed
-    row = session.execute(
-        select(
-            func.count(),
-            func.count().filter(or_(RunDocument.stage.is_not(None), RunDocument.status == done)),
-            func.count().filter(or_(RunDocument.stage == "extracted", RunDocument.status == done)),
-            func.count().filter(RunDocument.status == done),
-            func.count().filter(RunDocument.status == failed),
-            func.coalesce(func.sum(RunDocument.llm_calls), 0),
-            func.coalesce(func.sum(RunDocument.cached_calls), 0),
-            func.coalesce(func.sum(RunDocument.input_tokens), 0),
-            func.coalesce(func.sum(RunDocument.output_tokens), 0),
-        ).where(RunDocument.run_id == run.id)
-    ).one()
-    total, parsed, extracted, validated, failed_n, calls, cached, tokens_in, tokens_out = (int(x) for x in row)
+    total, parsed, extracted, validated, failed_n, calls, cached, tokens_in, tokens_out = runs.progress_counts(
+        session, run
+    )
     cost = (tokens_in * (run.input_price_per_mtok or 0) + tokens_out * (run.output_price_per_mtok or 0)) / 1e6
     eta = None
     finished = validated + failed_n

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.engine.codebook import (
@@ -38,7 +37,7 @@ def lock_project(session: Session, project: Project) -> None:
     """The project row's lock, held to the end of the transaction, around whatever writes the next prompt version
     or depends on the codebook as it stands (variable edits, runs, accepting an agent's proposal). FOR NO KEY
     UPDATE: uploads, which only reference the row, go on."""
-    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+    projects.lock(session, project)
 
 
 def ensure_prompt_version(session: Session, project: Project, with_quotes: bool = True) -> PromptVersion:
@@ -46,9 +45,7 @@ def ensure_prompt_version(session: Session, project: Project, with_quotes: bool 
     keeps the whole specification (and the variables' ids) for every stage and export of its runs."""
     spec = project_spec(session, project)
     codebook = compile_codebook(spec, with_quotes)
-    latest = session.scalars(
-        select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
-    ).first()
+    latest = projects.latest_prompt_version(session, project)
     ids = {v.name: str(v.id) for v in projects.variables(session, project)}
     if latest is not None and latest.variables_hash == codebook.variables_hash:
         if latest.spec is None:  # a version from before snapshots: it gets one now, as it is unchanged

@@ -111,3 +111,12 @@ def first_of_project(session: Session, project: Project, among: list[uuid.UUID],
     if among:
         query = query.where(Document.id.in_(among))
     return list(session.scalars(query.order_by(Document.created_at).limit(limit)))
+
+
+def in_upload_order(session: Session, project: Project) -> list[Document]:
+    """Every document of the project, in upload order (ties by id, so a seeded sample is reproducible)."""
+    return list(
+        session.scalars(
+            select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
+        )
+    )

@@ -58,3 +58,15 @@ def prompt_version(session: Session, project: Project, number: int) -> PromptVer
     return session.scalars(
         select(PromptVersion).where(PromptVersion.project_id == project.id, PromptVersion.version == number)
     ).first()
+
+
+def lock(session: Session, project: Project) -> None:
+    """The project row's lock to the end of the transaction, FOR NO KEY UPDATE: uploads, which only reference the
+    row, go on."""
+    session.execute(select(Project.id).where(Project.id == project.id).with_for_update(key_share=True))
+
+
+def latest_prompt_version(session: Session, project: Project) -> PromptVersion | None:
+    return session.scalars(
+        select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
+    ).first()

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from coderai_assets.storage.models import (
@@ -16,6 +16,8 @@ from coderai_assets.storage.models import (
     Run,
     RunDocument,
     RunDocumentStatus,
+    RunKind,
+    RunStatus,
     RunWorkerBeat,
     Tenant,
 )
@@ -115,3 +117,66 @@ def worker_beats(session: Session, run_id: uuid.UUID, dagster_run_ids: list[str]
         )
     )
     return {dagster_run_id: beat_at for dagster_run_id, beat_at in rows.all()}
+
+
+def active_full(session: Session, project: Project) -> Run | None:
+    """The project's full run queued or under way, if any (there is at most one)."""
+    return session.scalars(
+        select(Run).where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status.in_(ACTIVE)).limit(1)
+    ).first()
+
+
+def latest_unfailed_full(session: Session, project: Project) -> Run | None:
+    return session.scalars(
+        select(Run)
+        .where(Run.project_id == project.id, Run.kind == RunKind.full, Run.status != RunStatus.failed)
+        .order_by(Run.created_at.desc())
+        .limit(1)
+    ).first()
+
+
+def by_dagster_run(session: Session, dagster_run_id: str) -> Run | None:
+    return session.scalars(select(Run).where(Run.dagster_run_ids.contains([dagster_run_id]))).first()
+
+
+def coded_by_full_or_auto(session: Session, project: Project, document_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these documents a full or auto run of the project already holds."""
+    return set(
+        session.scalars(
+            select(RunDocument.document_id)
+            .join(Run, Run.id == RunDocument.run_id)
+            .where(
+                Run.project_id == project.id,
+                Run.kind.in_([RunKind.full, RunKind.auto]),
+                RunDocument.document_id.in_(document_ids),
+            )
+        )
+    )
+
+
+def unfinished_documents(session: Session, run: Run) -> list[RunDocument]:
+    return list(
+        session.scalars(
+            select(RunDocument).where(RunDocument.run_id == run.id, RunDocument.status != RunDocumentStatus.done)
+        )
+    )
+
+
+def progress_counts(session: Session, run: Run) -> tuple[int, ...]:
+    """The run's documents: all, parsed, extracted, validated, failed; calls, cached calls, input and output
+    tokens (one aggregate query)."""
+    done, failed = RunDocumentStatus.done, RunDocumentStatus.failed
+    row = session.execute(
+        select(
+            func.count(),
+            func.count().filter(or_(RunDocument.stage.is_not(None), RunDocument.status == done)),
+            func.count().filter(or_(RunDocument.stage == "extracted", RunDocument.status == done)),
+            func.count().filter(RunDocument.status == done),
+            func.count().filter(RunDocument.status == failed),
+            func.coalesce(func.sum(RunDocument.llm_calls), 0),
+            func.coalesce(func.sum(RunDocument.cached_calls), 0),
+            func.coalesce(func.sum(RunDocument.input_tokens), 0),
+            func.coalesce(func.sum(RunDocument.output_tokens), 0),
+        ).where(RunDocument.run_id == run.id)
+    ).one()
+    return tuple(int(x) for x in row)
