@@ -30,7 +30,7 @@ from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
 from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Project, utcnow
-from coderai_assets.storage.repositories import agent_tasks, documents, feedback, projects
+from coderai_assets.storage.repositories import agent_tasks, documents, projects, verdicts
 
 
 def _record(
@@ -69,7 +69,7 @@ def request_refinement(session: Session, project: Project, principal: Principal,
     It learns only from the feedback the requester may see (their own, while the review is not complete)."""
     run = reviewed_run(session, project, body.run_id)
     scope = scope_of(session, principal, run.id)
-    reviewed = session.scalar(visible(feedback.reviewed_documents_of_run(run), scope))
+    reviewed = session.scalar(visible(verdicts.reviewed_documents_of_run(run), scope))
     if (reviewed or 0) < 2:
         raise Conflict(
             f"The run has feedback on {reviewed or 0} document(s); the refiner needs at least two, one to write "

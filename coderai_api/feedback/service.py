@@ -27,7 +27,7 @@ from coderai_assets.storage.models import (
     Run,
     utcnow,
 )
-from coderai_assets.storage.repositories import feedback, values
+from coderai_assets.storage.repositories import values, verdicts
 
 
 def is_coder(principal: Principal) -> bool:
@@ -48,7 +48,7 @@ def get_value(session: Session, tenant_id: uuid.UUID, value_id: uuid.UUID, *, lo
 
 def _review(session: Session, principal: Principal, run_id: uuid.UUID, *, lock: bool = False) -> Review:
     """The caller's review of the run, opened now if it was not (they are then one of its reviewers)."""
-    review = feedback.review_of(session, run_id, principal.user_id, lock=lock)
+    review = verdicts.review_of(session, run_id, principal.user_id, lock=lock)
     if review is None:
         review = Review(tenant_id=principal.tenant_id, run_id=run_id, user_id=principal.user_id)
         session.add(review)
@@ -107,7 +107,7 @@ def give_feedback(
     has_correction = verdict == "wrong" and has_correction
     stored = _corrected(session, value, corrected) if has_correction else None
     now = utcnow()
-    current = feedback.current_verdict(session, value, principal.user_id)
+    current = verdicts.current_verdict(session, value, principal.user_id)
     if current is not None:
         current.superseded_at = now
         session.flush()
@@ -130,7 +130,7 @@ def give_feedback(
 
 def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) -> dict:
     value = get_value(session, principal.tenant_id, value_id)
-    rows = feedback.history_of(session, value)
+    rows = verdicts.history_of(session, value)
     mine = [f for f in rows if f.user_id == principal.user_id]
     everyone = scope_of(session, principal, value.run_id) is EVERYONE
     others = [
@@ -148,7 +148,7 @@ def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) 
 
 def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
     """The current feedback on the run's values the caller may see (domain/reviews.py)."""
-    query = visible(feedback.current_of_run(run), scope_of(session, principal, run.id))
+    query = visible(verdicts.current_of_run(run), scope_of(session, principal, run.id))
     return list(session.scalars(query.order_by(Feedback.created_at)))
 
 
@@ -177,15 +177,15 @@ def add_entity_feedback(session: Session, principal: Principal, run: Run, body) 
 
 
 def entity_feedback(session: Session, principal: Principal, run: Run) -> list[EntityFeedback]:
-    query = feedback.entity_verdicts_of_run(run)
+    query = verdicts.entity_verdicts_of_run(run)
     if scope_of(session, principal, run.id) is not EVERYONE:
         query = query.where(EntityFeedback.user_id == principal.user_id)
     return list(session.scalars(query.order_by(EntityFeedback.created_at)))
 
 
 def review_status(session: Session, run: Run) -> dict:
-    counts = feedback.verdicts_per_reviewer(session, run)
-    reviews = feedback.reviews_of(session, run)
+    counts = verdicts.verdicts_per_reviewer(session, run)
+    reviews = verdicts.reviews_of(session, run.id)
     return {
         "reviewers": [
             {
@@ -210,7 +210,7 @@ def start_review(session: Session, principal: Principal, run: Run) -> dict:
 def _lock_reviews(session: Session, run: Run) -> None:
     """The run's reviews, changed one transaction at a time: two reviewers finishing at once would each see the
     other not done yet, and neither would carry the completed review's verdicts."""
-    feedback.lock_reviews(session, run)
+    verdicts.lock_reviews(session, run)
 
 
 def finish_review(session: Session, principal: Principal, run: Run) -> dict:

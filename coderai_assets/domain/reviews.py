@@ -18,12 +18,13 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.agreement import UNKNOWN, agreement
-from coderai_assets.storage.models import EntityFeedback, Extraction, Feedback, Project, PromptVersion, Review, Run
+from coderai_assets.storage.models import EntityFeedback, Extraction, Feedback, Project, PromptVersion, Run
+from coderai_assets.storage.repositories import verdicts
 
 REJECTED = "rejected"  # a wrong verdict without a correction: the final value is empty
 EVERYONE: uuid.UUID | None = None
@@ -32,19 +33,19 @@ NOBODY = uuid.UUID(int=0)  # matches no user: only carried verdicts
 
 def review_complete(session: Session, run_id: uuid.UUID) -> bool:
     """Every reviewer of the run is done (true when nobody opened a review: nothing of it is blind)."""
-    return all(r.done_at is not None for r in session.scalars(select(Review).where(Review.run_id == run_id)))
+    return all(r.done_at is not None for r in verdicts.reviews_of(session, run_id))
 
 
 def all_done(session: Session, run_id: uuid.UUID) -> bool:
     """Somebody reviewed the run, and every reviewer of it is done."""
-    reviews = session.scalars(select(Review).where(Review.run_id == run_id)).all()
+    reviews = verdicts.reviews_of(session, run_id)
     return bool(reviews) and all(r.done_at is not None for r in reviews)
 
 
 def reader_scope(session: Session, run_id: uuid.UUID, reader: uuid.UUID | None, *, coder: bool) -> uuid.UUID | None:
     """Whose feedback on the run `reader` may see (`coder`: an editor, who may code it). None as the reader is
     the platform itself."""
-    reviews = list(session.scalars(select(Review).where(Review.run_id == run_id)))
+    reviews = verdicts.reviews_of(session, run_id)
     if any(r.done_at is None for r in reviews):
         return reader or NOBODY
     if reader is None or not coder or not reviews:
@@ -65,40 +66,22 @@ def feedback_state(session: Session, run_ids: list[uuid.UUID]) -> str:
     transaction that commits late cannot hide behind an earlier timestamp."""
     if not run_ids:
         return "none"
-    verdicts = session.scalar(select(func.count()).select_from(Feedback).where(Feedback.run_id.in_(run_ids)))
-    superseded = session.scalar(
-        select(func.count())
-        .select_from(Feedback)
-        .where(Feedback.run_id.in_(run_ids), Feedback.superseded_at.is_not(None))
-    )
-    entities = session.scalar(
-        select(func.count()).select_from(EntityFeedback).where(EntityFeedback.run_id.in_(run_ids))
-    )
-    reviews, done = session.execute(
-        select(func.count(), func.count(Review.done_at)).where(Review.run_id.in_(run_ids))
-    ).one()
-    return f"v{verdicts}s{superseded}e{entities}r{reviews}d{done}"
+    given, superseded, entities, reviews, done = verdicts.state_counts(session, run_ids)
+    return f"v{given}s{superseded}e{entities}r{reviews}d{done}"
 
 
 def feedback_as_of(session: Session, run_ids: list[uuid.UUID]) -> str:
     """When the latest feedback on the runs was given, for the about sheet."""
     if not run_ids:
         return ""
-    latest = session.scalar(select(func.max(Feedback.created_at)).where(Feedback.run_id.in_(run_ids)))
+    latest = verdicts.latest_given(session, run_ids)
     return latest.isoformat(timespec="seconds") if latest else ""
 
 
 def latest_reviewed_run(session: Session, project: Project, before: Run | None = None) -> Run | None:
     """The project's newest run with current feedback (created before `before`, if given): the one the reliability
     gate reads, the refiner learns from by default, and a run without feedback of its own reports in its export."""
-    query = (
-        select(Run)
-        .join(Feedback, Feedback.run_id == Run.id)
-        .where(Run.project_id == project.id, Feedback.superseded_at.is_(None))
-    )
-    if before is not None:
-        query = query.where(Run.created_at <= before.created_at, Run.id != before.id)
-    return session.scalars(query.order_by(Run.created_at.desc()).limit(1)).first()
+    return verdicts.latest_run_with_verdicts(session, project, before)
 
 
 def reviewer_value(feedback: Feedback, value: Extraction) -> Any:
@@ -121,13 +104,7 @@ def visible(query, scope: uuid.UUID | None):
 
 
 def _current(session: Session, run_ids: list[uuid.UUID], scope: uuid.UUID | None = EVERYONE):
-    query = (
-        select(Feedback, Extraction)
-        .join(Extraction, Extraction.id == Feedback.extraction_id)
-        .where(Feedback.run_id.in_(run_ids), Feedback.superseded_at.is_(None))
-        .order_by(Feedback.created_at)
-    )
-    return session.execute(visible(query, scope)).all()
+    return session.execute(visible(verdicts.current_with_values(run_ids), scope)).all()
 
 
 def latest_feedback(
@@ -223,7 +200,7 @@ def feedback_sheet(session: Session, run: Run, scope: uuid.UUID | None = EVERYON
                 "carried_from_run": str(feedback.carried_from_run_id or ""),
             }
         )
-    entities = select(EntityFeedback).where(EntityFeedback.run_id == run.id)
+    entities = verdicts.entity_verdicts_of_run(run)
     if scope is not EVERYONE:
         entities = entities.where(EntityFeedback.user_id == scope)
     for entity in session.scalars(entities):
