@@ -15,13 +15,13 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.reviews import all_done
 from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.normalise import entity_key
 from coderai_assets.storage.models import Extraction, Feedback, PromptVersion, Run, utcnow
+from coderai_assets.storage.repositories import runs, values, verdicts
 
 
 def _record_key(value: Extraction) -> str:
@@ -50,22 +50,7 @@ def carry_verdicts(session: Session, run: Run, document_ids: list[uuid.UUID] | N
     project's earlier runs on unchanged values; the newest run's verdict of each reviewer wins. Returns how many
     verdicts were carried (a stale carried verdict, whose source was edited since, is replaced)."""
     # The verdicts first (by document, indexed): most documents of a large run have none, and cost one query.
-    query = (
-        select(Feedback, Extraction, Run.created_at)
-        .join(Extraction, Extraction.id == Feedback.extraction_id)
-        .join(Run, Run.id == Feedback.run_id)
-        .where(
-            Run.project_id == run.project_id,
-            Run.id != run.id,
-            Run.created_at <= run.created_at,
-            Feedback.superseded_at.is_(None),
-            Feedback.carried_from_id.is_(None),
-            Feedback.user_id.is_not(None),
-        )
-    )
-    if document_ids is not None:
-        query = query.where(Feedback.document_id.in_(document_ids))
-    rows = session.execute(query).all()
+    rows = verdicts.earlier_reviewers_verdicts(session, run, document_ids)
     finished = {r for r in {f.run_id for f, _, _ in rows} if r is not None and all_done(session, r)}
     sources: dict[tuple[uuid.UUID, str, str], dict[uuid.UUID, tuple[Feedback, Extraction, Any]]] = defaultdict(dict)
     for feedback, value, created_at in rows:
@@ -78,13 +63,8 @@ def carry_verdicts(session: Session, run: Run, document_ids: list[uuid.UUID] | N
     if not sources:
         return 0
     documents = sorted({d for d, _, _ in sources})
-    targets = session.scalars(
-        select(Extraction).where(Extraction.run_id == run.id, Extraction.document_id.in_(documents))
-    ).all()
-    current = {
-        (f.extraction_id, f.user_id): f
-        for f in session.scalars(select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None)))
-    }
+    targets = values.of_documents(session, run, documents)
+    current = {(f.extraction_id, f.user_id): f for f in verdicts.current_of_run_rows(session, run)}
     definitions, now, carried = _Definitions(session), utcnow(), 0
     for target in targets:
         for user_id, (source, value, _) in sources.get(
@@ -125,10 +105,6 @@ def carry_verdicts(session: Session, run: Run, document_ids: list[uuid.UUID] | N
 def carry_to_later_runs(session: Session, run: Run) -> int:
     """After `run`'s review completed: its verdicts into the project's runs created since, on the documents it
     reviewed."""
-    reviewed = session.scalars(
-        select(Feedback.document_id).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None)).distinct()
-    ).all()
-    later = session.scalars(
-        select(Run).where(Run.project_id == run.project_id, Run.id != run.id, Run.created_at >= run.created_at)
-    ).all()
+    reviewed = verdicts.reviewed_document_ids(session, run)
+    later = runs.later_of_project(session, run)
     return sum(carry_verdicts(session, target, [d for d in reviewed if d is not None]) for target in later)

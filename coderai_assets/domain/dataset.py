@@ -11,7 +11,7 @@ from queue import Queue
 from threading import Thread
 from typing import Any
 
-from sqlalchemy import Uuid, select, text
+from sqlalchemy import Uuid, text
 from sqlalchemy.orm import Session
 
 from coderai_assets.domain.reviews import (
@@ -29,15 +29,12 @@ from coderai_assets.engine.codebook import ProjectSpec, codebook_rows
 from coderai_assets.storage.export_writer import write_dataset
 from coderai_assets.storage.files import FileStorage
 from coderai_assets.storage.models import (
-    Document,
     Export,
-    Feedback,
     Project,
     PromptVersion,
     Run,
-    RunDocument,
-    RunDocumentStatus,
 )
+from coderai_assets.storage.repositories import documents, projects, runs, verdicts
 
 META_COLUMNS = [
     "document_id",
@@ -84,20 +81,9 @@ FEEDBACK_COLUMNS = [
 def _pairs(session: Session, project: Project, run: Run | None) -> list[tuple[uuid.UUID, uuid.UUID | None]]:
     """(document, run) pairs to export: the run's documents, or each document's latest finished run."""
     if run is not None:
-        return [
-            (d, run.id) for d in session.scalars(select(RunDocument.document_id).where(RunDocument.run_id == run.id))
-        ]
-    latest: dict[uuid.UUID, uuid.UUID] = {}
-    rows = session.execute(
-        select(RunDocument.document_id, RunDocument.run_id)
-        .join(Run, Run.id == RunDocument.run_id)
-        .where(Run.project_id == project.id, RunDocument.status == RunDocumentStatus.done)
-        .order_by(Run.created_at)
-    ).all()
-    for document_id, run_id in rows:
-        latest[document_id] = run_id
-    documents = session.scalars(select(Document.id).where(Document.project_id == project.id)).all()
-    return [(d, latest.get(d)) for d in documents]
+        return [(d, run.id) for d in runs.document_ids(session, run.id)]
+    latest = runs.latest_done_run_per_document(session, project)
+    return [(d, latest.get(d)) for d in documents.ids_of_project(session, project)]
 
 
 def dataset_columns(spec: ProjectSpec) -> list[str]:
@@ -179,25 +165,12 @@ def iter_rows(
     sees (domain/reviews.py)."""
     entity = spec.per_entity
     names = [v.name for v in spec.variables]
-    versions = {
-        str(p.id): p.version
-        for p in session.execute(
-            select(PromptVersion.id, PromptVersion.version).where(PromptVersion.project_id == project.id)
-        )
-    }
+    versions = projects.version_numbers(session, project)
     empty_cell = [None] * (1 + len(FINAL_SUFFIXES) + len(PROVENANCE_SUFFIXES))
     pairs = sorted(_pairs(session, project, run), key=lambda pair: pair[0])
     # Reviewers' corrections of these runs (usually none or few: one small query).
     fixes = corrections(session, sorted({r for _, r in pairs if r is not None}), scope)
-    # Documents without their text: the export needs names and status, not megabytes of parsed text.
-    documents = {
-        d.id: d
-        for d in session.execute(
-            select(Document.id, Document.file_name, Document.status, Document.error_code).where(
-                Document.project_id == project.id
-            )
-        )
-    }
+    labels = documents.labels_of_project(session, project)
     streams: dict[uuid.UUID, Iterator[tuple[uuid.UUID, list[Any]]]] = {}
     pending: dict[uuid.UUID, tuple[uuid.UUID, list[Any]] | None] = {}
 
@@ -214,7 +187,7 @@ def iter_rows(
         return current[1] if current is not None and current[0] == document_id else []
 
     for document_id, run_id in pairs:
-        document = documents.get(document_id)
+        document = labels.get(document_id)
         if document is None:
             continue
         # document_id, file_name, document_status, error_code, run_id (META_COLUMNS without the last two)
@@ -263,7 +236,7 @@ def build_rows(session: Session, project: Project, run: Run | None) -> tuple[lis
 def reviewed_run_of(session: Session, project: Project, run: Run) -> Run | None:
     """The run whose figures a run's export reports: its own when it has feedback, else the reviewed run before
     it (the sample the reliability gate read)."""
-    if session.scalar(select(Feedback.id).where(Feedback.run_id == run.id).limit(1)):
+    if verdicts.has_any(session, run):
         return run
     return latest_reviewed_run(session, project, before=run)
 
@@ -272,7 +245,7 @@ def export_runs(session: Session, project: Project, run: Run | None) -> list[uui
     """The runs whose feedback an export holds: the run and the reviewed run it reports; for the latest values
     per document, every run of the project."""
     if run is None:
-        return list(session.scalars(select(Run.id).where(Run.project_id == project.id)))
+        return runs.ids_of_project(session, project)
     reviewed = reviewed_run_of(session, project, run)
     return sorted({run.id, *([reviewed.id] if reviewed else [])}, key=str)
 
@@ -290,8 +263,8 @@ def write_export(
     else only what `reader` gave (None: the platform, at the end of a run: no blind verdict)."""
     spec = dataset_spec(session, project, run)
     columns = dataset_columns(spec)
-    runs = export_runs(session, project, run)
-    scope = team_scope(session, runs, reader)
+    feedback_runs = export_runs(session, project, run)
+    scope = team_scope(session, feedback_runs, reader)
     export = Export(
         tenant_id=project.tenant_id,
         project_id=project.id,
@@ -300,7 +273,7 @@ def write_export(
         xlsx_path="",
         row_count=0,
         dagster_run_id=dagster_run_id,
-        feedback_state=feedback_state(session, runs),
+        feedback_state=feedback_state(session, feedback_runs),
         feedback_scope=scope,
     )
     session.add(export)
@@ -314,7 +287,7 @@ def write_export(
         "run_kind": run.kind.value if run else "",
         "model": run.model if run else "",
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "feedback_as_of": feedback_as_of(session, runs) or "no feedback yet",
+        "feedback_as_of": feedback_as_of(session, feedback_runs) or "no feedback yet",
         "feedback_shown": (
             "every reviewer's (every review is complete)"
             if scope is EVERYONE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -120,3 +121,18 @@ def in_upload_order(session: Session, project: Project) -> list[Document]:
             select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
         )
     )
+
+
+def ids_of_project(session: Session, project: Project) -> list[uuid.UUID]:
+    return list(session.scalars(select(Document.id).where(Document.project_id == project.id)).all())
+
+
+def labels_of_project(session: Session, project: Project) -> dict[uuid.UUID, Any]:
+    """The project's documents without their text (id, file name, status, error code): an export needs names and
+    status, not megabytes of parsed text."""
+    rows = session.execute(
+        select(Document.id, Document.file_name, Document.status, Document.error_code).where(
+            Document.project_id == project.id
+        )
+    )
+    return {row.id: row for row in rows}

@@ -70,3 +70,11 @@ def latest_prompt_version(session: Session, project: Project) -> PromptVersion |
     return session.scalars(
         select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
     ).first()
+
+
+def version_numbers(session: Session, project: Project) -> dict[str, int]:
+    """Each prompt version's number by its id (as text)."""
+    rows = session.execute(
+        select(PromptVersion.id, PromptVersion.version).where(PromptVersion.project_id == project.id)
+    )
+    return {str(version_id): number for version_id, number in rows}

@@ -180,3 +180,30 @@ def progress_counts(session: Session, run: Run) -> tuple[int, ...]:
         ).where(RunDocument.run_id == run.id)
     ).one()
     return tuple(int(x) for x in row)
+
+
+def later_of_project(session: Session, run: Run) -> list[Run]:
+    """The project's runs created since `run` (itself left out)."""
+    return list(
+        session.scalars(
+            select(Run).where(Run.project_id == run.project_id, Run.id != run.id, Run.created_at >= run.created_at)
+        ).all()
+    )
+
+
+def ids_of_project(session: Session, project: Project) -> list[uuid.UUID]:
+    return list(session.scalars(select(Run.id).where(Run.project_id == project.id)))
+
+
+def latest_done_run_per_document(session: Session, project: Project) -> dict[uuid.UUID, uuid.UUID]:
+    """Each document's latest run in which it was done."""
+    latest: dict[uuid.UUID, uuid.UUID] = {}
+    rows = session.execute(
+        select(RunDocument.document_id, RunDocument.run_id)
+        .join(Run, Run.id == RunDocument.run_id)
+        .where(Run.project_id == project.id, RunDocument.status == RunDocumentStatus.done)
+        .order_by(Run.created_at)
+    ).all()
+    for document_id, run_id in rows:
+        latest[document_id] = run_id
+    return latest

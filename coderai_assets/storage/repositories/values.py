@@ -44,3 +44,11 @@ def of_run_query(
     if document_id is not None:
         query = query.where(Extraction.document_id == document_id)
     return query
+
+
+def of_documents(session: Session, run: Run, document_ids: list[uuid.UUID]) -> list[Extraction]:
+    return list(
+        session.scalars(
+            select(Extraction).where(Extraction.run_id == run.id, Extraction.document_id.in_(document_ids))
+        ).all()
+    )

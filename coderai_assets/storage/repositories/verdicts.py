@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -109,3 +110,40 @@ def current_with_values(run_ids: list[uuid.UUID]) -> Select:
         .where(Feedback.run_id.in_(run_ids), Feedback.superseded_at.is_(None))
         .order_by(Feedback.created_at)
     )
+
+
+def earlier_reviewers_verdicts(session: Session, run: Run, document_ids: list[uuid.UUID] | None) -> list[Any]:
+    """Current verdicts of reviewers (not carried ones) on the project's runs before `run`, with the values they
+    judge and their run's creation (of `document_ids`, when given; by document, indexed)."""
+    query = (
+        select(Feedback, Extraction, Run.created_at)
+        .join(Extraction, Extraction.id == Feedback.extraction_id)
+        .join(Run, Run.id == Feedback.run_id)
+        .where(
+            Run.project_id == run.project_id,
+            Run.id != run.id,
+            Run.created_at <= run.created_at,
+            Feedback.superseded_at.is_(None),
+            Feedback.carried_from_id.is_(None),
+            Feedback.user_id.is_not(None),
+        )
+    )
+    if document_ids is not None:
+        query = query.where(Feedback.document_id.in_(document_ids))
+    return list(session.execute(query).all())
+
+
+def current_of_run_rows(session: Session, run: Run) -> list[Feedback]:
+    return list(session.scalars(current_of_run(run)))
+
+
+def reviewed_document_ids(session: Session, run: Run) -> list[uuid.UUID | None]:
+    return list(
+        session.scalars(
+            select(Feedback.document_id).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None)).distinct()
+        ).all()
+    )
+
+
+def has_any(session: Session, run: Run) -> bool:
+    return session.scalar(select(Feedback.id).where(Feedback.run_id == run.id).limit(1)) is not None
