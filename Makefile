@@ -6,7 +6,7 @@ PYTHON ?= python3
 # Portable build: no -march=native, so the cached wheel runs on any x86-64 machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
-.PHONY: install demo test test-fast up bench bench-service bench-provider bench-runs bench-refine lint lock clean
+.PHONY: install demo test test-fast up bench bench-service bench-floor bench-provider bench-runs bench-refine lint lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: install
 # The platform as a service: 200 projects, run launch latency, 100 concurrent clients, 1,000 documents.
 bench-service: install
 	$(BIN)/python bench/service_load.py
+
+# The API against its floor (bench/floor_app.py: token, tenant, one row, JSON), same workers, wrk (apt install wrk).
+bench-floor: install
+	$(BIN)/python bench/api_floor.py
 
 # Calls at the provider's limit: the shared rate limit, retries, the breaker, against the simulator.
 bench-provider: install
