@@ -34,11 +34,14 @@ up: install
 bench: install
 	$(BIN)/python bench/run.py
 
-# The platform as a service: 200 projects, run launch latency, 100 concurrent clients, 1,000 documents.
+# The platform as a service: 200 projects, run launch latency, 100 concurrent clients, 1,000 documents; then
+# the API against its floor and the lists of a 10,000-document project (bench-floor).
 bench-service: install
 	$(BIN)/python bench/service_load.py
+	$(BIN)/python bench/api_floor.py
 
-# The API against its floor (bench/floor_app.py: token, tenant, one row, JSON), same workers, wrk (apt install wrk).
+# The API against its floor (bench/floor_app.py: token, tenant, the rows, JSON), same workers, wrk (apt install
+# wrk), for three routes; pages of a 10,000-document project.
 bench-floor: install
 	$(BIN)/python bench/api_floor.py
 

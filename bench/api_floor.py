@@ -1,31 +1,37 @@
-"""The API against its floor: `bench/floor_app.py` (verify the token, one transaction with the tenant set, one
-row under row-level security, JSON) and the real `GET /projects/{id}`, each with the platform's API worker count,
-loaded by wrk with the same settings in the same run, at 1, 10 and 100 connections. Prints requests/s,
-p50/p95/p99 and errors for each, and the ratio real/floor. Needs wrk (apt install wrk).
+"""The API against its floor, and its lists at 10,000 documents.
 
-`python bench/api_floor.py` (about 2 minutes)."""
+1. `bench/floor_app.py` (verify the token, one transaction with the tenant set, the rows under row-level security,
+   JSON) and the real API, each with the platform's API worker count, loaded by wrk with the same settings in the
+   same run, at 1, 10 and 100 connections, for `GET /projects/{id}`, `GET /runs/{id}` and the first page of
+   `GET /projects/{id}/documents`. Prints requests/s, p50/p95/p99 and errors for each, and the ratio floor/real.
+2. A project of 10,000 documents (uploaded through the API): one client reading pages of its documents, the first,
+   every page to the last (cursor after cursor), filtered ones and pages of 500: p50/p95 per kind.
+Needs wrk (apt install wrk). `python bench/api_floor.py` (about 5 minutes); `make bench-service` runs it too."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import bench_environment, login, running_platform  # noqa: E402
+from bench.harness import bench_environment, login, running_platform, wait_runs  # noqa: E402
 from bench.harness import check as _check  # noqa: E402
 
 SIMULATOR_PORT = 18950
 FLOOR_PORT = 18960
 SECONDS = int(os.environ.get("CODERAI_BENCH_SECONDS", "10"))
 CONNECTIONS = (1, 10, 100)
+PAGE_DOCUMENTS = int(os.environ.get("CODERAI_BENCH_PAGE_DOCUMENTS", "10000"))
 _TMP = bench_environment(18600, SIMULATOR_PORT)
 
 # One line per run: requests, errors, p50, p95, p99 (ms), duration (s); read back below.
@@ -84,34 +90,149 @@ def start_floor(workers: int) -> subprocess.Popen:
     raise RuntimeError("the floor app did not start")
 
 
+def _cpu(processes: list[psutil.Process]) -> dict[int, float]:
+    seconds = {}
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            seconds[process.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return seconds
+
+
+def _family(pid: int) -> list[psutil.Process]:
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def _postgres() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")]
+
+
+def measured(url: str, token: str, connections: int, server_pid: int) -> dict[str, float]:
+    """wrk's figures, and the CPU the server's processes and PostgreSQL's spent per request meanwhile."""
+    server, database = _family(server_pid), _postgres()
+    before = {"server": _cpu(server), "db": _cpu(database)}
+    result = wrk(url, token, connections)
+    after = {"server": _cpu(server), "db": _cpu(_postgres())}
+    requests = max(result["rps"] * SECONDS, 1)
+    for side in ("server", "db"):
+        spent = sum(t - before[side].get(pid, 0.0) for pid, t in after[side].items())
+        result[f"{side}_ms"] = spent * 1000 / requests
+    return result
+
+
+def compare(base: str, token: str, routes: dict[str, str], pids: dict[str, int]) -> None:
+    print(f"== the real API and its floor, the same workers each, wrk {SECONDS} s; CPU ms a request ==")
+    print(
+        f"{'route':<28} {'conns':>5}  {'':5}  {'req/s':>6}  {'p50 ms':>7}  {'p95 ms':>7}  {'p99 ms':>7}  errors"
+        "  CPU API  CPU PostgreSQL"
+    )
+    for route, path in routes.items():
+        for connections in CONNECTIONS:
+            urls = {"floor": f"http://127.0.0.1:{FLOOR_PORT}{path}", "real": f"{base}{path}"}
+            results = {name: measured(url, token, connections, pids[name]) for name, url in urls.items()}
+            for name, r in results.items():
+                print(
+                    f"{route:<28} {connections:>5}  {name:5}  {r['rps']:>6.0f}  {r['p50']:>7.1f}  {r['p95']:>7.1f}  "
+                    f"{r['p99']:>7.1f}  {r['errors']:>6.0f}  {r['server_ms']:>7.2f}  {r['db_ms']:>14.2f}"
+                )
+            ratio = results["floor"]["rps"] / max(results["real"]["rps"], 1e-9)
+            print(f"{route:<28} {connections:>5}  floor/real requests/s: {ratio:.2f}")
+
+
+def _ms(values: list[float]) -> str:
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"n={len(values):<4} p50 {statistics.median(values):6.1f} ms  p95 {p95:6.1f} ms  max {ordered[-1]:6.1f} ms"
+
+
+def pages(client: httpx.Client, documents: int = PAGE_DOCUMENTS) -> None:
+    """One client reading a 10,000-document project's list: nothing else loads the API meanwhile."""
+    project = _check(client.post("/projects", json={"name": "Pages", "domain_description": "Protest reports."}))
+    path = f"/projects/{project['id']}/documents"
+    start = time.perf_counter()
+    for batch in range(0, documents, 100):
+        files = [
+            ("files", (f"report-{i}.txt", f"Report {i}: 40 people marched.".encode()))
+            for i in range(batch, min(documents, batch + 100))
+        ]
+        _check(client.post(path, files=files))
+    print(f"== a project of {documents} documents (uploaded in {time.perf_counter() - start:.0f} s) ==")
+
+    def timed(params: dict) -> tuple[float, dict]:
+        began = time.perf_counter()
+        answer = _check(client.get(path, params=params))
+        return (time.perf_counter() - began) * 1000, answer
+
+    first = [timed({"limit": 50})[0] for _ in range(100)]
+    walk, cursor, seen = [], None, 0
+    while True:
+        ms, answer = timed({"limit": 50, **({"cursor": cursor} if cursor else {})})
+        walk.append(ms)
+        seen += len(answer["items"])
+        cursor = answer["next_cursor"]
+        if not cursor:
+            break
+    assert seen == answer["total"] == documents, (seen, answer["total"])
+    by_name = [timed({"limit": 50, "name": "report-99"})[0] for _ in range(100)]
+    by_status = [timed({"limit": 50, "status": "uploaded"})[0] for _ in range(100)]
+    big, cursor = [], None
+    while True:
+        ms, answer = timed({"limit": 500, **({"cursor": cursor} if cursor else {})})
+        big.append(ms)
+        cursor = answer["next_cursor"]
+        if not cursor:
+            break
+    print(f"{'first page, 50 rows':<36} {_ms(first)}")
+    print(f"{'every page to the last, 50 rows':<36} {_ms(walk)}  (last page: {walk[-1]:.1f} ms)")
+    print(f"{'file name search, 50 rows':<36} {_ms(by_name)}")
+    print(f"{'status filter, 50 rows':<36} {_ms(by_status)}")
+    print(f"{'every page, 500 rows':<36} {_ms(big)}")
+
+
+def coded_run(client: httpx.Client, project_id: str) -> str:
+    files = [("files", ("one.txt", b"Some 40 people marched in Lyon on 2 May 2024."))]
+    _check(client.post(f"/projects/{project_id}/variables", json={"name": "city", "type": "text"}))
+    _check(client.post(f"/projects/{project_id}/documents", files=files))
+    time.sleep(6)  # registered by the intake sensor
+    run = _check(client.post(f"/projects/{project_id}/runs", json={"kind": "full"}))
+    (done,) = wait_runs(client, [run["id"]], timeout=300)
+    return done["id"]
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt install wrk)")
     from coderai_assets.settings import get_settings
 
     workers = get_settings().api_workers
-    with running_platform(_TMP, ["--port", str(SIMULATOR_PORT)]) as (_, base), httpx.Client(base_url=base) as client:
+    with (
+        running_platform(_TMP, ["--port", str(SIMULATOR_PORT)]) as (platform, base),
+        httpx.Client(base_url=base) as client,
+    ):
         token = login(client)["access_token"]
         project = _check(client.post("/projects", json={"name": "Floor", "domain_description": "Protest reports."}))
+        run_id = coded_run(client, project["id"])
         floor = start_floor(workers)
         try:
-            real_url = f"{base}/projects/{project['id']}"
-            floor_url = f"http://127.0.0.1:{FLOOR_PORT}/projects/{project['id']}"
-            assert httpx.get(floor_url, headers={"Authorization": f"Bearer {token}"}).json()["id"] == project["id"]
-            print(f"== GET /projects/{{id}}: the real API and its floor, {workers} workers each, wrk {SECONDS} s ==")
-            print(f"{'connections':>11}  {'':5}  {'req/s':>7}  {'p50 ms':>7}  {'p95 ms':>7}  {'p99 ms':>7}  errors")
-            for connections in CONNECTIONS:
-                results = {"floor": wrk(floor_url, token, connections), "real": wrk(real_url, token, connections)}
-                for name, r in results.items():
-                    print(
-                        f"{connections:>11}  {name:5}  {r['rps']:>7.0f}  {r['p50']:>7.1f}  {r['p95']:>7.1f}  "
-                        f"{r['p99']:>7.1f}  {r['errors']:.0f}"
-                    )
-                ratio = results["floor"]["rps"] / max(results["real"]["rps"], 1e-9)
-                print(f"{'':>11}  floor/real requests/s: {ratio:.2f}")
+            routes = {
+                "GET /projects/{id}": f"/projects/{project['id']}",
+                "GET /runs/{id}": f"/runs/{run_id}",
+                "GET /projects/{id}/documents": f"/projects/{project['id']}/documents",
+            }
+            for path in routes.values():  # the floor answers what the API does
+                floor_answer = httpx.get(
+                    f"http://127.0.0.1:{FLOOR_PORT}{path}", headers={"Authorization": f"Bearer {token}"}
+                )
+                assert floor_answer.status_code == 200, (path, floor_answer.text)
+            (api,) = [s.process for s in platform.services if s.name == "api"]
+            compare(base, token, routes, {"floor": floor.pid, "real": api.pid})
         finally:
             floor.terminate()
             floor.wait(10)
+        pages(client)
 
 
 if __name__ == "__main__":

@@ -276,7 +276,7 @@ def main() -> None:
         print("== code location load time ==")
         print("  ".join(f"{n} projects: {s:.2f} s" for n, s in loads.items()))
         print(f"== {N_CLIENTS} concurrent API clients ==")
-        project_ids = [p["id"] for p in _check(client.get("/projects"))][:20]
+        project_ids = [p["id"] for p in _check(client.get("/projects", params={"limit": 20}))["items"]]
         if not bench_clients_wrk(base, tokens["access_token"], project_ids, run_ids):
             asyncio.run(bench_clients(base, tokens["access_token"], project_ids, run_ids))
         print(f"== {N_DOCUMENTS} documents, one full run, 0 ms model ==")

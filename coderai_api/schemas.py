@@ -33,3 +33,12 @@ class Body(BaseModel):
         if _has_nul(data):
             raise ValueError("text may not contain the NUL character (\\u0000)")
         return data
+
+
+class DeletionAccepted(BaseModel):
+    """A deletion asked for (202): what is deleted is gone from every read at once; its runs are cancelled, and its
+    rows, files and Dagster partitions are removed within seconds, once its Dagster runs have stopped."""
+
+    kind: str
+    id: Any
+    status: str = "deleting"

@@ -15,6 +15,7 @@ from coderai_assets.defs.assets.export import build_export_asset
 from coderai_assets.defs.jobs import build_housekeeping, build_shard_jobs
 from coderai_assets.defs.partitions import shards as make_shards
 from coderai_assets.defs.resources import default_resources
+from coderai_assets.defs.sensors.deletions import build_deletions_sensor
 from coderai_assets.defs.sensors.intake import build_intake_sensor
 from coderai_assets.defs.sensors.run_lifecycle import build_run_lifecycle_sensor
 from coderai_assets.settings import Settings, get_settings
@@ -45,6 +46,7 @@ def build_definitions(settings: Settings, resources: dict[str, object]) -> Defin
             build_intake_sensor(shards, documents_jobs, settings.run_parallelism),
             build_run_lifecycle_sensor(shards, export_jobs, settings.run_worker_timeout_seconds),
             build_agent_sensor(agent_job),
+            build_deletions_sensor(shards),
         ],
         resources=resources,
     )

@@ -36,13 +36,13 @@ if [ -n "$FIRST" ]; then
 fi
 curl -sf -X POST -H "$auth" -H "$json" -d '{"name":"city","type":"text","description":"The city where the protest took place"}' $api/projects/$P/variables >/dev/null
 curl -sf -X POST -H "$auth" -H "$json" -d '{"name":"participants","type":"integer","description":"How many people took part"}' $api/projects/$P/variables >/dev/null
-curl -sf -H "$auth" $api/projects/$P/prompt-versions | j '[(v["version"], v["variables"]) for v in d]'   # each edit, a version
+curl -sf -H "$auth" $api/projects/$P/prompt-versions | j '[(v["version"], v["variables"]) for v in d["items"]]'   # each edit, a version
 
 # 3. A sample, then what the model did: values it found that the text does not support first
 R=$(curl -sf -X POST -H "$auth" -H "$json" -d '{"kind":"sample","sample_size":2,"seed":1}' $api/projects/$P/runs | j 'd["id"]')
 wait_for runs/$R
 curl -sf -H "$auth" "$api/runs/$R/values?status=ungrounded" | j 'd["total"], "ungrounded"'
-VALUES=$(curl -sf -H "$auth" "$api/runs/$R/values?page_size=500" | j '" ".join(v["id"] + ":" + v["variable"] for v in d["items"])')
+VALUES=$(curl -sf -H "$auth" "$api/runs/$R/values?limit=500" | j '" ".join(v["id"] + ":" + v["variable"] for v in d["items"])')
 
 # 4. Feedback on each value (editors): correct, or wrong with what it should be (checked against the variable;
 #    null: it should be empty), then the review is done. A second reviewer codes the same values blind.

@@ -20,7 +20,9 @@ from coderai_api.agents.schemas import (
 )
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.pagination import Page, Paged
 from coderai_api.projects.service import get_project
+from coderai_assets.storage.models import AgentTaskKind, AgentTaskStatus
 
 router = APIRouter(tags=["agents"], responses=ERROR_RESPONSES)
 
@@ -58,10 +60,18 @@ def estimate_refinement(
     return service.estimate(session, settings, project, principal, body)
 
 
-@router.get("/projects/{project_id}/agent-tasks", response_model=list[AgentTaskRead])
-def list_agent_tasks(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    tasks = service.list_tasks(session, get_project(session, principal.tenant_id, project_id))
-    return [service.shown_to(principal, task) for task in tasks]
+@router.get("/projects/{project_id}/agent-tasks", response_model=Page[AgentTaskRead])
+def list_agent_tasks(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    page: Paged,
+    status: AgentTaskStatus | None = None,
+    kind: AgentTaskKind | None = None,
+):
+    """The project's co-pilot and refiner tasks, newest first."""
+    project = get_project(session, principal.tenant_id, project_id)
+    return service.list_tasks(session, principal, project, page, status, kind)
 
 
 @router.get("/agent-tasks/{task_id}", response_model=AgentTaskRead)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from coderai_api.agents.schemas import AcceptRequest, AgentTaskRead, RefineRequest, SuggestRequest
 from coderai_api.auth.service import Principal
 from coderai_api.feedback.service import is_coder, scope_of
+from coderai_api.pagination import PageRequest
 from coderai_api.projects.schemas import VariableCreate, VariableUpdate
 from coderai_api.projects.service import (
     create_variable,
@@ -29,6 +30,7 @@ from coderai_assets.engine.model_limits import model_label
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.refine import Refinement, RefineOptions, estimate_refinement, reviewed_run
 from coderai_assets.settings import Settings
+from coderai_assets.storage import repositories
 from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Project, utcnow
 from coderai_assets.storage.repositories import agent_tasks, documents, projects, verdicts
 
@@ -129,8 +131,17 @@ def get_task(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock
     return task
 
 
-def list_tasks(session: Session, project: Project) -> list[AgentTask]:
-    return agent_tasks.of_project(session, project)
+def list_tasks(
+    session: Session,
+    principal: Principal,
+    project: Project,
+    page: PageRequest,
+    status: AgentTaskStatus | None,
+    kind: AgentTaskKind | None,
+) -> dict:
+    query = agent_tasks.of_project_query(project, status=status, kind=kind)
+    found = repositories.keyset_page(session, query, name="agent-tasks", scalars=True, **page.args)
+    return page.answer(found, lambda task: shown_to(principal, task))
 
 
 def cancel(session: Session, principal: Principal, task_id: uuid.UUID) -> AgentTask:

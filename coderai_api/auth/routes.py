@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request, Response
 
 from coderai_api.auth import service
 from coderai_api.auth.schemas import (
+    AccountDelete,
     InvitationAccept,
     LoginBody,
     RefreshBody,
@@ -52,6 +53,15 @@ def accept_invitation(body: InvitationAccept, principal: CurrentPrincipal, reque
 def logout(principal: CurrentPrincipal, request: Request) -> Response:
     """Ends the session: its access and refresh tokens stop working at once."""
     service.revoke_session(request.app.state.session_factory, principal.session_id, "logout")
+    return Response(status_code=204)
+
+
+@router.delete("/me", status_code=204)
+def delete_account(body: AccountDelete, principal: CurrentPrincipal, request: Request) -> Response:
+    """Deletes the caller's account, confirmed with its password (401 `invalid_credentials` otherwise): its
+    sessions end at once, and the workspaces it alone belonged to are deleted with all they hold. 409 `sole_owner`
+    while it is the only owner of a workspace others belong to."""
+    service.delete_account(request.app.state.session_factory, principal.user_id, body.password)
     return Response(status_code=204)
 
 

@@ -21,6 +21,10 @@ class LoginBody(Body):
     workspace_id: uuid.UUID | None = None
 
 
+class AccountDelete(Body):
+    password: str = Field(max_length=1024)
+
+
 class RefreshBody(Body):
     refresh_token: str = Field(max_length=4096)
 

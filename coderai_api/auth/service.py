@@ -17,8 +17,9 @@ from coderai_api.auth.passwords import hash_password, needs_rehash, verify_passw
 from coderai_api.auth.schemas import TokenPair, WorkspaceRead
 from coderai_api.auth.tokens import InvalidToken
 from coderai_api.errors import HTTPError
+from coderai_assets.domain.deletion import ask_workspace_deletion
 from coderai_assets.settings import Settings
-from coderai_assets.storage.db import remember_tenant, tenant_session
+from coderai_assets.storage.db import remember_tenant, set_tenant, tenant_session
 from coderai_assets.storage.models import AuthSession, LoginAttempt, Membership, RefreshToken, Role, Tenant, User
 from coderai_assets.storage.repositories import accounts
 
@@ -318,3 +319,35 @@ def authenticate(session: Session, settings: Settings, token: str, workspace_id:
         raise NotAMember("Not a member of this workspace.")
     remember_tenant(session, chosen)
     return Principal(claims.user_id, chosen, roles[chosen], claims.session_id)
+
+
+class SoleOwner(HTTPError):
+    code = "sole_owner"
+    status_code = 409
+
+
+def delete_account(factory: sessionmaker[Session], user_id: uuid.UUID, password: str) -> list[uuid.UUID]:
+    """Deletes the account (its password confirms it): its sessions, tokens and memberships go with it, and the
+    workspaces it was the only member of are deleted (domain/deletion.py). Its verdicts in other workspaces stay,
+    no longer tied to anyone. Refused (`sole_owner`) while it is the only owner of a workspace others belong to:
+    make another member owner first. Returns the workspaces deleted with it."""
+    with tenant_session(factory, None) as session:
+        accounts.lock_user(session, user_id)
+        user = session.get(User, user_id)
+        if user is None or not verify_password(user.password_hash, password):
+            raise BadCredentials("Wrong password.")
+        alone = []
+        for workspace in workspaces_of(session, user_id):
+            set_tenant(session, workspace.id)
+            others = [m for m in accounts.members(session) if m.user_id != user_id]
+            if not others:
+                alone.append(workspace.id)
+            elif workspace.role == Role.owner and not any(m.role == Role.owner for m in others):
+                raise SoleOwner(f"You are the only owner of {workspace.name!r}; make another member owner first.")
+        for tenant_id in alone:
+            set_tenant(session, tenant_id)
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is not None:
+                ask_workspace_deletion(session, tenant)
+        session.execute(delete(User).where(User.id == user_id))
+    return alone

@@ -10,7 +10,11 @@ from coderai_api.deps import Editor, SessionDep, SettingsDep, StorageDep, Viewer
 from coderai_api.documents import service
 from coderai_api.documents.schemas import DocumentDetail, DocumentRead, DocumentText, UploadResult
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.pagination import Page, Paged, Search
 from coderai_api.projects.service import get_project
+from coderai_api.schemas import DeletionAccepted
+from coderai_assets.domain.deletion import ask_document_deletion
+from coderai_assets.storage.models import DocumentStatus
 
 router = APIRouter(prefix="/projects/{project_id}/documents", tags=["documents"], responses=ERROR_RESPONSES)
 
@@ -47,9 +51,19 @@ def upload_documents(
     return results
 
 
-@router.get("", response_model=list[DocumentRead])
-def list_documents(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.list_documents(session, get_project(session, principal.tenant_id, project_id))
+@router.get("", response_model=Page[DocumentRead])
+def list_documents(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    page: Paged,
+    status: DocumentStatus | None = None,
+    name: Search = None,
+):
+    """The project's documents in upload order; `status` (uploaded, parsed, failed...) and `name` (file names that
+    hold it) narrow the list."""
+    project = get_project(session, principal.tenant_id, project_id)
+    return service.list_documents(session, project, page, status, name)
 
 
 @router.get("/{document_id}", response_model=DocumentDetail)
@@ -60,6 +74,16 @@ def get_document(project_id: uuid.UUID, document_id: uuid.UUID, session: Session
         "parse_warnings": document.parse_warnings,
         "text_chars": chars,
     }
+
+
+@router.delete("/{document_id}", response_model=DeletionAccepted, status_code=202)
+def delete_document(project_id: uuid.UUID, document_id: uuid.UUID, session: SessionDep, principal: Editor):
+    """Deletes the document with its text, values and verdicts, and the exports that hold them. Active runs that
+    include it are cancelled (retry them for the other documents); its rows, file and Dagster partition are removed
+    once their Dagster runs have stopped."""
+    project = get_project(session, principal.tenant_id, project_id)
+    ask_document_deletion(session, service.get_document(session, project, document_id)[0])
+    return DeletionAccepted(kind="document", id=document_id)
 
 
 @router.get("/{document_id}/text", response_model=DocumentText)

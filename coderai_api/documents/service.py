@@ -8,10 +8,12 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from coderai_assets.errors import InvalidInput, NotFound
+from coderai_api.pagination import PageRequest
+from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.ingest import codes
+from coderai_assets.storage import repositories
 from coderai_assets.storage.files import FileStorage
-from coderai_assets.storage.models import Document, Project
+from coderai_assets.storage.models import Document, DocumentStatus, Project
 from coderai_assets.storage.repositories import documents
 
 # Control characters: PostgreSQL cannot store NUL, and none belongs in a name a user reads.
@@ -34,6 +36,11 @@ def add_document(
         raise InvalidInput(f"{file_name}: {len(data)} bytes is over the limit of {max_bytes}.", code=codes.TOO_LARGE)
     digest = hashlib.sha256(data).hexdigest()
     existing = documents.by_content(session, project, digest)
+    if existing is not None and existing.deleted_at is not None:
+        raise Conflict(
+            f"{file_name}: a document with these bytes is being deleted; upload it again in a few seconds.",
+            code="document_being_deleted",
+        )
     if existing is not None:
         return existing, True
     document_id = uuid.uuid4()
@@ -53,8 +60,11 @@ def add_document(
     return document, False
 
 
-def list_documents(session: Session, project: Project) -> list[Document]:
-    return documents.of_project(session, project)
+def list_documents(
+    session: Session, project: Project, page: PageRequest, status: DocumentStatus | None, name: str | None
+) -> dict:
+    query = documents.of_project_query(project, status=status, name=name)
+    return page.answer(repositories.keyset_page(session, query, name="documents", scalars=True, **page.args))
 
 
 def get_document(session: Session, project: Project, document_id: uuid.UUID) -> tuple[Document, int | None]:

@@ -4,8 +4,9 @@ missed and spurious entities; each reviewer's review of a run, and double coding
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from coderai_api.deps import Editor, SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
@@ -19,6 +20,7 @@ from coderai_api.feedback.schemas import (
     RunReview,
     ValueFeedback,
 )
+from coderai_api.pagination import Page, Paged
 from coderai_api.projects.service import get_project
 from coderai_api.runs.service import get_run
 
@@ -40,10 +42,18 @@ def value_feedback(value_id: uuid.UUID, session: SessionDep, principal: Viewer):
     return service.value_feedback(session, principal, value_id)
 
 
-@router.get("/runs/{run_id}/feedback", response_model=list[FeedbackRead])
-def run_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
+@router.get("/runs/{run_id}/feedback", response_model=Page[FeedbackRead])
+def run_feedback(
+    run_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    page: Paged,
+    document_id: uuid.UUID | None = None,
+    variable: Annotated[str | None, Query(max_length=63)] = None,
+):
     """Current feedback on the run's values: the caller's own, and everybody's once every reviewer is done."""
-    return service.run_feedback(session, principal, get_run(session, principal.tenant_id, run_id))
+    run = get_run(session, principal.tenant_id, run_id)
+    return service.run_feedback(session, principal, run, page, document_id=document_id, variable=variable)
 
 
 @router.post("/runs/{run_id}/entity-feedback", response_model=EntityFeedbackRead, status_code=201)
@@ -53,9 +63,10 @@ def add_entity_feedback(run_id: uuid.UUID, body: EntityFeedbackCreate, session: 
     return service.add_entity_feedback(session, principal, run, body)
 
 
-@router.get("/runs/{run_id}/entity-feedback", response_model=list[EntityFeedbackRead])
-def entity_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    return service.entity_feedback(session, principal, get_run(session, principal.tenant_id, run_id))
+@router.get("/runs/{run_id}/entity-feedback", response_model=Page[EntityFeedbackRead])
+def entity_feedback(run_id: uuid.UUID, session: SessionDep, principal: Viewer, page: Paged):
+    """Missed and spurious entities: the caller's own, and everybody's once every reviewer is done; oldest first."""
+    return service.entity_feedback(session, principal, get_run(session, principal.tenant_id, run_id), page)
 
 
 @router.get("/runs/{run_id}/review", response_model=RunReview)

@@ -12,11 +12,13 @@ import uuid
 from sqlalchemy.orm import Session
 
 from coderai_api.auth.service import Principal
+from coderai_api.pagination import PageRequest
 from coderai_assets.domain.carry import carry_to_later_runs
 from coderai_assets.domain.reviews import EVERYONE, reader_scope, review_complete, visible
 from coderai_assets.domain.specs import version_spec
 from coderai_assets.engine.coercion import coerce_value
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.storage import repositories
 from coderai_assets.storage.models import (
     EntityFeedback,
     Extraction,
@@ -146,10 +148,19 @@ def value_feedback(session: Session, principal: Principal, value_id: uuid.UUID) 
     }
 
 
-def run_feedback(session: Session, principal: Principal, run: Run) -> list[Feedback]:
-    """The current feedback on the run's values the caller may see (domain/reviews.py)."""
-    query = visible(verdicts.current_of_run(run), scope_of(session, principal, run.id))
-    return list(session.scalars(query.order_by(Feedback.created_at)))
+def run_feedback(
+    session: Session,
+    principal: Principal,
+    run: Run,
+    page: PageRequest,
+    *,
+    document_id: uuid.UUID | None,
+    variable: str | None,
+) -> dict:
+    """The current feedback on the run's values the caller may see (domain/reviews.py), oldest first."""
+    query = verdicts.current_of_run(run, document_id=document_id, variable=variable)
+    query = visible(query, scope_of(session, principal, run.id)).order_by(Feedback.created_at, Feedback.id)
+    return page.answer(repositories.keyset_page(session, query, name="feedback", scalars=True, **page.args))
 
 
 def add_entity_feedback(session: Session, principal: Principal, run: Run, body) -> EntityFeedback:
@@ -176,11 +187,11 @@ def add_entity_feedback(session: Session, principal: Principal, run: Run, body) 
     return row
 
 
-def entity_feedback(session: Session, principal: Principal, run: Run) -> list[EntityFeedback]:
-    query = verdicts.entity_verdicts_of_run(run)
+def entity_feedback(session: Session, principal: Principal, run: Run, page: PageRequest) -> dict:
+    query = verdicts.entity_verdicts_of_run(run).order_by(EntityFeedback.created_at, EntityFeedback.id)
     if scope_of(session, principal, run.id) is not EVERYONE:
         query = query.where(EntityFeedback.user_id == principal.user_id)
-    return list(session.scalars(query.order_by(EntityFeedback.created_at)))
+    return page.answer(repositories.keyset_page(session, query, name="entity-feedback", scalars=True, **page.args))
 
 
 def review_status(session: Session, run: Run) -> dict:

@@ -5,8 +5,9 @@ import uuid
 from fastapi import APIRouter, Response
 
 from coderai_api import quotas
-from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
+from coderai_api.deps import Editor, Owner, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.pagination import Page, Paged, Search
 from coderai_api.projects import service
 from coderai_api.projects.schemas import (
     ProjectCreate,
@@ -16,6 +17,8 @@ from coderai_api.projects.schemas import (
     VariableRead,
     VariableUpdate,
 )
+from coderai_api.schemas import DeletionAccepted
+from coderai_assets.domain.deletion import ask_project_deletion
 from coderai_assets.storage.repositories import projects
 
 router = APIRouter(prefix="/projects", tags=["projects"], responses=ERROR_RESPONSES)
@@ -39,9 +42,19 @@ def update_project(
     return updated
 
 
-@router.get("", response_model=list[ProjectRead])
-def list_projects(session: SessionDep, principal: Viewer):
-    return service.list_projects(session, principal.tenant_id)
+@router.get("", response_model=Page[ProjectRead])
+def list_projects(session: SessionDep, principal: Viewer, page: Paged, name: Search = None):
+    """The workspace's projects, oldest first; `name` keeps those whose name holds it."""
+    return service.list_projects(session, principal.tenant_id, page, name)
+
+
+@router.delete("/{project_id}", response_model=DeletionAccepted, status_code=202)
+def delete_project(project_id: uuid.UUID, session: SessionDep, principal: Owner):
+    """Deletes the project with its documents, runs, values, verdicts and exports (owners). It is gone from every
+    read at once and its active runs are cancelled; its rows, files and Dagster partitions are removed once its
+    Dagster runs have stopped."""
+    ask_project_deletion(session, service.get_project(session, principal.tenant_id, project_id))
+    return DeletionAccepted(kind="project", id=project_id)
 
 
 @router.get("/{project_id}", response_model=ProjectRead)

@@ -7,10 +7,12 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from coderai_api.pagination import PageRequest
 from coderai_api.projects.schemas import ProjectCreate, ProjectUpdate, VariableCreate, VariableRead, VariableUpdate
 from coderai_assets.domain.specs import ensure_prompt_version, lock_project
 from coderai_assets.engine.patterns import PatternError, compile_pattern
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
+from coderai_assets.storage import repositories
 from coderai_assets.storage.models import Project, Variable
 from coderai_assets.storage.partition_keys import shard_for
 from coderai_assets.storage.repositories import projects
@@ -23,8 +25,9 @@ def get_project(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -
     return project
 
 
-def list_projects(session: Session, tenant_id: uuid.UUID) -> list[Project]:
-    return projects.of_tenant(session, tenant_id)
+def list_projects(session: Session, tenant_id: uuid.UUID, page: PageRequest, name: str | None) -> dict:
+    query = projects.of_tenant_query(tenant_id, name=name)
+    return page.answer(repositories.keyset_page(session, query, name="projects", scalars=True, **page.args))
 
 
 def create_project(session: Session, tenant_id: uuid.UUID, body: ProjectCreate, *, shards: int) -> Project:

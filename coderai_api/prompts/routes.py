@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query
 
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.pagination import Page, Paged
 from coderai_api.projects.service import get_project
 from coderai_api.prompts import service
 from coderai_api.prompts.schemas import PromptVersionDiff, PromptVersionRead, PromptVersionSummary
@@ -15,10 +16,10 @@ Version = Annotated[int, Path(ge=1, le=1_000_000)]
 router = APIRouter(prefix="/projects/{project_id}/prompt-versions", tags=["prompt versions"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=list[PromptVersionSummary])
-def list_versions(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
+@router.get("", response_model=Page[PromptVersionSummary])
+def list_versions(project_id: uuid.UUID, session: SessionDep, principal: Viewer, page: Paged):
     """Newest first, with the variables each asks for and how many runs used it."""
-    return service.list_versions(session, get_project(session, principal.tenant_id, project_id))
+    return service.list_versions(session, get_project(session, principal.tenant_id, project_id), page)
 
 
 @router.get("/{version}", response_model=PromptVersionRead)

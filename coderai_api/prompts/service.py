@@ -9,9 +9,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from coderai_api.pagination import PageRequest
 from coderai_assets.domain.specs import ensure_prompt_version, version_spec
 from coderai_assets.engine.codebook import ProjectSpec
 from coderai_assets.errors import NotFound
+from coderai_assets.storage import repositories
 from coderai_assets.storage.models import ExtractionUnit, Project, PromptVersion, Variable
 from coderai_assets.storage.repositories import projects
 from coderai_assets.storage.repositories import runs as run_rows
@@ -19,19 +21,23 @@ from coderai_assets.storage.repositories import runs as run_rows
 _PROJECT_FIELDS = ("domain_description", "extraction_unit", "entity_description")
 
 
-def list_versions(session: Session, project: Project) -> list[dict]:
+def list_versions(session: Session, project: Project, page: PageRequest) -> dict:
+    found = repositories.keyset_page(
+        session, projects.prompt_versions_query(project), name="prompt-versions", scalars=True, **page.args
+    )
     runs = run_rows.per_prompt_version(session, project)
-    versions = projects.prompt_versions(session, project)
-    return [
-        {
-            "id": v.id,
-            "version": v.version,
-            "created_at": v.created_at,
-            "variables": list(v.json_schema.get("required", [])),
-            "runs": runs.get(v.id, 0),
-        }
-        for v in versions
-    ]
+    return page.answer(found, lambda version: _summary(version, runs))
+
+
+def _summary(version: PromptVersion, runs: dict) -> dict:
+    """The version, the variables it asks for and how many runs used it (`runs`: runs per version id)."""
+    return {
+        "id": version.id,
+        "version": version.version,
+        "created_at": version.created_at,
+        "variables": list(version.json_schema.get("required", [])),
+        "runs": runs.get(version.id, 0),
+    }
 
 
 def get_version(session: Session, project: Project, number: int) -> PromptVersion:
@@ -43,9 +49,8 @@ def get_version(session: Session, project: Project, number: int) -> PromptVersio
 
 def show(session: Session, project: Project, number: int) -> dict:
     version = get_version(session, project, number)
-    summary = next(v for v in list_versions(session, project) if v["version"] == number)
     return {
-        **summary,
+        **_summary(version, run_rows.per_prompt_version(session, project)),
         "system_prompt": version.system_prompt,
         "user_template": version.user_template,
         "json_schema": version.json_schema,

@@ -11,14 +11,13 @@ from fastapi import APIRouter, Query
 
 from coderai_api.deps import SessionDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
+from coderai_api.pagination import Page, Paged
 from coderai_api.review import service
-from coderai_api.review.schemas import Page, RunDocumentRead, ValueRead
+from coderai_api.review.schemas import RunDocumentRead, ValueRead
 from coderai_api.runs.service import get_run
 from coderai_assets.storage.models import RunDocumentStatus, ValueStatus
 
 router = APIRouter(prefix="/runs/{run_id}", tags=["review"], responses=ERROR_RESPONSES)
-PageNumber = Annotated[int, Query(ge=1, le=1_000_000)]
-PageSize = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.get("/documents", response_model=Page[RunDocumentRead])
@@ -26,14 +25,12 @@ def run_documents(
     run_id: uuid.UUID,
     session: SessionDep,
     principal: Viewer,
+    page: Paged,
     status: RunDocumentStatus | None = None,
-    page: PageNumber = 1,
-    page_size: PageSize = 50,
 ):
     """The run's documents in upload order; `status`: pending, done or failed."""
     run = get_run(session, principal.tenant_id, run_id)
-    items, total = service.run_documents(session, run, status, page, page_size)
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return service.run_documents(session, run, status, page)
 
 
 @router.get("/values", response_model=Page[ValueRead])
@@ -41,16 +38,12 @@ def run_values(
     run_id: uuid.UUID,
     session: SessionDep,
     principal: Viewer,
+    page: Paged,
     status: ValueStatus | None = None,
     variable: Annotated[str | None, Query(max_length=63)] = None,
     document_id: uuid.UUID | None = None,
-    page: PageNumber = 1,
-    page_size: PageSize = 100,
 ):
     """The run's values by document, entity and variable. Filter on `status` (e.g. every `invalid`, `missing` or
     `ungrounded` value: found by the model but not in the text), `variable` or `document_id`."""
     run = get_run(session, principal.tenant_id, run_id)
-    items, total = service.run_values(
-        session, run, status=status, variable=variable, document_id=document_id, page=page, page_size=page_size
-    )
-    return {"items": items, "total": total, "page": page, "page_size": page_size}
+    return service.run_values(session, run, page, status=status, variable=variable, document_id=document_id)

@@ -10,6 +10,7 @@ from coderai_api import quotas
 from coderai_api.deps import Editor, SessionDep, SettingsDep, Viewer, authenticated_session
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.feedback.agreement import check_reliability
+from coderai_api.pagination import Page, Paged
 from coderai_api.projects.service import get_project
 from coderai_api.runs import service
 from coderai_api.runs.schemas import RunCreate, RunEstimate, RunRead
@@ -64,10 +65,18 @@ def estimate_run(
     return service.estimate_run(session, settings, project, body.kind, body.sample_size, body.seed)
 
 
-@router.get("/projects/{project_id}/runs", response_model=list[RunRead])
-def list_runs(project_id: uuid.UUID, session: SessionDep, principal: Viewer):
-    runs = service.list_runs(session, get_project(session, principal.tenant_id, project_id))
-    return [service.run_view(session, run) for run in runs]
+@router.get("/projects/{project_id}/runs", response_model=Page[RunRead])
+def list_runs(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: Viewer,
+    page: Paged,
+    status: RunStatus | None = None,
+    kind: RunKind | None = None,
+):
+    """The project's runs, newest first."""
+    project = get_project(session, principal.tenant_id, project_id)
+    return service.list_runs(session, project, page, status, kind)
 
 
 @router.get("/runs/{run_id}", response_model=RunRead)

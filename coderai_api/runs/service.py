@@ -6,13 +6,15 @@ import uuid
 
 from sqlalchemy.orm import Session
 
+from coderai_api.pagination import PageRequest
 from coderai_assets.domain import runs as stored
 from coderai_assets.domain.runs import ACTIVE, choose_documents, create_run
 from coderai_assets.engine.model_limits import ModelLimits, model_label, resolve_limits
 from coderai_assets.errors import NotFound
 from coderai_assets.pipeline import estimate
 from coderai_assets.settings import Settings
-from coderai_assets.storage.models import Project, Run, RunKind
+from coderai_assets.storage import repositories
+from coderai_assets.storage.models import Project, Run, RunKind, RunStatus
 from coderai_assets.storage.repositories import runs
 from coderai_assets.tracing import current_context_carrier
 
@@ -42,8 +44,12 @@ def get_run(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run:
     return run
 
 
-def list_runs(session: Session, project: Project) -> list[Run]:
-    return runs.of_project(session, project)
+def list_runs(
+    session: Session, project: Project, page: PageRequest, status: RunStatus | None, kind: RunKind | None
+) -> dict:
+    query = runs.of_project_query(project, status=status, kind=kind)
+    found = repositories.keyset_page(session, query, name="runs", scalars=True, **page.args)
+    return page.answer(found, lambda run: run_view(session, run))
 
 
 def run_view(session: Session, run: Run) -> dict:

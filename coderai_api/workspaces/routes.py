@@ -9,6 +9,7 @@ from coderai_api.auth.service import workspaces_of
 from coderai_api.deps import CurrentPrincipal, Owner, SessionDep, SettingsDep, Viewer
 from coderai_api.errors import ERROR_RESPONSES
 from coderai_api.mail import send_pending
+from coderai_api.schemas import DeletionAccepted
 from coderai_api.workspaces import service
 from coderai_api.workspaces.schemas import (
     MemberInvite,
@@ -38,6 +39,16 @@ def create_workspace(body: WorkspaceCreate, principal: CurrentPrincipal, request
         factory, principal.user_id, body.name, limit=settings.quota_workspaces_per_account
     )
     return WorkspaceRead(id=workspace_id, name=body.name, role=Role.owner)
+
+
+@router.delete("/{workspace_id}", response_model=DeletionAccepted, status_code=202)
+def delete_workspace(workspace_id: uuid.UUID, principal: Owner, session: SessionDep):
+    """Deletes the workspace with all it holds (owners): nobody can act in it from now on, its runs are cancelled,
+    and its projects, members, files and Dagster partitions are removed once its Dagster runs have stopped. 409
+    `last_workspace` for the caller's only workspace: delete the account instead (DELETE /auth/me)."""
+    service.check_workspace(principal, workspace_id)
+    service.delete_workspace(session, principal)
+    return DeletionAccepted(kind="workspace", id=workspace_id)
 
 
 @router.get("/{workspace_id}/spending", response_model=WorkspaceSpending)

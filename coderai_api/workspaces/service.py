@@ -12,6 +12,7 @@ from coderai_api.auth import tokens
 from coderai_api.auth.service import Principal, normalise_email, workspaces_of
 from coderai_api.quotas import QuotaExceeded
 from coderai_api.workspaces.schemas import MemberRead
+from coderai_assets.domain.deletion import ask_workspace_deletion
 from coderai_assets.errors import Conflict, InvalidInput, NotFound
 from coderai_assets.pipeline.spending import this_month
 from coderai_assets.settings import Settings
@@ -31,6 +32,18 @@ def check_workspace(principal: Principal, workspace_id: uuid.UUID) -> None:
     # Another workspace is not found, whatever the caller's role there: pick it per request to act in it.
     if workspace_id != principal.tenant_id:
         raise NotFound("No such workspace.", code="workspace_not_found")
+
+
+def delete_workspace(session: Session, principal: Principal) -> None:
+    if len(workspaces_of(session, principal.user_id)) < 2:
+        raise Conflict(
+            "This is your only workspace; delete your account instead (DELETE /auth/me), or create another first.",
+            code="last_workspace",
+        )
+    accounts.lock_workspace(session, principal.tenant_id)
+    tenant = session.get(Tenant, principal.tenant_id)
+    if tenant is not None:
+        ask_workspace_deletion(session, tenant)
 
 
 def create_workspace(factory: sessionmaker[Session], user_id: uuid.UUID, name: str, *, limit: int) -> uuid.UUID:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -17,6 +18,10 @@ class FileStorage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Removes the file if it is there."""
+
+    @abstractmethod
+    def delete_tree(self, prefix: str) -> None:
+        """Removes every file under the folder `prefix` (a workspace's, a project's), if it is there."""
 
     @abstractmethod
     def path(self, key: str) -> Path:
@@ -49,3 +54,10 @@ class LocalFileStorage(FileStorage):
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def delete_tree(self, prefix: str) -> None:
+        folder = self.path(prefix)
+        if folder == self.root:
+            raise ValueError("refusing to delete the storage root")
+        if folder.exists():
+            shutil.rmtree(folder)

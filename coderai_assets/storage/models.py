@@ -105,6 +105,8 @@ class Tenant(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     # USD the workspace's runs may spend a calendar month (UTC); None: the setting's default, or no cap.
     monthly_budget_usd: Mapped[float | None] = mapped_column(Float)
+    # Deletion asked: hidden at once, removed with everything it holds by the deletions sensor (domain/deletion.py).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WorkspaceSpend(Base):
@@ -135,7 +137,11 @@ class Membership(Timestamped, Base):
 
 class Project(Timestamped, Base):
     __tablename__ = "projects"
-    __table_args__ = (UniqueConstraint("tenant_id", "id", name="uq_projects_tenant_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id", name="uq_projects_tenant_id"),
+        # The list's keyset order (GET /projects).
+        Index("ix_projects_tenant_created", "tenant_id", "created_at", "id"),
+    )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -153,6 +159,8 @@ class Project(Timestamped, Base):
     # run; per-variable thresholds override the project's. 0.8 is the usual content-analysis bar.
     reliability_threshold: Mapped[float] = mapped_column(Float, default=0.8, server_default="0.8")
     reliability_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # Deletion asked: hidden at once, removed with everything it holds by the deletions sensor (domain/deletion.py).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Variable(Timestamped, Base):
@@ -191,6 +199,8 @@ class Document(Timestamped, Base):
             "created_at",
             postgresql_where=text("registered_at IS NULL"),
         ),
+        # The list's keyset order (GET /projects/{id}/documents).
+        Index("ix_documents_project_created", "project_id", "created_at", "id"),
     )
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
@@ -210,6 +220,8 @@ class Document(Timestamped, Base):
     parse_warnings: Mapped[list[Any] | None] = mapped_column(JSONB)
     # When the intake sensor made it a Dagster partition; until then no run can launch on it.
     registered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Deletion asked: hidden at once, removed with everything it holds by the deletions sensor (domain/deletion.py).
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DocumentChunk(Base):
@@ -254,6 +266,7 @@ class Run(Timestamped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id", name="uq_runs_tenant_id"),
         Index("ix_runs_active", "created_at", postgresql_where=text("status IN ('queued', 'running', 'exporting')")),
+        Index("ix_runs_project_created", "project_id", "created_at", "id"),
         Index(
             "uq_runs_one_active_full",
             "project_id",

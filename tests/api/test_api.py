@@ -37,7 +37,7 @@ def project(client):
 
 def test_project_and_variables(client, project):
     pid = project["id"]
-    assert any(p["id"] == pid for p in client.get("/projects").json())
+    assert any(p["id"] == pid for p in client.get("/projects").json()["items"])
     ok = client.post(
         f"/projects/{pid}/variables",
         json={"name": "protest_type", "type": "category", "allowed_values": ["march", "strike"]},
@@ -95,13 +95,13 @@ def test_upload_records_documents_and_deduplicates(client, project, demo_files):
     assert [u["duplicate"] for u in uploaded] == [False] * len(demo_files)
     again = client.post(f"/projects/{pid}/documents", files=files[:1]).json()
     assert again[0]["duplicate"] is True and again[0]["document"]["id"] == uploaded[0]["document"]["id"]
-    assert len(client.get(f"/projects/{pid}/documents").json()) == len(demo_files)
+    assert len(client.get(f"/projects/{pid}/documents").json()["items"]) == len(demo_files)
 
 
 def test_empty_upload_is_refused_and_nothing_is_stored(client, project):
     response = client.post(f"/projects/{project['id']}/documents", files=[("files", ("empty.txt", b""))])
     assert (response.status_code, response.json()["code"]) == (422, "empty_file")
-    assert client.get(f"/projects/{project['id']}/documents").json() == []
+    assert client.get(f"/projects/{project['id']}/documents").json()["items"] == []
 
 
 def test_unknown_ids_are_404_with_codes(client, project):
@@ -281,7 +281,7 @@ def test_an_estimate_before_the_run_and_a_cap_on_it(client, project, demo_files)
     estimate = client.post(f"/projects/{project['id']}/runs/estimate", json={"kind": "full"}).json()
     assert (estimate["documents"], estimate["documents_parsed"], estimate["cached_chunks"]) == (4, 0, 0)
     assert estimate["calls"] == estimate["chunks"] == 4 and estimate["input_tokens"] > 0
-    assert client.get(f"/projects/{project['id']}/runs").json() == []
+    assert client.get(f"/projects/{project['id']}/runs").json()["items"] == []
     sample = client.post(f"/projects/{project['id']}/runs/estimate", json={"kind": "sample", "sample_size": 2})
     assert sample.json()["documents"] == 2
     run = client.post(f"/projects/{project['id']}/runs", json={"kind": "full", "max_cost_usd": 0.5}).json()
@@ -355,20 +355,21 @@ def test_an_edit_of_the_codebook_makes_its_prompt_version_at_once(client, projec
     pid = project["id"]
     city = client.post(f"/projects/{pid}/variables", json={"name": "city", "type": "text"}).json()
     client.post(f"/projects/{pid}/variables", json={"name": "participants", "type": "integer"})
-    assert sorted(v["version"] for v in client.get(f"/projects/{pid}/prompt-versions").json()) == [1, 2]
+    assert sorted(v["version"] for v in client.get(f"/projects/{pid}/prompt-versions").json()["items"]) == [1, 2]
     edited = client.patch(f"/projects/{pid}/variables/{city['id']}", json={"description": "The city in the dateline"})
     assert edited.status_code == 200
     diff = client.get(f"/projects/{pid}/prompt-versions/3/diff", params={"against": 2})
     assert diff.status_code == 200 and [c["name"] for c in diff.json()["changed"]] == ["city"]
     refused = client.patch(f"/projects/{pid}/variables/{city['id']}", json={"type": "nonsense"})
     assert refused.status_code == 422
-    assert len(client.get(f"/projects/{pid}/prompt-versions").json()) == 3  # a refused edit makes none
+    assert len(client.get(f"/projects/{pid}/prompt-versions").json()["items"]) == 3  # a refused edit makes none
 
 
-def test_a_page_size_over_the_limit_says_the_limit(client):
-    response = client.get(f"/runs/{uuid.uuid4()}/values", params={"page_size": 1000})
-    assert response.status_code == 422 and response.json()["code"] == "invalid_request"
-    assert "page_size" in response.json()["message"] and "500" in response.json()["message"]
+@pytest.mark.parametrize("path", ["/projects", "/runs/{id}/values", "/projects/{id}/documents", "/runs/{id}/feedback"])
+def test_a_page_size_over_the_limit_says_the_limit(client, path):
+    response = client.get(path.format(id=uuid.uuid4()), params={"limit": 501})
+    assert response.status_code == 422 and response.json()["code"] == "limit_too_large"
+    assert "500" in response.json()["message"]
 
 
 def test_one_sample_seed_picks_the_same_files_in_two_projects_with_the_same_files(client, demo_files):

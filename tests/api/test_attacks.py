@@ -237,7 +237,7 @@ def test_bodies_are_limited_and_an_anonymous_body_is_never_read(app, settings, s
         files = [("files", (f"f{i}.txt", f"report {i}".encode())) for i in range(settings.max_files_per_upload + 1)]
         refused = client.post(f"/projects/{project}/documents", files=files)
         assert (refused.status_code, refused.json()["code"]) == (400, "invalid_body")
-        assert client.get(f"/projects/{project}/documents").json() == []
+        assert client.get(f"/projects/{project}/documents").json()["items"] == []
         # Within the limits an upload works.
         assert client.post(f"/projects/{project}/documents", files=files[:2]).status_code == 201
 
@@ -266,10 +266,10 @@ def test_workspace_quotas_hold_even_for_requests_racing_each_other(database, set
         refused = client.post("/projects", json={"name": "one more"})
         assert (refused.status_code, refused.json()["code"]) == (409, "quota_exceeded")
 
-        project = client.get("/projects").json()[0]["id"]
+        project = client.get("/projects").json()["items"][0]["id"]
         files = [("files", (f"r{i}.txt", f"report {i}".encode())) for i in range(4)]
         assert client.post(f"/projects/{project}/documents", files=files).status_code == 409
-        assert client.get(f"/projects/{project}/documents").json() == []
+        assert client.get(f"/projects/{project}/documents").json()["items"] == []
         assert client.post(f"/projects/{project}/documents", files=files[:3]).status_code == 201
 
         assert client.post(f"/projects/{project}/runs", json={"kind": "full"}).status_code == 202

@@ -31,15 +31,15 @@ def test_an_editor_who_has_not_reviewed_sees_only_their_own_feedback(
         carol, vera = _member(app, alice, "editor"), _member(app, alice, "viewer")
         _review_cities(alice, run_id)
         assert alice.post(f"/runs/{run_id}/review/done").json()["all_done"] is True
-        assert carol.get(f"/runs/{run_id}/feedback").json() == []
+        assert carol.get(f"/runs/{run_id}/feedback").json()["items"] == []
         assert carol.get(f"/runs/{run_id}/agreement").json()["complete"] is False
-        value = alice.get(f"/runs/{run_id}/values", params={"page_size": 1}).json()["items"][0]
+        value = alice.get(f"/runs/{run_id}/values", params={"limit": 1}).json()["items"][0]
         assert carol.get(f"/values/{value['id']}/feedback").json()["others"] == []
-        assert len(vera.get(f"/runs/{run_id}/feedback").json()) == 20
+        assert len(vera.get(f"/runs/{run_id}/feedback").json()["items"]) == 20
         # Carol opens her review: she is a reviewer now, so Alice's answers are hidden from everybody again.
         assert carol.post(f"/runs/{run_id}/review").json()["all_done"] is False
-        assert vera.get(f"/runs/{run_id}/feedback").json() == []
-        assert len(alice.get(f"/runs/{run_id}/feedback").json()) == 20  # her own, always
+        assert vera.get(f"/runs/{run_id}/feedback").json()["items"] == []
+        assert len(alice.get(f"/runs/{run_id}/feedback").json()["items"]) == 20  # her own, always
         for client in (carol, vera):
             client.__exit__(None, None, None)
 
@@ -125,7 +125,7 @@ def test_two_reviewers_finishing_at_once_complete_the_review_and_carry_its_verdi
         )
         assert [a.status_code for a in answers] == [200, 200]
         assert any(a.json()["all_done"] for a in answers)
-        assert len(alice.get(f"/runs/{meanwhile}/feedback").json()) == 2 * 20  # both reviewers' verdicts
+        assert len(alice.get(f"/runs/{meanwhile}/feedback").json()["items"]) == 2 * 20  # both reviewers' verdicts
         bob.__exit__(None, None, None)
 
 

@@ -14,7 +14,7 @@ from tests.support.review import coded_run
 
 
 def _values(client, run_id) -> dict[tuple[str, str], dict]:
-    page = client.get(f"/runs/{run_id}/values", params={"page_size": 100}).json()
+    page = client.get(f"/runs/{run_id}/values", params={"limit": 100}).json()
     return {(v["file_name"], v["variable"]): v for v in page["items"]}
 
 
@@ -66,14 +66,14 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
         assert bob.get(f"/values/{city['id']}/feedback").json()["others"] == []
         bob.put(f"/values/{city['id']}/feedback", json={"verdict": "correct"})
         assert alice.get(f"/values/{city['id']}/feedback").json()["others_visible"] is False
-        assert len(alice.get(f"/runs/{run_id}/feedback").json()) == 3  # her own only
+        assert len(alice.get(f"/runs/{run_id}/feedback").json()["items"]) == 3  # her own only
         assert alice.post(f"/runs/{run_id}/review/done").json()["all_done"] is False
         assert bob.get(f"/values/{city['id']}/feedback").json()["others"] == []
         review = bob.post(f"/runs/{run_id}/review/done").json()
         assert review["all_done"] is True and sorted(r["feedback"] for r in review["reviewers"]) == [1, 3]
         seen = alice.get(f"/values/{city['id']}/feedback").json()
         assert seen["others_visible"] and [o["verdict"] for o in seen["others"]] == ["correct"]
-        assert len(bob.get(f"/runs/{run_id}/feedback").json()) == 4
+        assert len(bob.get(f"/runs/{run_id}/feedback").json()["items"]) == 4
 
         # A finished review is locked: after reading Bob's answer, Alice cannot quietly take it as her own.
         locked = alice.put(f"/values/{city['id']}/feedback", json={"verdict": "correct"})
@@ -81,7 +81,7 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
         # Reopened, her verdicts can change (the history keeps them), and everybody's answers are hidden again.
         assert alice.post(f"/runs/{run_id}/review/reopen").json()["all_done"] is False
         assert bob.get(f"/values/{city['id']}/feedback").json()["others_visible"] is False
-        assert len(bob.get(f"/runs/{run_id}/feedback").json()) == 1
+        assert len(bob.get(f"/runs/{run_id}/feedback").json()["items"]) == 1
         again_refused = bob.post(f"/runs/{run_id}/review/reopen")
         assert again_refused.status_code == 200  # Bob's was finished too; reopening his is his to do
         assert bob.post(f"/runs/{run_id}/review/done").status_code == 200
@@ -94,7 +94,7 @@ def test_feedback_is_checked_kept_and_blind_until_both_reviewers_are_done(
         assert (refused.status_code, refused.json()["code"]) == (422, "entity_not_found")
         unnamed = alice.post(f"/runs/{run_id}/entity-feedback", json={**missed, "entity_text": None})
         assert unnamed.status_code == 422
-        assert len(alice.get(f"/runs/{run_id}/entity-feedback").json()) == 1
+        assert len(alice.get(f"/runs/{run_id}/entity-feedback").json()["items"]) == 1
         assert alice.post(f"/runs/{run_id}/review/done").json()["all_done"] is True
         not_finished = alice.post(f"/runs/{run_id}/review/reopen")
         assert not_finished.status_code == 200

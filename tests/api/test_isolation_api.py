@@ -25,6 +25,7 @@ PUBLIC = {
 SELF = {
     ("POST", "/api/v1/auth/logout"),
     ("GET", "/api/v1/auth/me"),
+    ("DELETE", "/api/v1/auth/me"),  # the password confirms it (tests/pipeline/test_deletion.py)
     ("POST", "/api/v1/auth/invitations/accept"),  # the token is the only id (tests/api/test_auth.py, invitations)
     ("GET", "/api/v1/workspaces"),
     ("POST", "/api/v1/workspaces"),
@@ -197,6 +198,9 @@ def _matrix(w) -> list[tuple[str, str, dict]]:
         ("POST", f"/api/v1/workspaces/{wid}/members", {"json": {"email": "x@example.org", "role": "owner"}}),
         ("PATCH", f"/api/v1/workspaces/{wid}/members/{member}", {"json": {"role": "owner"}}),
         ("DELETE", f"/api/v1/workspaces/{wid}/members/{member}", {}),
+        ("DELETE", f"/api/v1/projects/{pid}/documents/{did}", {}),
+        ("DELETE", f"/api/v1/projects/{pid}", {}),
+        ("DELETE", f"/api/v1/workspaces/{wid}", {}),
     ]
 
 
@@ -240,7 +244,7 @@ def test_other_tenant_gets_404_and_changes_nothing(world):
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["code"].endswith("not_found"), (method, path)
     assert _snapshot(world) == before
-    assert len(cases) == 46
+    assert len(cases) == 49
 
 
 def test_other_tenant_cannot_pick_the_workspace(world):
@@ -251,10 +255,10 @@ def test_other_tenant_cannot_pick_the_workspace(world):
 def test_lists_never_contain_foreign_ids(world):
     bob = world["bob"]
     bob("POST", "/api/v1/projects", json={"name": "B's project"})
-    ids = {p["id"] for p in bob("GET", "/api/v1/projects").json()}
+    ids = {p["id"] for p in bob("GET", "/api/v1/projects").json()["items"]}
     assert world["pid"] not in ids and len(ids) == 1
     assert {w["id"] for w in bob("GET", "/api/v1/workspaces").json()} == {bob.workspace}
-    alice_ids = {p["id"] for p in world["alice"]("GET", "/api/v1/projects").json()}
+    alice_ids = {p["id"] for p in world["alice"]("GET", "/api/v1/projects").json()["items"]}
     assert alice_ids.isdisjoint(ids)
 
 

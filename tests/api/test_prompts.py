@@ -27,7 +27,7 @@ def test_versions_are_listed_compared_and_restored(database, settings, demo_file
         client.post(f"{base}/variables", json={"name": "violence", "type": "boolean"})
         assert client.post(f"{base}/runs", json=sample).status_code == 202  # version 5
 
-        versions = client.get(f"{base}/prompt-versions").json()
+        versions = client.get(f"{base}/prompt-versions").json()["items"]
         assert [(v["version"], v["runs"]) for v in versions] == [(5, 1), (4, 0), (3, 1), (2, 1), (1, 0)]
         assert versions[0]["variables"] == ["city", "violence"]
         fifth = client.get(f"{base}/prompt-versions/5/diff", params={"against": 3}).json()

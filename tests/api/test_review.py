@@ -49,7 +49,7 @@ def test_a_reviewer_reads_documents_values_and_text_of_a_run(
         assert (value["prompt_version"], value["model"]) == (1, "fake/misreading")
 
         # Every offset points at its quote in the parsed text.
-        quoted = client.get(f"/runs/{run_id}/values", params={"variable": "participants", "page_size": 10}).json()
+        quoted = client.get(f"/runs/{run_id}/values", params={"variable": "participants", "limit": 10}).json()
         assert quoted["total"] == 4
         for item in quoted["items"]:
             if item["char_start"] is None:
@@ -61,9 +61,12 @@ def test_a_reviewer_reads_documents_values_and_text_of_a_run(
             assert text["text"] == item["quote"] and text["total_chars"] > item["char_end"]
 
         # Pages: 4 documents x 5 variables.
-        first = client.get(f"/runs/{run_id}/values", params={"page_size": 3}).json()
-        last = client.get(f"/runs/{run_id}/values", params={"page_size": 3, "page": 7}).json()
-        assert (first["total"], len(first["items"]), len(last["items"])) == (20, 3, 2)
+        pages = [client.get(f"/runs/{run_id}/values", params={"limit": 3}).json()]
+        while pages[-1]["next_cursor"]:
+            params = {"limit": 3, "cursor": pages[-1]["next_cursor"]}
+            pages.append(client.get(f"/runs/{run_id}/values", params=params).json())
+        assert [len(page["items"]) for page in pages] == [3] * 6 + [2] and pages[0]["total"] == 20
+        assert len({item["id"] for page in pages for item in page["items"]}) == 20
         detail = client.get(f"/projects/{project_id}/documents/{doc_ids[0]}").json()
         assert detail["text_chars"] > 0 and detail["status"] == "done"
         missing = client.get(f"/projects/{project_id}/documents/{uuid.uuid4()}")
@@ -109,7 +112,7 @@ def test_a_download_holds_the_feedback_as_it_stands_and_says_when_it_was_built(
     with TestClient(create_app(settings), base_url="http://test/api/v1") as client:
         login_as(client, f"download-{uuid.uuid4().hex[:8]}@example.org")
         project_id, run_id, _ = coded_run(client, settings, session_factory, instance, demo_files)
-        values = client.get(f"/runs/{run_id}/values", params={"page_size": 100}).json()["items"]
+        values = client.get(f"/runs/{run_id}/values", params={"limit": 100}).json()["items"]
         by = {(v["file_name"], v["variable"]): v for v in values}
 
         def download() -> dict[str, pd.DataFrame]:
@@ -163,21 +166,22 @@ def test_a_finished_reviews_verdicts_carry_to_a_later_runs_unchanged_values(
         login_as(client, f"carry-{uuid.uuid4().hex[:8]}@example.org")
         tenant = uuid.UUID(client.get("/auth/me").json()["workspaces"][0]["id"])
         project_id, first, doc_ids = coded_run(client, settings, session_factory, instance, demo_files)
-        values = client.get(f"/runs/{first}/values", params={"page_size": 100}).json()["items"]
+        values = client.get(f"/runs/{first}/values", params={"limit": 100}).json()["items"]
         for value in values:
             wrong = (value["file_name"], value["variable"]) == ("porto_dockers.html", "participants")
             body = {"verdict": "wrong", "corrected_value": 500} if wrong else {"verdict": "correct"}
             assert client.put(f"/values/{value['id']}/feedback", json=body).status_code == 200
         unfinished = recode(settings, session_factory, instance, tenant, project_id, doc_ids)
-        assert client.get(f"/runs/{unfinished}/feedback").json() == []  # the review is not done: nothing carries
+        # The review is not done: nothing carries.
+        assert client.get(f"/runs/{unfinished}/feedback").json()["items"] == []
         assert client.post(f"/runs/{first}/review/done").status_code == 200
         # Its completion carries to the run coded meanwhile, too.
-        assert len(client.get(f"/runs/{unfinished}/feedback").json()) == 20
+        assert len(client.get(f"/runs/{unfinished}/feedback").json()["items"]) == 20
 
         city = next(v for v in client.get(f"/projects/{project_id}/variables").json() if v["name"] == "city")
         client.patch(f"/projects/{project_id}/variables/{city['id']}", json={"description": "The dateline's city"})
         later = recode(settings, session_factory, instance, tenant, project_id, doc_ids)
-        carried = client.get(f"/runs/{later}/feedback").json()
+        carried = client.get(f"/runs/{later}/feedback").json()["items"]
         assert len(carried) == 16 and {f["variable_name"] for f in carried} == {
             "event_date",
             "participants",

@@ -270,7 +270,7 @@ def _review(client, run_id: str, truth: dict[str, str], *, only: str | None = No
     """Feedback on the run's values (of the variable `only`, if given): a city that is not the report's is
     corrected, `fixes` {(file, variable): value} are corrected, the rest is correct; then the review is done.
     Returns how many verdicts were given."""
-    params = {"page_size": 500, **({"variable": only} if only else {})}
+    params = {"limit": 500, **({"variable": only} if only else {})}
     values = client.get(f"/runs/{run_id}/values", params=params).json()["items"]
     assert len(values) == 4 * (1 if only else 5)
     for value in values:
@@ -343,7 +343,7 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         assert dropped["variables"] == [] and dropped["task"]["applied"]["dropped"]
         for variable in VARIABLES:
             assert client.post(f"/projects/{pid}/variables", json=variable).status_code == 201
-        codebook_version = len(client.get(f"/projects/{pid}/prompt-versions").json())
+        codebook_version = len(client.get(f"/projects/{pid}/prompt-versions").json()["items"])
 
         first = client.post(f"/projects/{pid}/runs", json={"kind": "sample", "sample_size": 4, "seed": 1}).json()
         assert wait_for_run(client, first["id"], timeout=300)["status"] == "succeeded"
@@ -355,7 +355,7 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         # Double coding, blind: Bob opens his review before Alice finishes hers; neither sees the other's.
         assert bob.post(f"/runs/{first['id']}/review").status_code == 200
         _review(client, first["id"], truth, fixes=porto_size)
-        assert bob.get(f"/runs/{first['id']}/feedback").json() == []
+        assert bob.get(f"/runs/{first['id']}/feedback").json()["items"] == []
         assert client.get(f"/runs/{first['id']}/agreement").json()["complete"] is False
         refused = client.post(f"/projects/{pid}/runs", json={"kind": "full"})
         assert (refused.status_code, refused.json()["code"]) == (409, "review_incomplete")
@@ -403,7 +403,7 @@ def test_the_research_loop_through_the_api(loop_platform, settings, tmp_path):
         shown = client.get(f"/runs/{second['id']}").json()
         assert (shown["llm_calls"], shown["partly_cached_calls"], shown["cached_calls"]) == (4, 4, 0)
         # The unchanged values keep both reviewers' verdicts, marked as carried; each judges the cities alone.
-        carried = client.get(f"/runs/{second['id']}/feedback").json()
+        carried = client.get(f"/runs/{second['id']}/feedback").json()["items"]
         assert len(carried) == 2 * 4 * 4 and {f["carried_from_run_id"] for f in carried} == {first["id"]}
         assert _review(client, second["id"], truth, only="city") == 4
         assert _review(bob, second["id"], truth, only="city") == 4

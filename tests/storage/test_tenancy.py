@@ -50,6 +50,7 @@ DEFINER_ALLOWLIST = {
     "coderai_active_runs",
     "coderai_project_tenant",
     "coderai_open_agent_tasks",
+    "coderai_pending_deletions",
 }
 
 

@@ -101,7 +101,7 @@ def _do_tasks(settings, instance, client) -> list[dict]:
 
 def _review_cities(client, run_id) -> None:
     """The reviewer: every city wrong (the model gave the country), with the city; everything else correct."""
-    values = client.get(f"/runs/{run_id}/values", params={"page_size": 500}).json()["items"]
+    values = client.get(f"/runs/{run_id}/values", params={"limit": 500}).json()["items"]
     truth = {country: city for city, country in COUNTRIES.items()}
     for value in values:
         if value["variable"] == "city" and value["value"] in truth:

@@ -3,14 +3,65 @@ says what it needs by name and a query is written once. Repositories read and ad
 rules live in the services that call them). Row-level security keeps every query inside the session's tenant;
 the tenant and project filters here say the same thing again, so a query is right on its own."""
 
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
 from typing import Any
 
+from sqlakeyset import BadBookmark, InvalidPage, select_page
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from coderai_assets.errors import InvalidInput
 
-def page(session: Session, query: Select, number: int, size: int) -> tuple[list[Any], int]:
-    """One page of a query's rows (numbered from 1) and the count of all of them."""
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Any]
+    total: int
+    next_cursor: str | None
+
+
+def keyset_page(
+    session: Session, query: Select, *, name: str, limit: int, cursor: str | None, scalars: bool = False
+) -> Page:
+    """One page of a query that orders on a unique key (sqlakeyset: the page after the last row's key, never an
+    OFFSET), the count of all its rows, and the cursor of the next page (None on the last).
+
+    Keyset paging is stable while rows are added: a page starts after the key it was given, so nothing is skipped
+    or shown twice, and the 10,000th row costs what the first does. `name` is written into the cursor, so a cursor
+    of one list given to another is refused (`invalid_cursor`) instead of paging on the wrong key. `scalars`: the
+    rows are the query's one entity, not tuples."""
+    marker = _bookmark(name, cursor) if cursor else None
+    try:
+        page = select_page(session, query, per_page=limit, page=marker)
+    except (BadBookmark, InvalidPage, ValueError, TypeError, DBAPIError) as exc:
+        if marker is None:  # no cursor given: the error is not the client's
+            raise
+        raise InvalidCursor("The cursor is not one this list gave.") from exc  # a key that does not fit the list
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.execute(query.limit(size).offset((number - 1) * size)).all()
-    return list(rows), total
+    following = page.paging.bookmark_next if page.paging.has_next else None
+    rows = [row[0] for row in page] if scalars else list(page)
+    return Page(rows, total, _cursor(name, following) if following else None)
+
+
+def _cursor(name: str, bookmark: str) -> str:
+    return base64.urlsafe_b64encode(f"{name}|{bookmark}".encode()).decode().rstrip("=")
+
+
+def _bookmark(name: str, cursor: str) -> str:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("The cursor is not one this list gave.") from exc
+    given, _, bookmark = decoded.partition("|")
+    if given != name or not bookmark:
+        raise InvalidCursor("The cursor is not one this list gave.")
+    return bookmark

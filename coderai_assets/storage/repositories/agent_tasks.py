@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from coderai_assets.storage.models import AgentTask, AgentTaskStatus, Project
+from coderai_assets.storage.models import AgentTask, AgentTaskKind, AgentTaskStatus, Project
 
 
 def get(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: bool = False) -> AgentTask | None:
@@ -16,13 +16,18 @@ def get(session: Session, tenant_id: uuid.UUID, task_id: uuid.UUID, *, lock: boo
     return session.scalars(query.with_for_update() if lock else query).first()
 
 
-def of_project(session: Session, project: Project) -> list[AgentTask]:
-    """Newest first."""
-    return list(
-        session.scalars(
-            select(AgentTask).where(AgentTask.project_id == project.id).order_by(AgentTask.created_at.desc())
-        )
+def of_project_query(
+    project: Project, *, status: AgentTaskStatus | None = None, kind: AgentTaskKind | None = None
+) -> Select:
+    """The project's tasks, newest first."""
+    query = (
+        select(AgentTask)
+        .where(AgentTask.project_id == project.id)
+        .order_by(AgentTask.created_at.desc(), AgentTask.id.desc())
     )
+    if status is not None:
+        query = query.where(AgentTask.status == status)
+    return query.where(AgentTask.kind == kind) if kind is not None else query
 
 
 def status(session: Session, task_id: uuid.UUID) -> AgentTaskStatus | None:

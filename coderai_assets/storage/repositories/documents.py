@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session, defer
 
-from coderai_assets.storage.models import Document, DocumentChunk, Project
+from coderai_assets.storage.like import contains
+from coderai_assets.storage.models import Document, DocumentChunk, DocumentStatus, Project
 
 
 def by_content(session: Session, project: Project, sha256: str) -> Document | None:
@@ -16,17 +17,25 @@ def by_content(session: Session, project: Project, sha256: str) -> Document | No
     return session.scalars(select(Document).where(Document.project_id == project.id, Document.sha256 == sha256)).first()
 
 
-def of_project(session: Session, project: Project) -> list[Document]:
-    return list(
-        session.scalars(select(Document).where(Document.project_id == project.id).order_by(Document.created_at))
+def of_project_query(project: Project, *, status: DocumentStatus | None = None, name: str | None = None) -> Select:
+    """The project's documents in upload order, their text left unloaded; `status`: the parse status; `name`:
+    those whose file name holds it (any case)."""
+    query = (
+        select(Document)
+        .where(Document.project_id == project.id, Document.deleted_at.is_(None))
+        .options(defer(Document.text), defer(Document.parse_warnings))
+        .order_by(Document.created_at, Document.id)
     )
+    if status is not None:
+        query = query.where(Document.status == status)
+    return query.where(Document.file_name.ilike(contains(name), escape="\\")) if name else query
 
 
 def with_text_length(session: Session, project: Project, document_id: uuid.UUID) -> tuple[Document, int | None] | None:
     """The document (its text left unloaded) and the length of its parsed text (None before it is parsed)."""
     row = session.execute(
         select(Document, func.length(Document.text)).where(
-            Document.id == document_id, Document.project_id == project.id
+            Document.id == document_id, Document.project_id == project.id, Document.deleted_at.is_(None)
         )
     ).first()
     return (row[0], row[1]) if row is not None else None
@@ -39,7 +48,7 @@ def text_slice(
     and the text's whole length."""
     row = session.execute(
         select(func.substr(Document.text, offset + 1, limit), func.length(Document.text)).where(
-            Document.id == document_id, Document.project_id == project.id
+            Document.id == document_id, Document.project_id == project.id, Document.deleted_at.is_(None)
         )
     ).first()
     return (row[0], row[1]) if row is not None else None
@@ -108,19 +117,17 @@ def existing(session: Session, document_ids: list[uuid.UUID]) -> set[uuid.UUID]:
 
 def first_of_project(session: Session, project: Project, among: list[uuid.UUID], limit: int) -> list[Document]:
     """The project's first `limit` documents by upload, of `among` when given."""
-    query = select(Document).where(Document.project_id == project.id)
+    query = select(Document).where(Document.project_id == project.id, Document.deleted_at.is_(None))
     if among:
         query = query.where(Document.id.in_(among))
     return list(session.scalars(query.order_by(Document.created_at).limit(limit)))
 
 
 def in_upload_order(session: Session, project: Project) -> list[Document]:
-    """Every document of the project, in upload order (ties by id, so a seeded sample is reproducible)."""
-    return list(
-        session.scalars(
-            select(Document).where(Document.project_id == project.id).order_by(Document.created_at, Document.id)
-        )
-    )
+    """Every document of the project not being deleted, in upload order (ties by id, so a seeded sample is
+    reproducible)."""
+    query = select(Document).where(Document.project_id == project.id, Document.deleted_at.is_(None))
+    return list(session.scalars(query.order_by(Document.created_at, Document.id)))
 
 
 def ids_of_project(session: Session, project: Project) -> list[uuid.UUID]:

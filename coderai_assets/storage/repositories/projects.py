@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from coderai_assets.storage.like import contains
 from coderai_assets.storage.models import AgentTask, Project, PromptVersion, Variable
 
 
 def get(session: Session, tenant_id: uuid.UUID, project_id: uuid.UUID) -> Project | None:
-    return session.scalars(select(Project).where(Project.id == project_id, Project.tenant_id == tenant_id)).first()
+    """The project, unless its deletion was asked."""
+    query = select(Project).where(Project.id == project_id, Project.tenant_id == tenant_id)
+    return session.scalars(query.where(Project.deleted_at.is_(None))).first()
 
 
-def of_tenant(session: Session, tenant_id: uuid.UUID) -> list[Project]:
-    return list(session.scalars(select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at)))
+def of_tenant_query(tenant_id: uuid.UUID, *, name: str | None = None) -> Select:
+    """The workspace's projects, oldest first; `name`: those whose name holds it (any case)."""
+    query = select(Project).where(Project.tenant_id == tenant_id, Project.deleted_at.is_(None))
+    query = query.order_by(Project.created_at, Project.id)
+    return query.where(Project.name.ilike(contains(name), escape="\\")) if name else query
 
 
 def variables(session: Session, project: Project) -> list[Variable]:
@@ -45,13 +51,9 @@ def count_of_tenant(session: Session, tenant_id: uuid.UUID) -> int:
     return session.scalar(select(func.count()).select_from(Project).where(Project.tenant_id == tenant_id)) or 0
 
 
-def prompt_versions(session: Session, project: Project) -> list[PromptVersion]:
-    """Newest first."""
-    return list(
-        session.scalars(
-            select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
-        )
-    )
+def prompt_versions_query(project: Project) -> Select:
+    """Newest first (a version number is the project's own, one per codebook edit)."""
+    return select(PromptVersion).where(PromptVersion.project_id == project.id).order_by(PromptVersion.version.desc())
 
 
 def prompt_version(session: Session, project: Project, number: int) -> PromptVersion | None:

@@ -27,9 +27,12 @@ def get(session: Session, tenant_id: uuid.UUID, run_id: uuid.UUID) -> Run | None
     return session.scalars(select(Run).where(Run.id == run_id, Run.tenant_id == tenant_id)).first()
 
 
-def of_project(session: Session, project: Project) -> list[Run]:
-    """Newest first."""
-    return list(session.scalars(select(Run).where(Run.project_id == project.id).order_by(Run.created_at.desc())))
+def of_project_query(project: Project, *, status: RunStatus | None = None, kind: RunKind | None = None) -> Select:
+    """The project's runs, newest first."""
+    query = select(Run).where(Run.project_id == project.id).order_by(Run.created_at.desc(), Run.id.desc())
+    if status is not None:
+        query = query.where(Run.status == status)
+    return query.where(Run.kind == kind) if kind is not None else query
 
 
 def per_prompt_version(session: Session, project: Project) -> dict[uuid.UUID | None, int]:

@@ -39,9 +39,12 @@ def history_of(session: Session, value: Extraction) -> list[Feedback]:
     )
 
 
-def current_of_run(run: Run) -> Select:
+def current_of_run(run: Run, *, document_id: uuid.UUID | None = None, variable: str | None = None) -> Select:
     """The run's current verdicts, as a query the caller narrows to what the reader may see."""
-    return select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+    query = select(Feedback).where(Feedback.run_id == run.id, Feedback.superseded_at.is_(None))
+    if document_id is not None:
+        query = query.where(Feedback.document_id == document_id)
+    return query.where(Feedback.variable_name == variable) if variable is not None else query
 
 
 def reviewed_documents_of_run(run: Run) -> Select:
