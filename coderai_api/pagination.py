@@ -2,7 +2,7 @@
 
 The cursor is opaque: the key of the last row shown (repositories.keyset_page), so a page costs the same at row
 10,000 as at row 1 and stays right while rows are added. Pass `next_cursor` back, with the same filters, for the
-next page; it is null on the last. `total` counts the rows the filters select."""
+next page; it is null on the last. `total`, on the first page, counts the rows the filters select."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ class LimitTooLarge(InvalidInput):
 
 class Page(BaseModel, Generic[T]):
     items: list[T]
-    total: int
+    # On the first page (no cursor): the rows the filters select. Null on the pages after it.
+    total: int | None
     limit: int
     next_cursor: str | None
 

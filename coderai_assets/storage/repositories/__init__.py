@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlakeyset import BadBookmark, InvalidPage, select_page
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ class InvalidCursor(InvalidInput):
 @dataclass(frozen=True)
 class Page:
     rows: list[Any]
-    total: int
+    total: int | None  # on the first page only
     next_cursor: str | None
 
 
@@ -33,7 +33,8 @@ def keyset_page(
     session: Session, query: Select, *, name: str, limit: int, cursor: str | None, scalars: bool = False
 ) -> Page:
     """One page of a query that orders on a unique key (sqlakeyset: the page after the last row's key, never an
-    OFFSET), the count of all its rows, and the cursor of the next page (None on the last).
+    OFFSET), the cursor of the next page (None on the last) and, on the first page, the count of all its rows (a
+    count reads every row the filters select, 5 ms at 10,000: paid once, not on every page).
 
     Keyset paging is stable while rows are added: a page starts after the key it was given, so nothing is skipped
     or shown twice, and the 10,000th row costs what the first does. `name` is written into the cursor, so a cursor
@@ -46,7 +47,7 @@ def keyset_page(
         if marker is None:  # no cursor given: the error is not the client's
             raise
         raise InvalidCursor("The cursor is not one this list gave.") from exc  # a key that does not fit the list
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = None if cursor else session.scalar(query.with_only_columns(func.count()).order_by(None)) or 0
     following = page.paging.bookmark_next if page.paging.has_next else None
     rows = [row[0] for row in page] if scalars else list(page)
     return Page(rows, total, _cursor(name, following) if following else None)
