@@ -301,8 +301,12 @@ def test_metrics_for_prometheus_with_an_optional_token(database, settings):
     app = create_app(settings)
     with TestClient(app) as client:
         client.get("/api/v1/health")
+        client.get(f"/api/v1/projects/{uuid.uuid4()}")  # 401: labelled by its route's template, never its path
+        client.get("/api/v1/no-such-route")
         text = client.get("/metrics").text
         assert "http_requests_total" in text and 'handler="/api/v1/health"' in text
+        assert 'handler="/api/v1/projects/{project_id}",method="GET",status="4xx"' in text
+        assert 'handler="none"' in text and "no-such-route" not in text and 'handler="/metrics"' not in text
         for name in ("coderai_llm_calls_total", "coderai_documents_total", "coderai_spend_usd_total"):
             assert f"# TYPE {name} counter" in text
         assert "# TYPE coderai_llm_call_seconds histogram" in text
